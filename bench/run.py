@@ -1,0 +1,358 @@
+#!/usr/bin/python3
+"""run.py -- runs cfutures' benchmark and its peers' and writes bench/RESULTS.md.
+
+Runs each program of bench/ one after another (never two at once: they would share the
+cores) with a per-program timeout, collects the lines they print
+
+    RESULT <workload> <median> <unit> min=<x> max=<y> reps=<n>
+    NOTE <workload> <text>
+    INFO <key> <value>
+
+and prints one table -- rows are workloads, columns cfutures and each peer with its
+figure and its ratio to cfutures, plus the goal and whether cfutures meets it -- which it
+also writes to bench/RESULTS.md with the machine, the library versions, the date and the
+command.  A program that fails or times out keeps the figures it printed before; its cells
+say what happened, and run.py exits with status 1 after writing the file.
+
+The programs are built by `make bench` (build-bench/, Release); run.py does not build.
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+# column, program in <build>/bench (None: the Python peer), the library's pkg-config name
+PEERS = [
+    ("cfutures", "bench_cfutures", None),
+    ("GLib", "bench_glib", "glib-2.0"),
+    ("libuv", "bench_libuv", "libuv"),
+    ("OpenMP", "bench_openmp", None),
+    ("oneTBB", "bench_tbb", "tbb"),
+    ("Python", None, None),
+]
+
+
+class Workload:
+    def __init__(self, key, title, unit, goal_op, goal, lower_is_better, ratio=True):
+        self.key, self.title, self.unit = key, title, unit
+        self.goal_op, self.goal = goal_op, goal
+        self.lower_is_better = lower_is_better
+        self.ratio = ratio
+
+    def meets_goal(self, v):
+        return {"<=": v <= self.goal, "<": v < self.goal, ">=": v >= self.goal}[self.goal_op]
+
+    def goal_text(self):
+        op = {"<=": "≤", "<": "<", ">=": "≥"}[self.goal_op]
+        return f"{op} {fmt(self.goal)}"
+
+
+WORKLOADS = [
+    Workload("W1", "submit+wait", "ns/task", "<=", 100, True),
+    Workload("W2", "map", "ns/item", "<=", 50, True),
+    Workload("W3", "ping-pong", "us/round", "<=", 5, True),
+    Workload("W4", "cpu 1 ms", "% efficiency", ">=", 95, False),
+    # Idle figures sit near zero, where a ratio says nothing.
+    Workload("W5", "idle", "% of a core", "<", 1, True, ratio=False),
+]
+
+# Workloads a peer has no equivalent for (its program does not print them).
+NOT_APPLICABLE = {("GLib", "W2"), ("libuv", "W2")}
+
+
+def fmt(v):
+    """A figure with three significant digits, without exponent notation."""
+    if v == 0:
+        return "0"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    if abs(v) >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}" if abs(v) >= 1e-3 else f"{v:.1e}"
+
+
+class Run:
+    """One program's run: its figures, notes, facts and how it ended."""
+
+    def __init__(self, peer):
+        self.peer = peer
+        self.results = {}  # workload -> dict(value, unit, min, max, reps)
+        self.notes = {}    # workload -> [text]
+        self.info = {}
+        self.status = "not run"
+        self.seconds = 0.0
+        self.stderr = ""
+
+    def parse(self, text):
+        for line in text.splitlines():
+            parts = line.split(" ", 2)
+            if parts[0] == "RESULT" and len(parts) == 3:
+                fields = parts[2].split()
+                r = {"value": float(fields[0]), "unit": fields[1]}
+                for f in fields[2:]:
+                    k, _, v = f.partition("=")
+                    r[k] = float(v)
+                self.results[parts[1]] = r
+            elif parts[0] == "NOTE" and len(parts) == 3:
+                self.notes.setdefault(parts[1], []).append(parts[2])
+            elif parts[0] == "INFO" and len(parts) == 3:
+                self.info[parts[1]] = parts[2]
+
+
+def command_of(peer, program, build, args):
+    if program is None:
+        return [PYTHON, str(BENCH_DIR / "py_threads.py")] + args
+    return [str(build / "bench" / program)] + args
+
+
+def run_program(peer, cmd, timeout, env):
+    run = Run(peer)
+    print(f"== {peer}: {shlex.join(cmd)}", flush=True)
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        out, run.stderr = p.stdout, p.stderr
+        run.status = "ok" if p.returncode == 0 else f"failed (exit status {p.returncode})"
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        run.stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+        run.status = f"timed out after {timeout:.0f} s"
+    run.seconds = time.monotonic() - t0
+    run.parse(out)
+    for line in out.splitlines():
+        print(f"   {line}")
+    for line in run.stderr.splitlines():
+        print(f"   stderr: {line}")
+    print(f"   -> {run.status} in {run.seconds:.1f} s", flush=True)
+    return run
+
+
+def cell(w, run, cf):
+    """The table cell of one peer for one workload."""
+    if (run.peer, w.key) in NOT_APPLICABLE:
+        return "n/a"
+    r = run.results.get(w.key)
+    if r is None:
+        return "—" if run.status == "ok" else run.status.split(" (")[0]
+    text = fmt(r["value"])
+    if run.peer == "cfutures" or not w.ratio or cf is None:
+        return text
+    a, b = (r["value"], cf) if w.lower_is_better else (cf, r["value"])
+    return f"{text} ({a / b:.2g}×)" if b > 0 else text
+
+
+def table(runs):
+    cf_run = next((r for r in runs if r.peer == "cfutures"), None)
+    head = ["Workload", "Goal", "cfutures", "goal met"] + [r.peer for r in runs
+                                                          if r.peer != "cfutures"]
+    rows = []
+    for w in WORKLOADS:
+        cf = cf_run.results.get(w.key, {}).get("value") if cf_run else None
+        verdict = "—" if cf is None else ("PASS" if w.meets_goal(cf) else "MISS")
+        row = [f"{w.key} {w.title} ({w.unit})", w.goal_text(),
+               cell(w, cf_run, cf) if cf_run else "not run", verdict]
+        row += [cell(w, r, cf) for r in runs if r.peer != "cfutures"]
+        rows.append(row)
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    lines = ["| " + " | ".join(x.ljust(n) for x, n in zip(head, widths)) + " |",
+             "|" + "|".join("-" * (n + 2) for n in widths) + "|"]
+    lines += ["| " + " | ".join(x.ljust(n) for x, n in zip(row, widths)) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+def first_line(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+        return out.splitlines()[0].strip() if out else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def cmake_cache(build):
+    cache = {}
+    try:
+        for line in (build / "CMakeCache.txt").read_text().splitlines():
+            m = re.match(r"^([A-Za-z_0-9]+):[A-Z]+=(.*)$", line)
+            if m:
+                cache[m.group(1)] = m.group(2)
+    except OSError:
+        pass
+    return cache
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def version_of(runs, peer, pkg):
+    run = next((r for r in runs if r.peer == peer), None)
+    if run is not None and "version" in run.info:
+        return run.info["version"]
+    if pkg and shutil.which("pkg-config"):
+        v = first_line(["pkg-config", "--modversion", pkg])
+        if v != "unknown":
+            return f"{v} (pkg-config; the program did not run)"
+    return "unknown"
+
+
+def machine(build, runs, workers):
+    cache = cmake_cache(build)
+    cc = cache.get("CMAKE_C_COMPILER", "gcc")
+    cxx = cache.get("CMAKE_CXX_COMPILER")
+    lines = [
+        f"- CPU: {cpu_model()}",
+        f"- CPUs: {os.cpu_count()} online, {len(os.sched_getaffinity(0))} usable by this "
+        f"process; every library ran with {workers} workers",
+        f"- Kernel: {' '.join(platform.uname()[i] for i in (0, 2, 4))}",
+        f"- C compiler: {first_line([cc, '--version'])}",
+    ]
+    if cxx:
+        lines.append(f"- C++ compiler: {first_line([cxx, '--version'])}")
+    lines.append(f"- Build: {build} (CMAKE_BUILD_TYPE={cache.get('CMAKE_BUILD_TYPE', '?')})")
+    lines.append("- Versions: " + ", ".join(
+        f"{peer} {version_of(runs, peer, pkg)}" for peer, _, pkg in PEERS))
+    return "\n".join(lines)
+
+
+def details(runs):
+    """Per program: how it ended, each figure's spread, and its notes."""
+    out = []
+    for run in runs:
+        out.append(f"### {run.peer}\n")
+        out.append(f"Status: {run.status}, {run.seconds:.1f} s.\n")
+        for w in WORKLOADS:
+            r = run.results.get(w.key)
+            notes = run.notes.get(w.key, [])
+            if r is None and not notes:
+                continue
+            if r is not None:
+                spread = (f"median {fmt(r['value'])} {r['unit']}, min {fmt(r['min'])}, "
+                          f"max {fmt(r['max'])}, {int(r['reps'])} timed repetitions")
+            else:
+                spread = "no figure"
+            out.append(f"- {w.key}: {spread}" + "".join(f"; {n}" for n in notes))
+        if run.stderr.strip():
+            out.append("\n```\n" + run.stderr.strip()[-2000:] + "\n```")
+        out.append("")
+    return "\n".join(out)
+
+
+def skipped_text(build):
+    try:
+        return (build / "bench" / "skipped.txt").read_text().strip()
+    except OSError:
+        return ""
+
+
+def command_text(argv):
+    cmd = shlex.join(["/usr/bin/python3", "bench/run.py"] + argv)
+    return f"`make bench`, which ran `{cmd}`" if "MAKELEVEL" in os.environ else f"`{cmd}`"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build-bench",
+                    help="build directory holding bench/bench_* (default: build-bench)")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--reps", type=int, help="timed repetitions (default 5, --quick 2)")
+    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                    help="workers for every library (default: CPUs usable)")
+    ap.add_argument("--timeout", type=float, help="seconds per program (default 150, "
+                    "--quick 90)")
+    ap.add_argument("--peers", help="comma-separated columns to run (default: all)")
+    ap.add_argument("--output", default=str(BENCH_DIR / "RESULTS.md"),
+                    help="where to write the results (default: bench/RESULTS.md)")
+    a = ap.parse_args()
+    reps = a.reps or (2 if a.quick else 5)
+    timeout = a.timeout or (90.0 if a.quick else 150.0)
+    build = Path(a.build).resolve()
+    wanted = set(a.peers.split(",")) if a.peers else None
+    if wanted is not None and not wanted <= {p for p, _, _ in PEERS}:
+        ap.error(f"--peers takes some of {', '.join(p for p, _, _ in PEERS)}")
+
+    env = dict(os.environ, UV_THREADPOOL_SIZE=str(a.workers))
+    args = ["--reps", str(reps), "--workers", str(a.workers)]
+    skipped = skipped_text(build)
+    started = datetime.datetime.now().astimezone()
+    load_before = os.getloadavg()
+    t0 = time.monotonic()
+    runs = []
+    for peer, program, _ in PEERS:
+        if wanted is not None and peer not in wanted:
+            continue
+        cmd = command_of(peer, program, build, args)
+        if program is not None and not os.access(cmd[0], os.X_OK):
+            run = Run(peer)
+            run.status = "not built"
+            print(f"== {peer}: {cmd[0]} not built", flush=True)
+        else:
+            run = run_program(peer, cmd, timeout, env)
+        runs.append(run)
+    total = time.monotonic() - t0
+    load_after = os.getloadavg()
+
+    tab = table(runs)
+    print("\n" + tab)
+    failed = [r for r in runs if r.status != "ok"]
+    doc = [
+        "# cfutures benchmark results",
+        "",
+        "Generated by `bench/run.py`; see bench/README.md for what each workload does and "
+        "how each peer is driven.",
+        "",
+        f"- Date: {started.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+        f"- Command: {command_text(sys.argv[1:])}",
+        f"- Repetitions: one warm-up round, then the median of {reps} timed rounds per "
+        f"figure (W5: at most 3 rounds of 2 s){' -- a --quick run' if a.quick else ''}",
+        f"- Total time: {total:.0f} s; load average before {load_before[0]:.2f}, "
+        f"after {load_after[0]:.2f} (other work on the machine skews figures)",
+        "",
+        "## Results",
+        "",
+        "Each peer's cell is its figure and, in parentheses, how many times better "
+        "cfutures is: peer / cfutures for times, cfutures / peer for W4's efficiency; "
+        "above 1 means cfutures is better.  W5 has no ratio: its figures are near zero.  "
+        "\"goal met\" compares cfutures with the goal of the issue.  n/a: the peer has no "
+        "equivalent.  Python runs 10x fewer tasks in W1-W3 (the figures are per task).",
+        "",
+        tab,
+        "",
+        "## Machine",
+        "",
+        machine(build, runs, a.workers),
+        "",
+    ]
+    if skipped:
+        doc += ["## Peers not built", "", "```", skipped, "```", ""]
+    doc += ["## Details", "", details(runs)]
+    out = Path(a.output)
+    out.write_text("\n".join(doc).rstrip() + "\n")
+    print(f"\nwrote {out} ({total:.0f} s)")
+    if failed:
+        print("failed: " + ", ".join(f"{r.peer} ({r.status})" for r in failed),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,479 @@
+/*
+ * cfutures.h -- executors, futures and queues for C.
+ *
+ * One executor API over several backends (a thread pool now; a process pool and an MPI
+ * pool plug in behind the same calls).  Work is submitted as a task and observed through a
+ * future: wait for it, read its value or its error, cancel it, attach callbacks, wait on
+ * many at once, iterate them in completion order, or map a function over many inputs with
+ * results in input order.  A bounded blocking queue completes the toolkit.
+ *
+ * Conventions (every function below follows them unless its comment says otherwise):
+ *   - Functions that can fail return 0 or a negative CF_E* code; cf_strerror() names it.
+ *   - Constructors give the new object through an out-parameter and leave nothing behind on
+ *     failure.  Destructors and release functions accept NULL.
+ *   - Timeouts are in seconds as a double: a negative value (CF_FOREVER) waits forever,
+ *     0 polls, anything else is a relative limit measured on the monotonic clock.
+ *   - All functions are thread safe unless marked otherwise.
+ */
+#ifndef CFUTURES_H
+#define CFUTURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CF_STATIC_DEFINE) || !defined(__GNUC__)
+#define CF_EXPORT
+#else
+#define CF_EXPORT __attribute__((visibility("default")))
+#endif
+
+#if defined(__GNUC__)
+#define CF_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CF_PRINTF(fmt, args)
+#endif
+
+#define CF_VERSION_MAJOR 0
+#define CF_VERSION_MINOR 1
+#define CF_VERSION_PATCH 0
+
+/* Returns the library's version as "MAJOR.MINOR.PATCH". */
+CF_EXPORT const char *cf_version(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* Errors                                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+/*
+ * Every error the library reports.  Values are stable: new codes are added at the end.
+ * A task's own error code (see cf_fail) is separate from these: a future that failed in its
+ * task reports CF_ETASK, and cf_future_error() gives the task's code and message.
+ */
+#define CF_ERRNO_MAP(XX)                                                                   \
+    XX(INVAL, -1, "invalid argument")                                                      \
+    XX(NOMEM, -2, "out of memory")                                                         \
+    XX(SYS, -3, "system call failed")                                                      \
+    XX(SHUTDOWN, -4, "executor is shut down")                                              \
+    XX(TIMEDOUT, -5, "timed out waiting")                                                  \
+    XX(CANCELLED, -6, "cancelled")                                                         \
+    XX(TASK, -7, "task failed")                                                            \
+    XX(BUSY, -8, "future is running or done")                                              \
+    XX(LOST, -9, "worker lost")                                                            \
+    XX(BROKEN, -10, "executor is broken")                                                  \
+    XX(FULL, -11, "queue is full")                                                         \
+    XX(EMPTY, -12, "queue is empty")                                                       \
+    XX(CLOSED, -13, "closed")                                                              \
+    XX(NOTSUP, -14, "not supported by this backend")                                       \
+    XX(TASKTIMEOUT, -15, "task exceeded its time limit")                                   \
+    XX(TOOBIG, -16, "payload too large")                                                   \
+    XX(END, -17, "no more items")
+
+typedef enum cf_errno {
+#define CF__ERRNO_ENUM(name, value, text) CF_E##name = value,
+    CF_ERRNO_MAP(CF__ERRNO_ENUM)
+#undef CF__ERRNO_ENUM
+} cf_errno;
+
+/* Describes a CF_E* code ("timed out waiting"); "unknown error" for anything else. */
+CF_EXPORT const char *cf_strerror(int err);
+/* The code's name without prefix ("TIMEDOUT"); "UNKNOWN" for anything else. */
+CF_EXPORT const char *cf_err_name(int err);
+
+/* Timeout values. */
+#define CF_FOREVER (-1.0)
+#define CF_POLL 0.0
+
+/* ------------------------------------------------------------------------------------ */
+/* Tasks                                                                                */
+/* ------------------------------------------------------------------------------------ */
+
+/* The context of one running task (or initializer); valid only during that call and only in
+ * the thread that runs it. */
+typedef struct cf_ctx cf_ctx;
+typedef struct cf_executor cf_executor;
+typedef struct cf_future cf_future;
+
+/*
+ * An in-process task: takes a pointer, returns a pointer through *result.
+ * Return 0 on success.  Any other value is the task's own error code (the C analogue of an
+ * exception): the future finishes with CF_ETASK and cf_future_error() returns that code,
+ * with the message set by cf_fail() if the task called it.
+ * Accepted by the thread pool only; other backends refuse it at submit with CF_ENOTSUP.
+ * The task may call any library function, including cf_submit() and waiting on futures of
+ * the same executor (a waiting worker runs other queued tasks meanwhile, so this cannot
+ * deadlock for lack of workers).
+ */
+typedef int (*cf_fn)(void *arg, void **result, cf_ctx *ctx);
+
+/*
+ * A bytes-in / bytes-out task, accepted by every backend.  `in` holds `len` bytes owned by
+ * the library for the duration of the call.  The result is set with cf_ctx_output() or
+ * cf_ctx_set_output() (none set means an empty result).  Return 0 or the task's own error
+ * code, as for cf_fn.
+ */
+typedef int (*cf_bytes_fn)(const void *in, size_t len, cf_ctx *ctx);
+
+/*
+ * A named bytes task.  Define one with CF_FUNCTION at file scope; the name identifies the
+ * function in backends whose workers are other processes, where addresses differ.
+ */
+typedef struct cf_function {
+    const char *name;
+    cf_bytes_fn fn;
+} cf_function;
+
+#define CF_FUNCTION(ident, fnptr) const cf_function ident = {#ident, (fnptr)}
+
+/*
+ * Records the task's failure message and returns `code`, so a task can write
+ *     return cf_fail(ctx, 22, "bad input %d", x);
+ * `code` must be non-zero (0 is turned into -1, since 0 means success).  A later call
+ * replaces the message.  Call only from the task (or initializer) that owns ctx.
+ */
+CF_EXPORT int cf_fail(cf_ctx *ctx, int code, const char *fmt, ...) CF_PRINTF(3, 4);
+
+/*
+ * Bytes tasks: gives a buffer of `len` bytes that becomes the task's result when it returns
+ * 0.  Calling again replaces the previous buffer.  Returns NULL if out of memory (the task
+ * should then fail).  The buffer is owned by the library.
+ */
+CF_EXPORT void *cf_ctx_output(cf_ctx *ctx, size_t len);
+/* Bytes tasks: copies `len` bytes as the result.  Returns 0 or CF_ENOMEM. */
+CF_EXPORT int cf_ctx_set_output(cf_ctx *ctx, const void *data, size_t len);
+/* The executor running this task, for nested submission. */
+CF_EXPORT cf_executor *cf_ctx_executor(const cf_ctx *ctx);
+/* Index of the worker running this task, 0 .. workers-1. */
+CF_EXPORT int cf_ctx_worker(const cf_ctx *ctx);
+
+/* ------------------------------------------------------------------------------------ */
+/* Executors                                                                            */
+/* ------------------------------------------------------------------------------------ */
+
+typedef enum cf_backend {
+    CF_BACKEND_THREADS = 1 /* a pool of threads in this process */
+} cf_backend;
+
+/*
+ * Per-worker initializer: runs once in each worker before it takes its first task.  Return
+ * 0, or an error code (with cf_fail for a message).  If any initializer fails, the executor
+ * is broken: every pending task and every later submission fails with CF_EBROKEN, and
+ * cf_future_error() / cf_executor_error() report the initializer's code and message.
+ */
+typedef int (*cf_init_fn)(void *arg, cf_ctx *ctx);
+
+/* What submit does when max_queued tasks are already waiting. */
+typedef enum cf_full_mode {
+    CF_FULL_BLOCK = 0, /* block until there is room (or the executor shuts down) */
+    CF_FULL_FAIL = 1   /* return CF_EFULL at once */
+} cf_full_mode;
+
+/* cf_executor_opts.workers: as many workers as CPUs this process may use (affinity mask and
+ * cgroup CPU quota). */
+#define CF_WORKERS_AUTO (-0x7fffffff - 1)
+
+/* Start from cf_executor_opts_init(), then set what you need. */
+typedef struct cf_executor_opts {
+    int workers;            /* maximum workers, >= 1, or CF_WORKERS_AUTO (the default) */
+    const char *name;       /* worker thread name prefix, at most 11 chars; "cf" default */
+    cf_init_fn initializer; /* optional per-worker initializer */
+    void *initializer_arg;
+    size_t max_queued;      /* bound on tasks waiting to start; 0 = unbounded */
+    cf_full_mode full_mode; /* what submit does when the bound is reached */
+} cf_executor_opts;
+
+/* Fills *opts with the defaults: CF_WORKERS_AUTO, the rest zero / NULL. */
+CF_EXPORT void cf_executor_opts_init(cf_executor_opts *opts);
+
+/*
+ * Creates an executor of the given backend.  opts may be NULL for defaults; it is copied
+ * (the name string too).  Workers start lazily, on submission, up to the maximum.
+ * Errors: CF_EINVAL (unknown backend, workers 0 or negative other than CF_WORKERS_AUTO,
+ * name longer than 11 characters), CF_ENOMEM, CF_ESYS.
+ */
+CF_EXPORT int cf_executor_new(cf_executor **out, cf_backend backend,
+                              const cf_executor_opts *opts);
+
+/*
+ * Shuts down (as cf_shutdown(ex, CF_SHUTDOWN_WAIT)), joins every worker and frees the
+ * executor.  Futures the caller still holds stay valid.  Must not be called from one of
+ * the executor's own tasks or callbacks.  Accepts NULL.
+ */
+CF_EXPORT void cf_executor_free(cf_executor *ex);
+
+/* The maximum number of workers of this executor. */
+CF_EXPORT int cf_executor_workers(const cf_executor *ex);
+/* The backend's name: "threads". */
+CF_EXPORT const char *cf_executor_backend(const cf_executor *ex);
+/*
+ * If the executor is broken, returns CF_EBROKEN and gives the initializer's code and
+ * message (valid until the executor is freed); returns 0 otherwise.  Either out-pointer may
+ * be NULL.
+ */
+CF_EXPORT int cf_executor_error(const cf_executor *ex, int *code, const char **message);
+
+/*
+ * Submits fn(arg) and gives a new future (the caller's reference) through *out; out may be
+ * NULL for fire-and-forget.  On error nothing was created and nothing will be called.
+ * Errors: CF_ESHUTDOWN, CF_EBROKEN, CF_EFULL (bounded queue with CF_FULL_FAIL), CF_ENOTSUP
+ * (backend without in-process tasks), CF_ENOMEM, CF_EINVAL (fn NULL).
+ * May be called from any thread, including from inside tasks and callbacks.
+ */
+CF_EXPORT int cf_submit(cf_executor *ex, cf_fn fn, void *arg, cf_future **out);
+
+/*
+ * Submits fn->fn over a copy of the `len` bytes at `in` (the caller's buffer may be reused
+ * at once).  Errors as cf_submit, plus CF_ETOOBIG beyond the backend's payload limit.
+ */
+CF_EXPORT int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void *in,
+                              size_t len, cf_future **out);
+
+/* Flags for cf_shutdown(). */
+#define CF_SHUTDOWN_WAIT 1u           /* return after every accepted task is done */
+#define CF_SHUTDOWN_CANCEL_PENDING 2u /* cancel tasks that have not started */
+
+/*
+ * Stops accepting tasks: later submissions fail with CF_ESHUTDOWN.  With
+ * CF_SHUTDOWN_CANCEL_PENDING, queued tasks are cancelled (their futures report
+ * CF_ECANCELLED and their callbacks run).  With CF_SHUTDOWN_WAIT, returns once every
+ * accepted task is done and the workers have exited.  May be called any number of times,
+ * from any thread except the executor's own workers when waiting (CF_EINVAL then).
+ * Returns 0.
+ */
+CF_EXPORT int cf_shutdown(cf_executor *ex, unsigned flags);
+
+/* ------------------------------------------------------------------------------------ */
+/* Futures                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+typedef enum cf_state {
+    CF_PENDING = 0,   /* accepted, not started */
+    CF_RUNNING = 1,   /* started */
+    CF_CANCELLED = 2, /* cancelled before it started; done */
+    CF_FINISHED = 3   /* finished with a value or an error; done */
+} cf_state;
+
+/* Adds a reference; returns f.  The future is freed when the last reference is released. */
+CF_EXPORT cf_future *cf_future_retain(cf_future *f);
+/* Drops a reference.  Accepts NULL.  Never blocks; a pending task still runs. */
+CF_EXPORT void cf_future_release(cf_future *f);
+
+/* The current state (a snapshot). */
+CF_EXPORT cf_state cf_future_state(const cf_future *f);
+/* 1 when cancelled or finished, else 0. */
+CF_EXPORT int cf_future_done(const cf_future *f);
+
+/*
+ * Cancels a pending future: it becomes CF_CANCELLED, its task never starts, its callbacks
+ * run in this thread.  Returns 0, also when it was already cancelled; CF_EBUSY when it is
+ * running or finished (state unchanged).
+ */
+CF_EXPORT int cf_future_cancel(cf_future *f);
+
+/*
+ * Waits until f is done or the timeout passes, and returns its outcome:
+ *   0              finished with a value: *value (if value is not NULL) gets it; for a
+ *                  bytes task, the result's data pointer (see cf_future_bytes)
+ *   CF_ETASK       the task failed: see cf_future_error()
+ *   CF_ECANCELLED  cancelled
+ *   CF_ETIMEDOUT   not done within the timeout; the future is unchanged
+ *   CF_ELOST, CF_ETASKTIMEOUT   the worker running it died / the task hit its time limit
+ *                  (process backends)
+ *   CF_EBROKEN     the executor broke (failed initializer) before the task ran
+ * May be called any number of times from any thread.  Inside a task of the thread pool,
+ * the waiting worker runs other queued tasks meanwhile.
+ */
+CF_EXPORT int cf_future_result(cf_future *f, double timeout, void **value);
+
+/*
+ * As cf_future_result, for bytes tasks: *data and *len get the result bytes, owned by the
+ * future (valid while the caller holds a reference).  Either pointer may be NULL.
+ */
+CF_EXPORT int cf_future_bytes(cf_future *f, double timeout, const void **data, size_t *len);
+
+/*
+ * Waits until f is done: returns 0, or CF_ETIMEDOUT.  The outcome is left to
+ * cf_future_result().
+ */
+CF_EXPORT int cf_future_wait(cf_future *f, double timeout);
+
+/*
+ * For a future done with an error (CF_ETASK, CF_EBROKEN, CF_ELOST, ...): gives the task's
+ * own error code (or the initializer's for CF_EBROKEN; 0 when there is none) and its
+ * message (NULL when there is none; valid while the caller holds a reference).  Does not
+ * wait.  Returns the future's outcome code as cf_future_result would with timeout 0.
+ */
+CF_EXPORT int cf_future_error(const cf_future *f, int *code, const char **message);
+
+/*
+ * A done-callback: called exactly once when the future finishes or is cancelled, with the
+ * future (borrowed: retain it to keep it) and the user's data.  Callbacks of one future run
+ * in the order they were added.  They run in the thread that completes the future: a worker
+ * thread of the executor, the thread calling cf_future_cancel() or cf_shutdown(), or, when
+ * added to a future already done, the thread adding it (at once, before
+ * cf_future_add_callback returns).  A callback may read the future, release references,
+ * submit tasks and cancel other futures; it must not wait on futures, shut down or free an
+ * executor, and should be short (it delays the worker's next task).
+ */
+typedef void (*cf_done_fn)(cf_future *f, void *data);
+
+/* Adds a done-callback.  Returns 0 or CF_ENOMEM (the callback will then never run). */
+CF_EXPORT int cf_future_add_callback(cf_future *f, cf_done_fn fn, void *data);
+
+/* ------------------------------------------------------------------------------------ */
+/* Waiting on many futures                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+typedef enum cf_wait_mode {
+    CF_FIRST_COMPLETED = 0, /* return when any future is done */
+    CF_FIRST_ERROR = 1,     /* when any finishes with an error (not cancelled), or all done */
+    CF_ALL_COMPLETED = 2    /* when all are done */
+} cf_wait_mode;
+
+/*
+ * Waits on n futures (any executors, duplicates allowed) until the mode's condition holds
+ * or the timeout passes; a timeout is not an error.  Gives the split: the distinct done
+ * futures in done[0 .. *n_done) and the distinct not-done ones in not_done[0 .. *n_not_done),
+ * each in first-appearance order (borrowed pointers; either array may be NULL, else it must
+ * hold n entries).  Futures already done count at once; cancelled counts as done.
+ * Total cost O(n), whatever the number of completions.  Returns 0 or CF_EINVAL/CF_ENOMEM.
+ */
+CF_EXPORT int cf_wait(cf_future *const *fs, size_t n, cf_wait_mode mode, double timeout,
+                      cf_future **done, size_t *n_done, cf_future **not_done,
+                      size_t *n_not_done);
+
+/* An iterator over futures in completion order. */
+typedef struct cf_as_completed cf_as_completed;
+
+/*
+ * Starts iterating n futures (any executors; duplicates are yielded once): futures already
+ * done come first, then each as it completes.  The timeout is one deadline for the whole
+ * iteration, counted from this call.  Returns 0, CF_EINVAL or CF_ENOMEM.
+ */
+CF_EXPORT int cf_as_completed_new(cf_as_completed **out, cf_future *const *fs, size_t n,
+                                  double timeout);
+
+/*
+ * Gives the next done future (borrowed from the caller's array; it stays valid while the
+ * caller holds its reference).  Returns 0; CF_EEND when every future has been yielded;
+ * CF_ETIMEDOUT when the deadline passed first (cf_as_completed_pending() then says how many
+ * of cf_as_completed_total() remain).  Not thread safe: one thread per iterator.
+ */
+CF_EXPORT int cf_as_completed_next(cf_as_completed *it, cf_future **f);
+/* Futures not yet yielded. */
+CF_EXPORT size_t cf_as_completed_pending(const cf_as_completed *it);
+/* Distinct futures in the iteration. */
+CF_EXPORT size_t cf_as_completed_total(const cf_as_completed *it);
+/* Ends the iteration (early or not) and frees it; leaves the futures alone.  Accepts NULL. */
+CF_EXPORT void cf_as_completed_free(cf_as_completed *it);
+
+/* ------------------------------------------------------------------------------------ */
+/* Map                                                                                  */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct cf_map cf_map;
+
+/* cf_map_opts.chunk: let the backend choose (adaptive for threads, 1 for processes). */
+#define CF_CHUNK_AUTO ((size_t)-1)
+
+/* Start from cf_map_opts_init(), then set what you need. */
+typedef struct cf_map_opts {
+    size_t chunk;         /* items handed to a worker at a time (>= 1), or CF_CHUNK_AUTO;
+                             for threads, the smallest chunk of an adaptive schedule */
+    size_t max_in_flight; /* bound on items started but not yet consumed by cf_map_next
+                             (backpressure: memory stays bounded); 0 = no bound */
+    double timeout;       /* deadline for the whole map from its start; CF_FOREVER: none */
+} cf_map_opts;
+
+/* Fills *opts with the defaults: CF_CHUNK_AUTO, no bound, no deadline. */
+CF_EXPORT void cf_map_opts_init(cf_map_opts *opts);
+
+/*
+ * Starts fn(inputs[i]) for i in 0 .. n-1 and gives an iterator over the results in input
+ * order.  The caller keeps `inputs` (and what it points to) valid until cf_map_free.
+ * opts may be NULL.  Work is handed out in chunks, not as n separate submissions.
+ * Errors: CF_EINVAL (fn NULL, inputs NULL with n > 0, chunk 0), CF_ESHUTDOWN, CF_EBROKEN,
+ * CF_ENOTSUP, CF_ENOMEM.
+ */
+CF_EXPORT int cf_map_start(cf_map **out, cf_executor *ex, cf_fn fn, void *const *inputs,
+                           size_t n, const cf_map_opts *opts);
+
+/* A bytes input for cf_map_bytes_start. */
+typedef struct cf_bytes {
+    const void *data;
+    size_t len;
+} cf_bytes;
+
+/* As cf_map_start for a bytes task; inputs[i] must stay valid until cf_map_free. */
+CF_EXPORT int cf_map_bytes_start(cf_map **out, cf_executor *ex, const cf_function *fn,
+                                 const cf_bytes *inputs, size_t n, const cf_map_opts *opts);
+
+/*
+ * Waits for the next position's outcome, in input order, and returns it as
+ * cf_future_result would (0, CF_ETASK, CF_ECANCELLED, CF_EBROKEN, ...), or CF_EEND after the
+ * last position, or CF_ETIMEDOUT once the map's deadline has passed (that position and every
+ * later one not finished by then report CF_ETIMEDOUT; items not started never start).
+ * *index gets the position (may be NULL).  *value gets the pointer result (pointer maps) or
+ * the data pointer (bytes maps), valid until the next call.  On CF_ETASK, cf_map_error()
+ * describes the failure.  One failed item does not affect the others.  Not thread safe:
+ * one consumer thread per map.
+ */
+CF_EXPORT int cf_map_next(cf_map *m, size_t *index, void **value);
+
+/* Byte length of the value last returned by cf_map_next (bytes maps; 0 otherwise). */
+CF_EXPORT size_t cf_map_value_len(const cf_map *m);
+/* The task's own code and message for the position last returned with CF_ETASK. */
+CF_EXPORT void cf_map_error(const cf_map *m, int *code, const char **message);
+
+/* Stops the map: items not started never start; waits for running ones; frees everything.
+ * Accepts NULL. */
+CF_EXPORT void cf_map_free(cf_map *m);
+
+/* ------------------------------------------------------------------------------------ */
+/* Queue                                                                                */
+/* ------------------------------------------------------------------------------------ */
+
+/* A bounded blocking FIFO of pointers for any number of producers and consumers. */
+typedef struct cf_queue cf_queue;
+
+/* Creates a queue holding at most `capacity` items (0: unbounded).  CF_ENOMEM on failure. */
+CF_EXPORT int cf_queue_new(cf_queue **out, size_t capacity);
+/* Frees the queue and any items left in it (not what they point to).  No thread may be
+ * using it.  Accepts NULL. */
+CF_EXPORT void cf_queue_free(cf_queue *q);
+
+/*
+ * Appends item.  With the queue full, waits up to `timeout` (CF_POLL: not at all) for room.
+ * Returns 0, CF_EFULL (no room in time), or CF_ECLOSED (closed or shut down; the item was
+ * not added).
+ */
+CF_EXPORT int cf_queue_put(cf_queue *q, void *item, double timeout);
+
+/*
+ * Takes the oldest item into *item.  With the queue empty, waits up to `timeout`.
+ * Returns 0, CF_EEMPTY (nothing in time), or CF_ECLOSED (closed and drained, or shut down).
+ */
+CF_EXPORT int cf_queue_get(cf_queue *q, void **item, double timeout);
+
+/* Marks one item taken by get as processed.  CF_EINVAL if called more often than put. */
+CF_EXPORT int cf_queue_task_done(cf_queue *q);
+/* Waits until every item put has been marked done, or the timeout passes (CF_ETIMEDOUT). */
+CF_EXPORT int cf_queue_join(cf_queue *q, double timeout);
+
+/* Items in the queue now (a snapshot). */
+CF_EXPORT size_t cf_queue_size(const cf_queue *q);
+
+/*
+ * Closes the queue: put fails with CF_ECLOSED; get drains what is left, then reports
+ * CF_ECLOSED.  With `immediate`, remaining items are discarded (and counted done for join)
+ * and every blocked caller returns CF_ECLOSED at once.  Idempotent.
+ */
+CF_EXPORT void cf_queue_close(cf_queue *q, int immediate);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CFUTURES_H */

@@ -1,0 +1,336 @@
+/*
+ * executor.c -- the public executor calls and what every backend shares.
+ *
+ * Backends are rows of a table chosen at build time (like SQLite's VFS): cf_executor_new
+ * picks one by id, allocates its struct (which starts with struct cf_executor) and calls
+ * its start.  Everything a caller can observe the same way on every backend lives here:
+ * option checks, the admission gate, the bound on queued tasks, the broken state, and the
+ * running of an in-process task with its outcome.
+ *
+ * The gate: submit increments `submitting`, then reads `flags`; shutdown sets SHUTDOWN in
+ * `flags`, then waits for `submitting` to drain.  Both sides use sequentially consistent
+ * operations, so either the submitter sees SHUTDOWN and refuses, or shutdown sees the
+ * submission in flight and waits until the task is in a queue, where draining finds it.
+ * No lock on the submit path.
+ *
+ * The bound: `queued` counts admitted tasks not yet taken by a worker.  A submitter that
+ * finds no room sleeps on the `room` futex word after announcing itself in `room_waiters`;
+ * whoever frees a slot bumps `room` and wakes one if anybody announced.  Shutdown wakes all.
+ *
+ * Lock order: broken_lock is a leaf.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cf__backend *const backends[] = {
+    &cf__threads_backend,
+};
+
+static _Atomic int live_executors;
+
+void cf_executor_opts_init(cf_executor_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->workers = CF_WORKERS_AUTO;
+    opts->full_mode = CF_FULL_BLOCK;
+}
+
+/* CPUs this process may use: the affinity mask, capped by a cgroup v2 CPU quota. */
+static int default_workers(void)
+{
+    int n = 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        n = CPU_COUNT(&set);
+    FILE *fp = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (fp) {
+        char quota[32];
+        long long period;
+        if (fscanf(fp, "%31s %lld", quota, &period) == 2 && strcmp(quota, "max") != 0 &&
+            period > 0) {
+            long long q = atoll(quota);
+            int limit = (int)((q + period - 1) / period);
+            if (limit >= 1 && limit < n)
+                n = limit;
+        }
+        fclose(fp);
+    }
+    return n;
+}
+
+int cf_executor_new(cf_executor **out, cf_backend backend, const cf_executor_opts *opts)
+{
+    if (!out)
+        return CF_EINVAL;
+    *out = NULL;
+    cf_executor_opts defaults;
+    if (!opts) {
+        cf_executor_opts_init(&defaults);
+        opts = &defaults;
+    }
+    const cf__backend *b = NULL;
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (backends[i]->id == backend)
+            b = backends[i];
+    const char *name = opts->name ? opts->name : "cf";
+    if (!b || (opts->workers < 1 && opts->workers != CF_WORKERS_AUTO) || strlen(name) > 11 ||
+        (opts->full_mode != CF_FULL_BLOCK && opts->full_mode != CF_FULL_FAIL))
+        return CF_EINVAL;
+
+    cf_executor *ex;
+    if (posix_memalign((void **)&ex, CF__CACHELINE, b->struct_size))
+        return CF_ENOMEM;
+    memset(ex, 0, b->struct_size);
+    ex->backend = b;
+    ex->workers = opts->workers == CF_WORKERS_AUTO ? default_workers() : opts->workers;
+    strcpy(ex->name, name);
+    ex->initializer = opts->initializer;
+    ex->initializer_arg = opts->initializer_arg;
+    ex->max_queued = opts->max_queued;
+    ex->full_mode = opts->full_mode;
+    pthread_mutex_init(&ex->broken_lock, NULL);
+    int rc = b->start(ex);
+    if (rc) {
+        pthread_mutex_destroy(&ex->broken_lock);
+        free(ex);
+        return rc;
+    }
+    atomic_fetch_add(&live_executors, 1);
+    *out = ex;
+    return 0;
+}
+
+void cf_executor_free(cf_executor *ex)
+{
+    if (!ex)
+        return;
+    cf_shutdown(ex, CF_SHUTDOWN_WAIT);
+    ex->backend->destroy(ex);
+    pthread_mutex_destroy(&ex->broken_lock);
+    free(ex->broken_message);
+    free(ex);
+    /* With no executor left, no future can be submitted until a new one exists: give the
+     * recycled futures back to the system. */
+    if (atomic_fetch_sub(&live_executors, 1) == 1)
+        cf__futures_trim();
+}
+
+int cf_executor_workers(const cf_executor *ex)
+{
+    return ex->workers;
+}
+
+const char *cf_executor_backend(const cf_executor *ex)
+{
+    return ex->backend->name;
+}
+
+int cf_executor_error(const cf_executor *ex, int *code, const char **message)
+{
+    if (!(atomic_load_explicit(&((cf_executor *)ex)->flags, memory_order_acquire) &
+          CF__EX_BROKEN))
+        return 0;
+    if (code)
+        *code = ex->broken_code;
+    if (message)
+        *message = ex->broken_message;
+    return CF_EBROKEN;
+}
+
+void cf__executor_break(cf_executor *ex, int code, const char *message)
+{
+    pthread_mutex_lock(&ex->broken_lock);
+    if (!(atomic_load_explicit(&ex->flags, memory_order_relaxed) & CF__EX_BROKEN)) {
+        ex->broken_code = code;
+        ex->broken_message = message ? strdup(message) : NULL;
+        atomic_fetch_or_explicit(&ex->flags, CF__EX_BROKEN, memory_order_release);
+    }
+    pthread_mutex_unlock(&ex->broken_lock);
+}
+
+/* ---- the bound on queued tasks ------------------------------------------------------ */
+
+static int reserve_room(cf_executor *ex)
+{
+    for (;;) {
+        size_t q = atomic_load(&ex->queued);
+        if (q < ex->max_queued) {
+            if (atomic_compare_exchange_weak(&ex->queued, &q, q + 1))
+                return 0;
+            continue;
+        }
+        if (ex->full_mode == CF_FULL_FAIL)
+            return CF_EFULL;
+        if (atomic_load(&ex->flags) & CF__EX_SHUTDOWN)
+            return CF_ESHUTDOWN;
+        uint32_t seen = atomic_load(&ex->room);
+        atomic_fetch_add(&ex->room_waiters, 1);
+        if (atomic_load(&ex->queued) >= ex->max_queued &&
+            !(atomic_load(&ex->flags) & CF__EX_SHUTDOWN))
+            cf__futex_wait(&ex->room, seen, CF__NO_DEADLINE);
+        atomic_fetch_sub(&ex->room_waiters, 1);
+    }
+}
+
+static void wake_room_waiters(cf_executor *ex, int count)
+{
+    if (atomic_load(&ex->room_waiters)) {
+        atomic_fetch_add(&ex->room, 1);
+        cf__futex_wake(&ex->room, count);
+    }
+}
+
+void cf__executor_unqueued(cf_executor *ex)
+{
+    atomic_fetch_sub(&ex->queued, 1);
+    wake_room_waiters(ex, 1);
+}
+
+/* ---- submission --------------------------------------------------------------------- */
+
+int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal)
+{
+    int rc;
+    if (!internal && ex->max_queued) {
+        if ((rc = reserve_room(ex)))
+            return rc;
+        f->bounded = true;
+    }
+    atomic_fetch_add(&ex->submitting, 1);
+    uint32_t flags = atomic_load(&ex->flags);
+    if (flags & CF__EX_SHUTDOWN)
+        rc = CF_ESHUTDOWN;
+    else if (flags & CF__EX_BROKEN)
+        rc = CF_EBROKEN;
+    else
+        rc = ex->backend->submit(ex, f);
+    atomic_fetch_sub_explicit(&ex->submitting, 1, memory_order_release);
+    if (rc && f->bounded) {
+        f->bounded = false;
+        cf__executor_unqueued(ex);
+    }
+    return rc;
+}
+
+/* Hands f (already holding its references) to the executor, or frees it on refusal. */
+static int submit_prepared(cf_executor *ex, cf_future *f, cf_future **out)
+{
+    int rc = cf__executor_admit(ex, f, false);
+    if (rc) {
+        atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
+        cf_future_release(f);
+        return rc;
+    }
+    if (out)
+        *out = f;
+    return 0;
+}
+
+int cf_submit(cf_executor *ex, cf_fn fn, void *arg, cf_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!ex || !fn)
+        return CF_EINVAL;
+    if (!ex->backend->pointer_tasks)
+        return CF_ENOTSUP;
+    cf_future *f = cf__future_alloc(out ? 2 : 1);
+    if (!f)
+        return CF_ENOMEM;
+    f->task.fn = fn;
+    f->arg = arg;
+    return submit_prepared(ex, f, out);
+}
+
+int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void *in, size_t len,
+                    cf_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!ex || !fn || !fn->fn || (!in && len))
+        return CF_EINVAL;
+    cf_future *f = cf__future_alloc(out ? 2 : 1);
+    if (!f)
+        return CF_ENOMEM;
+    f->kind = CF__TASK_BYTES;
+    f->task.bytes_fn = fn;
+    f->in_len = len;
+    f->arg = malloc(len ? len : 1);
+    if (!f->arg) {
+        atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
+        cf_future_release(f);
+        return CF_ENOMEM;
+    }
+    if (len)
+        memcpy(f->arg, in, len);
+    return submit_prepared(ex, f, out);
+}
+
+int cf_shutdown(cf_executor *ex, unsigned flags)
+{
+    if (!ex)
+        return CF_EINVAL;
+    uint32_t set = CF__EX_SHUTDOWN;
+    if (flags & CF_SHUTDOWN_CANCEL_PENDING)
+        set |= CF__EX_CANCEL_PENDING;
+    atomic_fetch_or(&ex->flags, set);
+    /* Submissions that passed the gate are about to land in a queue: let them, so that
+     * draining or cancelling below sees every accepted task. */
+    while (atomic_load(&ex->submitting))
+        sched_yield();
+    if (ex->max_queued) {
+        atomic_fetch_add(&ex->room, 1);
+        cf__futex_wake(&ex->room, INT_MAX);
+    }
+    return ex->backend->shutdown(ex, flags);
+}
+
+/* ---- running an in-process task ----------------------------------------------------- */
+
+void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx)
+{
+    if (f->bounded)
+        cf__executor_unqueued(ex);
+    uint32_t flags = atomic_load_explicit(&ex->flags, memory_order_acquire);
+    if (CF__UNLIKELY(flags & (CF__EX_CANCEL_PENDING | CF__EX_BROKEN))) {
+        if (flags & CF__EX_CANCEL_PENDING)
+            cf__future_complete(f, CF_PENDING, CF_CANCELLED);
+        else
+            cf__future_fail_pending(f, CF_EBROKEN, ex->broken_code, ex->broken_message);
+        cf_future_release(f);
+        return;
+    }
+    if (!cf__future_start(f)) { /* cancelled while queued */
+        cf_future_release(f);
+        return;
+    }
+    int rc;
+    if (f->kind == CF__TASK_POINTER) {
+        void *value = NULL;
+        rc = f->task.fn(f->arg, &value, ctx);
+        f->value = value;
+    } else {
+        rc = f->task.bytes_fn->fn(f->arg, f->in_len, ctx);
+        if (rc == 0) {
+            f->value = ctx->out;
+            f->value_len = ctx->out_len;
+            ctx->out = NULL;
+        }
+    }
+    if (rc) {
+        f->outcome = CF_ETASK;
+        f->code = rc;
+        f->message = ctx->message;
+        ctx->message = NULL;
+    }
+    if (CF__UNLIKELY(ctx->message || ctx->out))
+        cf__ctx_reset(ctx);
+    cf__future_complete(f, CF_RUNNING, CF_FINISHED);
+    cf_future_release(f);
+}

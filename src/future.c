@@ -1,0 +1,528 @@
+/*
+ * future.c -- the future, which is also the task record, from allocation to recycling.
+ *
+ * State: one 32-bit atomic word holds the public state (PENDING, RUNNING, CANCELLED,
+ * FINISHED) and three flags: LOCK (a tiny spin lock over the callback list), CBS (the list
+ * is not empty) and WAITERS (some thread sleeps on the word with futex).  Leaving PENDING or
+ * RUNNING is a CAS, so exactly one party starts or cancels a task and exactly one completes
+ * it; the first outcome is the only outcome.  The completer writes the outcome fields before
+ * its CAS (release) and readers load the word with acquire, so a done future's fields are
+ * immutable and readable without locks.
+ *
+ * Callbacks: appended under LOCK while the future is not done.  The completer's CAS never
+ * succeeds while LOCK is held, so after it, nobody appends; the completer then detaches the
+ * whole list under LOCK and runs it outside, in order.  Removing a callback (an abandoned
+ * wait) succeeds only while it is still listed; otherwise the completer owns it.
+ *
+ * Waking: a waiter sets WAITERS with a CAS against the value it saw and sleeps on that
+ * value, so a completion between its check and its sleep makes the sleep return at once.
+ * The completer calls futex_wake only if WAITERS was set: completing an unwatched future
+ * costs one CAS and no system call.
+ *
+ * Recycling: freed futures go to a per-thread cache (no atomics); past a limit, half of it
+ * moves to a global list under a mutex, and an empty cache refills from there in batches.
+ * So steady-state submission never calls malloc, and the global lock is taken once per
+ * batch.  The global list is released when the last executor is freed, and at unload.
+ *
+ * Lock order: a future's LOCK is a leaf (no other lock is taken while holding it; callbacks
+ * run after it is released).  The recycling mutex is a leaf too.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- recycling ---------------------------------------------------------------------- */
+
+#define CACHE_MAX 512 /* futures a thread keeps for itself */
+#define CACHE_MOVE 256 /* futures moved to or from the global list at a time */
+
+typedef struct future_cache {
+    cf_future *head;
+    unsigned count;
+    bool registered; /* the thread-exit hook is armed */
+} future_cache;
+
+static _Thread_local future_cache cache;
+
+static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
+static cf_future *global_head;
+static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_hook_key;
+
+static void give_to_global(cf_future *first, cf_future *last)
+{
+    pthread_mutex_lock(&global_lock);
+    last->next = global_head;
+    global_head = first;
+    pthread_mutex_unlock(&global_lock);
+}
+
+/* Thread exit: hand the thread's cache to the global list so nothing is stranded. */
+static void cache_flush_at_exit(void *unused)
+{
+    (void)unused;
+    if (cache.head) {
+        cf_future *last = cache.head;
+        while (last->next)
+            last = last->next;
+        give_to_global(cache.head, last);
+    }
+    cache.head = NULL;
+    cache.count = 0;
+}
+
+static void create_exit_hook(void)
+{
+    pthread_key_create(&exit_hook_key, cache_flush_at_exit);
+}
+
+static cf_future *cache_refill(void)
+{
+    if (!cache.registered) {
+        pthread_once(&exit_hook_once, create_exit_hook);
+        pthread_setspecific(exit_hook_key, &cache); /* any non-NULL value arms the hook */
+        cache.registered = true;
+    }
+    pthread_mutex_lock(&global_lock);
+    cf_future *head = global_head, *last = head;
+    unsigned n = 0;
+    if (head) {
+        for (n = 1; n < CACHE_MOVE && last->next; n++)
+            last = last->next;
+        global_head = last->next;
+        last->next = NULL;
+    }
+    pthread_mutex_unlock(&global_lock);
+    if (!head)
+        return NULL;
+    cache.head = head->next;
+    cache.count = n - 1;
+    return head;
+}
+
+static void cache_put(cf_future *f)
+{
+    f->next = cache.head;
+    cache.head = f;
+    if (++cache.count <= CACHE_MAX)
+        return;
+    /* Keep the most recently freed (warm) half; move the rest. */
+    cf_future *keep_last = cache.head;
+    for (unsigned i = 1; i < CACHE_MAX - CACHE_MOVE; i++)
+        keep_last = keep_last->next;
+    cf_future *first = keep_last->next, *last = first;
+    while (last->next)
+        last = last->next;
+    keep_last->next = NULL;
+    cache.count = CACHE_MAX - CACHE_MOVE;
+    give_to_global(first, last);
+}
+
+void cf__futures_trim(void)
+{
+    pthread_mutex_lock(&global_lock);
+    cf_future *f = global_head;
+    global_head = NULL;
+    pthread_mutex_unlock(&global_lock);
+    while (f) {
+        cf_future *next = f->next;
+        free(f);
+        f = next;
+    }
+}
+
+__attribute__((destructor)) static void trim_at_unload(void)
+{
+    cf__futures_trim();
+}
+
+cf_future *cf__future_alloc(uint32_t refs)
+{
+    cf_future *f = cache.head;
+    if (CF__LIKELY(f != NULL)) {
+        cache.head = f->next;
+        cache.count--;
+    } else if (!(f = cache_refill()) && !(f = malloc(sizeof *f))) {
+        return NULL;
+    }
+    atomic_init(&f->state, CF_PENDING);
+    atomic_init(&f->refs, refs);
+    f->kind = CF__TASK_POINTER;
+    f->bounded = false;
+    f->arg = NULL;
+    f->in_len = 0;
+    f->outcome = 0;
+    f->code = 0;
+    f->message = NULL;
+    f->value = NULL;
+    f->value_len = 0;
+    f->cb_head = f->cb_tail = NULL;
+    f->next = NULL;
+    return f;
+}
+
+cf_future *cf_future_retain(cf_future *f)
+{
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+void cf_future_release(cf_future *f)
+{
+    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    free(f->message);
+    if (f->kind == CF__TASK_BYTES) {
+        free(f->value);
+        free(f->arg); /* the input, if the task never completed (never submitted) */
+    }
+    cache_put(f);
+}
+
+/* ---- state transitions -------------------------------------------------------------- */
+
+static uint32_t lock_list(cf_future *f)
+{
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    for (;;) {
+        if (s & CF__ST_LOCK) {
+            cf__cpu_relax();
+            s = atomic_load_explicit(&f->state, memory_order_relaxed);
+        } else if (atomic_compare_exchange_weak_explicit(&f->state, &s, s | CF__ST_LOCK,
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed)) {
+            return s | CF__ST_LOCK;
+        }
+    }
+}
+
+static void unlock_list(cf_future *f, bool has_callbacks)
+{
+    if (has_callbacks)
+        atomic_fetch_or_explicit(&f->state, CF__ST_CBS, memory_order_relaxed);
+    else
+        atomic_fetch_and_explicit(&f->state, ~CF__ST_CBS, memory_order_relaxed);
+    atomic_fetch_and_explicit(&f->state, ~CF__ST_LOCK, memory_order_release);
+}
+
+bool cf__future_start(cf_future *f)
+{
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    for (;;) {
+        if ((s & CF__ST_MASK) != CF_PENDING)
+            return false;
+        if (s & CF__ST_LOCK) {
+            cf__cpu_relax();
+            s = atomic_load_explicit(&f->state, memory_order_relaxed);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(&f->state, &s, (s & ~CF__ST_MASK) | CF_RUNNING,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return true;
+    }
+}
+
+static void run_callbacks(cf_future *f)
+{
+    lock_list(f);
+    cf__callback *cb = f->cb_head;
+    f->cb_head = f->cb_tail = NULL;
+    unlock_list(f, false);
+    while (cb) {
+        cf__callback *next = cb->next; /* cb may be gone once its fn returns */
+        cb->fn(cb, f);
+        cb = next;
+    }
+}
+
+bool cf__future_complete(cf_future *f, cf_state from, cf_state final)
+{
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    for (;;) {
+        if ((s & CF__ST_MASK) != (uint32_t)from)
+            return false;
+        if (s & CF__ST_LOCK) {
+            cf__cpu_relax();
+            s = atomic_load_explicit(&f->state, memory_order_relaxed);
+            continue;
+        }
+        uint32_t next = (s & ~(CF__ST_MASK | CF__ST_WAITERS)) | (uint32_t)final;
+        if (atomic_compare_exchange_weak_explicit(&f->state, &s, next, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            break;
+    }
+    if (f->kind == CF__TASK_BYTES) {
+        free(f->arg); /* nobody reads the input once the task is over */
+        f->arg = NULL;
+    }
+    if (s & CF__ST_WAITERS)
+        cf__futex_wake(&f->state, INT_MAX);
+    if (s & CF__ST_CBS)
+        run_callbacks(f);
+    return true;
+}
+
+bool cf__future_fail_pending(cf_future *f, int outcome, int code, const char *message)
+{
+    /* Own the future first (PENDING -> RUNNING), so no canceller can race the writes. */
+    if (!cf__future_start(f))
+        return false;
+    f->outcome = outcome;
+    f->code = code;
+    f->message = message ? strdup(message) : NULL;
+    return cf__future_complete(f, CF_RUNNING, CF_FINISHED);
+}
+
+bool cf__future_add_callback(cf_future *f, cf__callback *cb)
+{
+    uint32_t s = lock_list(f);
+    if (cf__state_done(s)) {
+        unlock_list(f, f->cb_head != NULL);
+        return false;
+    }
+    cb->next = NULL;
+    if (f->cb_tail)
+        f->cb_tail->next = cb;
+    else
+        f->cb_head = cb;
+    f->cb_tail = cb;
+    unlock_list(f, true);
+    return true;
+}
+
+bool cf__future_remove_callback(cf_future *f, cf__callback *cb)
+{
+    lock_list(f);
+    cf__callback *prev = NULL, *c = f->cb_head;
+    while (c && c != cb) {
+        prev = c;
+        c = c->next;
+    }
+    if (c) {
+        if (prev)
+            prev->next = c->next;
+        else
+            f->cb_head = c->next;
+        if (f->cb_tail == c)
+            f->cb_tail = prev;
+    }
+    unlock_list(f, f->cb_head != NULL);
+    return c != NULL;
+}
+
+/* ---- waiting ------------------------------------------------------------------------ */
+
+/* How long a waiter spins before it sleeps: long enough to catch a task that is about to
+ * finish (a round trip through an idle worker takes a few microseconds), short enough to
+ * cost nothing noticeable when the task is long. */
+#define WAIT_SPIN_NS 20000
+
+int cf__future_wait_until(cf_future *f, int64_t deadline)
+{
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+    if (cf__state_done(s))
+        return 0;
+    int rc = cf__threads_wait_in_worker(f, deadline);
+    if (rc != 1)
+        return rc;
+    int64_t spin_end = cf__now_ns() + WAIT_SPIN_NS;
+    if (spin_end > deadline)
+        spin_end = deadline;
+    for (unsigned i = 1;; i++) {
+        cf__cpu_relax();
+        s = atomic_load_explicit(&f->state, memory_order_acquire);
+        if (cf__state_done(s))
+            return 0;
+        if ((i & 63) == 0 && cf__now_ns() >= spin_end)
+            break;
+    }
+    for (;;) {
+        s = atomic_load_explicit(&f->state, memory_order_acquire);
+        if (cf__state_done(s))
+            return 0;
+        if (!(s & CF__ST_WAITERS)) {
+            if (!atomic_compare_exchange_weak_explicit(&f->state, &s, s | CF__ST_WAITERS,
+                                                       memory_order_relaxed,
+                                                       memory_order_relaxed))
+                continue;
+            s |= CF__ST_WAITERS;
+        }
+        if (cf__futex_wait(&f->state, s, deadline) == CF_ETIMEDOUT)
+            return cf__state_done(atomic_load_explicit(&f->state, memory_order_acquire))
+                       ? 0
+                       : CF_ETIMEDOUT;
+    }
+}
+
+static int wait_timeout(cf_future *f, double timeout)
+{
+    if (cf__state_done(atomic_load_explicit(&f->state, memory_order_acquire)))
+        return 0;
+    return cf__future_wait_until(f, cf__deadline(timeout));
+}
+
+/* ---- public API --------------------------------------------------------------------- */
+
+cf_state cf_future_state(const cf_future *f)
+{
+    return (cf_state)(atomic_load_explicit(&((cf_future *)f)->state, memory_order_acquire) &
+                      CF__ST_MASK);
+}
+
+int cf_future_done(const cf_future *f)
+{
+    return cf__state_done(atomic_load_explicit(&((cf_future *)f)->state, memory_order_acquire));
+}
+
+int cf_future_cancel(cf_future *f)
+{
+    if (!f)
+        return CF_EINVAL;
+    if (cf__future_complete(f, CF_PENDING, CF_CANCELLED))
+        return 0;
+    return cf_future_state(f) == CF_CANCELLED ? 0 : CF_EBUSY;
+}
+
+int cf_future_wait(cf_future *f, double timeout)
+{
+    return f ? wait_timeout(f, timeout) : CF_EINVAL;
+}
+
+int cf_future_result(cf_future *f, double timeout, void **value)
+{
+    if (!f)
+        return CF_EINVAL;
+    int rc = wait_timeout(f, timeout);
+    if (rc)
+        return rc;
+    rc = cf__future_outcome(f);
+    if (rc == 0 && value)
+        *value = f->value;
+    return rc;
+}
+
+int cf_future_bytes(cf_future *f, double timeout, const void **data, size_t *len)
+{
+    if (!f)
+        return CF_EINVAL;
+    int rc = wait_timeout(f, timeout);
+    if (rc)
+        return rc;
+    rc = cf__future_outcome(f);
+    if (rc == 0) {
+        if (data)
+            *data = f->value;
+        if (len)
+            *len = f->value_len;
+    }
+    return rc;
+}
+
+int cf_future_error(const cf_future *f, int *code, const char **message)
+{
+    if (!f)
+        return CF_EINVAL;
+    if (!cf_future_done(f))
+        return CF_ETIMEDOUT;
+    int rc = cf__future_outcome(f);
+    bool failed = rc != 0 && rc != CF_ECANCELLED;
+    if (code)
+        *code = failed ? f->code : 0;
+    if (message)
+        *message = failed ? f->message : NULL;
+    return rc;
+}
+
+typedef struct user_callback {
+    cf__callback base;
+    cf_done_fn fn;
+    void *data;
+} user_callback;
+
+static void run_user_callback(cf__callback *self, cf_future *f)
+{
+    user_callback *ucb = (user_callback *)self;
+    ucb->fn(f, ucb->data);
+    free(ucb);
+}
+
+int cf_future_add_callback(cf_future *f, cf_done_fn fn, void *data)
+{
+    if (!f || !fn)
+        return CF_EINVAL;
+    if (!cf_future_done(f)) {
+        user_callback *ucb = malloc(sizeof *ucb);
+        if (!ucb)
+            return CF_ENOMEM;
+        ucb->base.fn = run_user_callback;
+        ucb->fn = fn;
+        ucb->data = data;
+        if (cf__future_add_callback(f, &ucb->base))
+            return 0;
+        free(ucb);
+    }
+    fn(f, data);
+    return 0;
+}
+
+/* ---- task context ------------------------------------------------------------------- */
+
+int cf_fail(cf_ctx *ctx, int code, const char *fmt, ...)
+{
+    if (code == 0)
+        code = -1;
+    if (!ctx)
+        return code;
+    free(ctx->message);
+    ctx->message = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&ctx->message, fmt, ap) < 0)
+            ctx->message = NULL;
+        va_end(ap);
+    }
+    return code;
+}
+
+void *cf_ctx_output(cf_ctx *ctx, size_t len)
+{
+    free(ctx->out);
+    ctx->out = malloc(len ? len : 1);
+    ctx->out_len = ctx->out ? len : 0;
+    return ctx->out;
+}
+
+int cf_ctx_set_output(cf_ctx *ctx, const void *data, size_t len)
+{
+    void *buf = cf_ctx_output(ctx, len);
+    if (!buf)
+        return CF_ENOMEM;
+    if (len)
+        memcpy(buf, data, len);
+    return 0;
+}
+
+cf_executor *cf_ctx_executor(const cf_ctx *ctx)
+{
+    return ctx->ex;
+}
+
+int cf_ctx_worker(const cf_ctx *ctx)
+{
+    return ctx->worker;
+}
+
+void cf__ctx_reset(cf_ctx *ctx)
+{
+    free(ctx->message);
+    free(ctx->out);
+    ctx->message = NULL;
+    ctx->out = NULL;
+    ctx->out_len = 0;
+}

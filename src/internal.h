@@ -1,0 +1,232 @@
+/*
+ * internal.h -- what the core files and the backends share, never exported.
+ *
+ * Layout of the core:
+ *   park.c      clocks, futex wait/wake, spinning: the only OS-specific waiting code
+ *   future.c    the future (which is also the task record), its recycling, callbacks, result
+ *   executor.c  the public executor calls, the admission gate (shutdown, broken, bound) and
+ *               the backend table
+ *   wait.c      cf_wait and cf_as_completed, both built on internal done-callbacks
+ *   map.c       ordered, bounded map through runner tasks that claim chunks of positions
+ *   threads/    the thread-pool backend
+ *
+ * A future's life: allocated by submit with two references (caller, executor) -> queued by
+ * the backend -> started (PENDING -> RUNNING) or cancelled (PENDING -> CANCELLED) by exactly
+ * one party -> completed by that party -> callbacks run, waiters woken -> the executor drops
+ * its reference -> the caller releases its own -> recycled.
+ */
+#ifndef CF_INTERNAL_H
+#define CF_INTERNAL_H
+
+#include "cfutures.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CF__CACHELINE 64
+#define CF__ALIGNED __attribute__((aligned(CF__CACHELINE)))
+#define CF__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CF__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- park.c: time and waiting ----------------------------------------------------- */
+
+#define CF__NO_DEADLINE INT64_MAX
+
+int64_t cf__now_ns(void);
+/* Absolute monotonic deadline for a public timeout (negative: none, 0: now). */
+int64_t cf__deadline(double timeout);
+/*
+ * Sleeps while *word == expected, until woken or the deadline.  Returns 0 when woken or when
+ * the word already differed (callers re-check their condition: spurious returns happen),
+ * CF_ETIMEDOUT when the deadline passed.
+ */
+int cf__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline);
+void cf__futex_wake(_Atomic uint32_t *word, int count);
+
+static inline void cf__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- future.c ----------------------------------------------------------------------- */
+
+/* The state word: the public state in the low bits, plus flags.  It is the futex word. */
+#define CF__ST_MASK 3u
+#define CF__ST_LOCK 4u    /* the callback list is being changed */
+#define CF__ST_CBS 8u     /* the callback list is not empty */
+#define CF__ST_WAITERS 16u /* a thread sleeps on this word */
+
+static inline bool cf__state_done(uint32_t s)
+{
+    return (s & CF__ST_MASK) >= CF_CANCELLED;
+}
+
+typedef enum cf__task_kind {
+    CF__TASK_POINTER = 0,
+    CF__TASK_BYTES = 1
+} cf__task_kind;
+
+/*
+ * A done-callback registration.  `fn` runs once when the future completes, unless the node
+ * is removed first.  Internal registrations (wait, as_completed, waiting workers) embed the
+ * node in their own memory and set `fired` as the very last thing their fn does, so the
+ * owner knows when the memory is free to go (see cf__future_remove_callback).
+ */
+typedef struct cf__callback cf__callback;
+struct cf__callback {
+    cf__callback *next;
+    void (*fn)(cf__callback *self, cf_future *f);
+};
+
+struct cf_future {
+    _Atomic uint32_t state; /* CF__ST_* ; futex word */
+    _Atomic uint32_t refs;
+    uint8_t kind;           /* cf__task_kind */
+    bool bounded;           /* counts against the executor's max_queued */
+
+    /* The task, read by the worker that starts it. */
+    union {
+        cf_fn fn;
+        const cf_function *bytes_fn;
+    } task;
+    void *arg;              /* pointer tasks: the argument; bytes tasks: the input copy */
+    size_t in_len;
+
+    /* The outcome, written once by the party that completes the future, before it sets the
+     * done state (release), read by others after seeing done (acquire). */
+    int outcome;            /* 0 or CF_E* */
+    int code;               /* the task's (or initializer's) own code */
+    char *message;          /* malloc'd, or NULL */
+    void *value;            /* pointer result, or the bytes result's data */
+    size_t value_len;
+
+    cf__callback *cb_head, *cb_tail; /* guarded by CF__ST_LOCK */
+    cf_future *next;        /* intrusive link: free lists, a backend's overflow list */
+};
+
+/* Allocates a future (recycled when possible) in the PENDING state with `refs` references. */
+cf_future *cf__future_alloc(uint32_t refs);
+
+/* PENDING -> RUNNING.  False if the future was cancelled (then it must not run). */
+bool cf__future_start(cf_future *f);
+
+/*
+ * Moves the future to `final` (CF_FINISHED or CF_CANCELLED) from `from` (RUNNING, or
+ * PENDING), publishing the outcome fields already written, then runs callbacks and wakes
+ * waiters.  Returns false (and changes nothing) if the future was not in `from`.
+ */
+bool cf__future_complete(cf_future *f, cf_state from, cf_state final);
+
+/* Finishes a PENDING future without running it (broken executor): outcome, code, message
+ * (copied).  False if it had been cancelled meanwhile. */
+bool cf__future_fail_pending(cf_future *f, int outcome, int code, const char *message);
+
+/*
+ * Registers an internal callback.  Returns true if registered; false if the future is
+ * already done (nothing registered; the caller handles the done future itself).
+ */
+bool cf__future_add_callback(cf_future *f, cf__callback *cb);
+/*
+ * Unregisters cb.  Returns true if it was removed before running; false if the future's
+ * completion has taken it (it has run or is running: wait for its own `fired` mark).
+ */
+bool cf__future_remove_callback(cf_future *f, cf__callback *cb);
+
+/* Outcome of a done future: 0 or a CF_E* code. */
+static inline int cf__future_outcome(const cf_future *f)
+{
+    return (atomic_load_explicit(&((cf_future *)f)->state, memory_order_acquire) & CF__ST_MASK) ==
+                   CF_CANCELLED
+               ? CF_ECANCELLED
+               : f->outcome;
+}
+
+/* Blocks until f is done (0) or the deadline passes (CF_ETIMEDOUT). */
+int cf__future_wait_until(cf_future *f, int64_t deadline);
+
+/* Frees the futures kept for recycling (when no executor is left). */
+void cf__futures_trim(void);
+
+/* Frees what a task's context accumulated (message, output) that nobody took. */
+void cf__ctx_reset(cf_ctx *ctx);
+
+/* ---- executor.c: the backend table ------------------------------------------------- */
+
+struct cf_ctx {
+    cf_executor *ex;
+    int worker;
+    char *message;  /* set by cf_fail */
+    void *out;      /* bytes output, set by cf_ctx_output */
+    size_t out_len;
+};
+
+/* What every backend provides, chosen at build time (see executor.c's table). */
+typedef struct cf__backend {
+    const char *name;
+    cf_backend id;
+    bool pointer_tasks; /* accepts cf_fn tasks (shares our address space) */
+    size_t struct_size; /* the backend's executor struct, which starts with cf_executor */
+    int (*start)(cf_executor *ex);            /* set up after the common fields */
+    int (*submit)(cf_executor *ex, cf_future *f); /* queue an admitted task */
+    /* After the gate has closed: cancel / wake / join as flags say.  CF_EINVAL when asked
+     * to wait from one of the executor's own workers (the rest is still done). */
+    int (*shutdown)(cf_executor *ex, unsigned flags);
+    void (*destroy)(cf_executor *ex);         /* join and free the backend's resources */
+} cf__backend;
+
+#define CF__EX_SHUTDOWN 1u
+#define CF__EX_CANCEL_PENDING 2u
+#define CF__EX_BROKEN 4u
+
+struct cf_executor {
+    const cf__backend *backend;
+    int workers;
+    char name[12];
+    cf_init_fn initializer;
+    void *initializer_arg;
+    size_t max_queued;
+    cf_full_mode full_mode;
+
+    _Atomic uint32_t flags CF__ALIGNED; /* CF__EX_* */
+    _Atomic uint32_t submitting;        /* submissions between gate check and enqueue */
+
+    _Atomic size_t queued CF__ALIGNED;  /* tasks admitted and still pending (bounded mode) */
+    _Atomic uint32_t room;              /* futex word bumped when a queued slot frees */
+    _Atomic uint32_t room_waiters;
+
+    pthread_mutex_t broken_lock;
+    int broken_code;
+    char *broken_message;
+};
+
+/* Admits and queues a prepared future (gate, bound).  `internal` work skips the bound. */
+int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal);
+/* A task left the pending state (started or cancelled): frees a bounded-queue slot. */
+void cf__executor_unqueued(cf_executor *ex);
+/* Marks the executor broken by a failed initializer (first failure wins). */
+void cf__executor_break(cf_executor *ex, int code, const char *message);
+
+/* Runs a task that a worker has taken: start (unless cancelled, broken or shut down with
+ * cancel-pending), call, publish the outcome, drop the executor's reference. */
+void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx);
+
+/* ---- backends ---------------------------------------------------------------------- */
+
+extern const cf__backend cf__threads_backend;
+
+/*
+ * Called by a thread about to block until f is done: if it is a thread-pool worker, it runs
+ * other queued work meanwhile (so nested waits cannot starve the pool) and returns 0 when f
+ * is done or CF_ETIMEDOUT at the deadline; returns 1 if the thread is not a worker.
+ */
+int cf__threads_wait_in_worker(cf_future *f, int64_t deadline);
+/* The executor whose worker the calling thread is (and the worker's index), or NULL. */
+cf_executor *cf__threads_current_executor(int *worker);
+
+#endif

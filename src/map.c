@@ -1,0 +1,477 @@
+/*
+ * map.c -- fn over n inputs, results in input order, through a handful of runner tasks.
+ *
+ * A map is not n submissions.  It submits at most `workers` runner tasks; each runner
+ * claims a range of positions with one CAS on `next_claim` and runs them back to back,
+ * writing each outcome into a slot.  Ranges follow guided scheduling: a runner takes
+ * max(chunk, remaining / (4 * runners)) positions, so early ranges are big (little
+ * contention on the counter) and late ones small (no runner is left with a long tail).
+ *
+ * Results: slot i % window belongs to position i.  A runner publishes a slot by storing
+ * seq = i + 1 (release); the consumer (cf_map_next) reads positions in order and sleeps on
+ * the `progress` futex only after announcing it in `consumer_sleeping`; a runner wakes it
+ * only if that flag is set, so a consumer that keeps up costs runners nothing.
+ *
+ * Backpressure: with max_in_flight, window = max_in_flight slots and runners never claim a
+ * position >= consumed + window; a runner that cannot claim returns.  Its done-callback
+ * decrements `active` and, if there is room again, wakes the consumer, which starts
+ * runners again (restart_runners).  Memory is O(window + workers) whatever n is.
+ * Ordering: runner side "active--, then read consumed"; consumer side "consumed++, then
+ * read active"; both sequentially consistent, so one of them sees the other's update and
+ * a map never stalls with room and no runner.
+ *
+ * A consumer that is itself a worker of the same pool claims and runs positions itself
+ * while it waits, so a map inside a task cannot deadlock the pool.
+ *
+ * Runner futures are kept (retained) so cf_map_free can wait for them, and each runner's
+ * `fired` mark tells when its callback has finished touching the map.  Locks: none.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct slot {
+    _Atomic size_t seq; /* position + 1 once its outcome is published */
+    int outcome;
+    int code;
+    char *message;
+    void *value;
+    size_t len;
+} slot;
+
+typedef struct runner_ref {
+    cf__callback done; /* on the runner's future: active--, wake the consumer */
+    cf_future *future;
+    struct cf_map *map;
+    _Atomic int fired; /* the callback's last touch of the map and of this struct */
+} runner_ref;
+
+struct cf_map {
+    _Atomic size_t next_claim CF__ALIGNED; /* first position nobody has claimed */
+    _Atomic size_t consumed CF__ALIGNED;   /* positions handed to the consumer */
+    _Atomic uint32_t progress CF__ALIGNED; /* futex word of the consumer */
+    _Atomic uint32_t consumer_sleeping;
+    _Atomic int active;                    /* runners whose futures are not done */
+    _Atomic int stop;                      /* freed or past the deadline: claim nothing */
+
+    cf_executor *ex;
+    bool bytes;
+    cf_fn fn;
+    const cf_function *bytes_fn;
+    void *const *inputs;
+    const cf_bytes *bytes_inputs;
+    size_t n;
+    size_t window;
+    bool bounded;
+    size_t chunk;
+    int runners_max;
+    int64_t deadline;
+    slot *slots;
+
+    /* Consumer-only state. */
+    runner_ref **runners;
+    size_t runners_len, runners_cap;
+    int start_error;    /* why runners could not be started again (0: they could) */
+    bool timed_out;
+    size_t pos;         /* next position to return */
+    int last_code;
+    char *last_message;
+    void *last_value;   /* bytes maps: owned until the next call */
+    size_t last_len;
+};
+
+void cf_map_opts_init(cf_map_opts *opts)
+{
+    opts->chunk = CF_CHUNK_AUTO;
+    opts->max_in_flight = 0;
+    opts->timeout = CF_FOREVER;
+}
+
+/* ---- runners ------------------------------------------------------------------------ */
+
+static size_t claim_limit(cf_map *m)
+{
+    if (!m->bounded)
+        return m->n;
+    size_t limit = atomic_load(&m->consumed) + m->window;
+    return limit < m->n ? limit : m->n;
+}
+
+static bool claim(cf_map *m, size_t *lo, size_t *hi)
+{
+    size_t c = atomic_load_explicit(&m->next_claim, memory_order_relaxed);
+    for (;;) {
+        if (atomic_load_explicit(&m->stop, memory_order_relaxed) ||
+            (atomic_load_explicit(&m->ex->flags, memory_order_relaxed) & CF__EX_CANCEL_PENDING))
+            return false;
+        size_t limit = claim_limit(m);
+        if (c >= limit)
+            return false;
+        size_t size = (m->n - c) / (4 * (size_t)m->runners_max);
+        if (size < m->chunk)
+            size = m->chunk;
+        if (size > limit - c)
+            size = limit - c;
+        if (atomic_compare_exchange_weak(&m->next_claim, &c, c + size)) {
+            *lo = c;
+            *hi = c + size;
+            return true;
+        }
+    }
+}
+
+static void wake_consumer(cf_map *m)
+{
+    if (atomic_load(&m->consumer_sleeping)) {
+        atomic_fetch_add(&m->progress, 1);
+        cf__futex_wake(&m->progress, 1);
+    }
+}
+
+static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
+{
+    slot *s = &m->slots[i % m->window];
+    int rc;
+    s->value = NULL;
+    s->len = 0;
+    if (m->bytes) {
+        rc = m->bytes_fn->fn(m->bytes_inputs[i].data, m->bytes_inputs[i].len, ctx);
+        if (rc == 0) {
+            s->value = ctx->out;
+            s->len = ctx->out_len;
+            ctx->out = NULL;
+        }
+    } else {
+        void *value = NULL;
+        rc = m->fn(m->inputs[i], &value, ctx);
+        if (rc == 0)
+            s->value = value;
+    }
+    s->outcome = rc ? CF_ETASK : 0;
+    s->code = rc;
+    s->message = rc ? ctx->message : NULL;
+    if (rc)
+        ctx->message = NULL;
+    if (CF__UNLIKELY(ctx->message || ctx->out))
+        cf__ctx_reset(ctx);
+    atomic_store(&s->seq, i + 1); /* seq_cst: ordered before the read of the flag below */
+    wake_consumer(m);
+}
+
+/* Runs claimed ranges until nothing can be claimed; the callback below does the rest. */
+static void run_claims(cf_map *m, cf_ctx *ctx)
+{
+    size_t lo, hi;
+    while (claim(m, &lo, &hi))
+        for (size_t i = lo; i < hi && !atomic_load_explicit(&m->stop, memory_order_relaxed); i++)
+            run_position(m, i, ctx);
+}
+
+static int runner_task(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)result;
+    run_claims(arg, ctx);
+    return 0;
+}
+
+static void runner_done(cf__callback *self, cf_future *f)
+{
+    (void)f;
+    runner_ref *r = (runner_ref *)self;
+    cf_map *m = r->map;
+    atomic_fetch_sub(&m->active, 1);
+    atomic_fetch_add(&m->progress, 1);
+    if (atomic_load(&m->consumer_sleeping))
+        cf__futex_wake(&m->progress, 1);
+    atomic_store_explicit(&r->fired, 1, memory_order_release);
+}
+
+/* Forgets runners whose callbacks are over, so the list stays as short as the live ones. */
+static void prune_runners(cf_map *m)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < m->runners_len; i++) {
+        runner_ref *r = m->runners[i];
+        if (atomic_load_explicit(&r->fired, memory_order_acquire)) {
+            cf_future_release(r->future);
+            free(r);
+        } else {
+            m->runners[kept++] = r;
+        }
+    }
+    m->runners_len = kept;
+}
+
+/* Starts runners while fewer than the maximum are live and positions can be claimed. */
+static void restart_runners(cf_map *m)
+{
+    prune_runners(m);
+    int a = atomic_load(&m->active);
+    while (a < m->runners_max && !m->start_error && !atomic_load(&m->stop) &&
+           atomic_load(&m->next_claim) < claim_limit(m)) {
+        if (!atomic_compare_exchange_weak(&m->active, &a, a + 1))
+            continue;
+        int rc = CF_ENOMEM;
+        runner_ref *r = NULL;
+        if (m->runners_len == m->runners_cap) {
+            size_t cap = m->runners_cap ? 2 * m->runners_cap : 8;
+            runner_ref **grown = realloc(m->runners, cap * sizeof *grown);
+            if (grown) {
+                m->runners = grown;
+                m->runners_cap = cap;
+            }
+        }
+        cf_future *f = NULL;
+        if (m->runners_len < m->runners_cap && (r = malloc(sizeof *r)) &&
+            (f = cf__future_alloc(2))) {
+            f->task.fn = runner_task;
+            f->arg = m;
+            r->done.fn = runner_done;
+            r->future = f;
+            r->map = m;
+            atomic_init(&r->fired, 0);
+            /* Registered before the runner can finish, so `active` always comes down. */
+            cf__future_add_callback(f, &r->done);
+            rc = cf__executor_admit(m->ex, f, true);
+        }
+        if (rc) {
+            uint32_t flags = atomic_load(&m->ex->flags);
+            m->start_error = (flags & CF__EX_CANCEL_PENDING) ? CF_ECANCELLED : rc;
+            if (f) {
+                cf__future_remove_callback(f, &r->done);
+                atomic_store(&f->refs, 1);
+                cf_future_release(f);
+            }
+            free(r);
+            atomic_fetch_sub(&m->active, 1);
+            return;
+        }
+        m->runners[m->runners_len++] = r;
+        a = atomic_load(&m->active);
+    }
+}
+
+/* ---- the consumer ------------------------------------------------------------------- */
+
+#define WAIT_SPIN_NS 20000
+
+static bool position_ready(cf_map *m, size_t i)
+{
+    return atomic_load_explicit(&m->slots[i % m->window].seq, memory_order_acquire) == i + 1;
+}
+
+/* Waits until position i is published: 0, or CF_ETIMEDOUT / the reason it never will be. */
+static int wait_position(cf_map *m, size_t i)
+{
+    if (position_ready(m, i))
+        return 0;
+    if (m->timed_out)
+        return CF_ETIMEDOUT;
+    int worker;
+    bool helper = cf__threads_current_executor(&worker) == m->ex;
+    int64_t spin_end = cf__now_ns() + WAIT_SPIN_NS;
+    for (unsigned k = 1; !position_ready(m, i); k++) {
+        cf__cpu_relax();
+        if ((k & 63) == 0 && cf__now_ns() >= spin_end)
+            break;
+    }
+    for (;;) {
+        if (position_ready(m, i))
+            return 0;
+        if (helper) { /* one of our own pool's workers: do the work instead of waiting */
+            cf_ctx ctx = {.ex = m->ex, .worker = worker};
+            size_t before = atomic_load(&m->next_claim);
+            run_claims(m, &ctx);
+            if (atomic_load(&m->next_claim) != before)
+                continue;
+        }
+        restart_runners(m);
+        if (atomic_load(&m->next_claim) <= i && atomic_load(&m->active) == 0 && m->start_error)
+            return m->start_error;
+        uint32_t seen = atomic_load(&m->progress);
+        atomic_store(&m->consumer_sleeping, 1);
+        int rc = position_ready(m, i) ? 0 : cf__futex_wait(&m->progress, seen, m->deadline);
+        atomic_store(&m->consumer_sleeping, 0);
+        if (rc == CF_ETIMEDOUT && !position_ready(m, i)) {
+            m->timed_out = true;
+            atomic_store(&m->stop, 1);
+            return CF_ETIMEDOUT;
+        }
+    }
+}
+
+static void forget_last(cf_map *m)
+{
+    free(m->last_message);
+    if (m->bytes)
+        free(m->last_value);
+    m->last_message = NULL;
+    m->last_value = NULL;
+    m->last_len = 0;
+    m->last_code = 0;
+}
+
+int cf_map_next(cf_map *m, size_t *index, void **value)
+{
+    if (!m)
+        return CF_EINVAL;
+    forget_last(m);
+    if (value)
+        *value = NULL;
+    if (m->pos >= m->n)
+        return CF_EEND;
+    size_t i = m->pos;
+    int rc = wait_position(m, i);
+    if (rc == 0) {
+        slot *s = &m->slots[i % m->window];
+        rc = s->outcome;
+        m->last_code = s->code;
+        m->last_message = s->message;
+        m->last_value = s->value;
+        m->last_len = s->len;
+        if (value)
+            *value = s->value;
+    }
+    m->pos = i + 1;
+    atomic_store(&m->consumed, m->pos); /* seq_cst: before reading `active` in restart */
+    if (m->bounded)
+        restart_runners(m);
+    if (index)
+        *index = i;
+    return rc;
+}
+
+size_t cf_map_value_len(const cf_map *m)
+{
+    return m->last_len;
+}
+
+void cf_map_error(const cf_map *m, int *code, const char **message)
+{
+    if (code)
+        *code = m->last_code;
+    if (message)
+        *message = m->last_message;
+}
+
+static void map_delete(cf_map *m)
+{
+    size_t claimed = atomic_load(&m->next_claim);
+    for (size_t i = m->pos; i < claimed && i < m->pos + m->window; i++) {
+        slot *s = &m->slots[i % m->window];
+        if (position_ready(m, i)) {
+            free(s->message);
+            if (m->bytes)
+                free(s->value);
+        }
+    }
+    forget_last(m);
+    free(m->slots);
+    free(m->runners);
+    free(m);
+}
+
+void cf_map_free(cf_map *m)
+{
+    if (!m)
+        return;
+    atomic_store(&m->stop, 1);
+    for (size_t i = 0; i < m->runners_len; i++) {
+        runner_ref *r = m->runners[i];
+        cf__future_wait_until(r->future, CF__NO_DEADLINE);
+        while (!atomic_load_explicit(&r->fired, memory_order_acquire))
+            cf__cpu_relax();
+        cf_future_release(r->future);
+        free(r);
+    }
+    map_delete(m);
+}
+
+static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, size_t n,
+                     bool inputs_missing, cf_map **made)
+{
+    if (!out)
+        return CF_EINVAL;
+    *out = NULL;
+    cf_map_opts defaults;
+    if (!opts) {
+        cf_map_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (!ex || (inputs_missing && n) || opts->chunk == 0)
+        return CF_EINVAL;
+    if (!ex->backend->pointer_tasks)
+        return CF_ENOTSUP;
+    uint32_t flags = atomic_load(&ex->flags);
+    if (flags & CF__EX_SHUTDOWN)
+        return CF_ESHUTDOWN;
+    if (flags & CF__EX_BROKEN)
+        return CF_EBROKEN;
+    cf_map *m;
+    if (posix_memalign((void **)&m, CF__CACHELINE, sizeof *m))
+        return CF_ENOMEM;
+    memset(m, 0, sizeof *m);
+    m->ex = ex;
+    m->n = n;
+    m->bounded = opts->max_in_flight > 0 && opts->max_in_flight < n;
+    m->window = m->bounded ? opts->max_in_flight : (n ? n : 1);
+    m->chunk = opts->chunk == CF_CHUNK_AUTO ? 1 : opts->chunk;
+    m->runners_max = ex->workers;
+    m->deadline = cf__deadline(opts->timeout);
+    m->slots = calloc(m->window, sizeof *m->slots);
+    if (!m->slots) {
+        free(m);
+        return CF_ENOMEM;
+    }
+    *made = m;
+    return 0;
+}
+
+/* Starts the first runners; on failure, frees the map and returns why. */
+static int map_launch(cf_map **out, cf_map *m)
+{
+    if (m->n) {
+        restart_runners(m);
+        if (m->start_error && atomic_load(&m->active) == 0) {
+            int rc = m->start_error;
+            cf_map_free(m);
+            return rc;
+        }
+    }
+    *out = m;
+    return 0;
+}
+
+int cf_map_start(cf_map **out, cf_executor *ex, cf_fn fn, void *const *inputs, size_t n,
+                 const cf_map_opts *opts)
+{
+    cf_map *m;
+    int rc = map_begin(out, ex, opts, n, inputs == NULL, &m);
+    if (rc == 0 && !fn) {
+        map_delete(m);
+        rc = CF_EINVAL;
+    }
+    if (rc)
+        return rc;
+    m->fn = fn;
+    m->inputs = inputs;
+    return map_launch(out, m);
+}
+
+int cf_map_bytes_start(cf_map **out, cf_executor *ex, const cf_function *fn,
+                       const cf_bytes *inputs, size_t n, const cf_map_opts *opts)
+{
+    cf_map *m;
+    int rc = map_begin(out, ex, opts, n, inputs == NULL, &m);
+    if (rc == 0 && (!fn || !fn->fn)) {
+        map_delete(m);
+        rc = CF_EINVAL;
+    }
+    if (rc)
+        return rc;
+    m->bytes = true;
+    m->bytes_fn = fn;
+    m->bytes_inputs = inputs;
+    return map_launch(out, m);
+}

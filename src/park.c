@@ -1,0 +1,61 @@
+/*
+ * park.c -- monotonic time and futex-based sleeping.
+ *
+ * Every blocking wait in the library ends here: a thread publishes that it sleeps (a flag or
+ * a counter its waker reads), re-checks its condition, then sleeps on a 32-bit word with
+ * FUTEX_WAIT_PRIVATE, which returns at once if the word no longer holds the value the
+ * thread saw.  That closes the window between the check and the sleep, so no wake-up is
+ * lost, and no wait ever polls.  Deadlines are absolute CLOCK_MONOTONIC nanoseconds, so a
+ * wait that is interrupted or woken spuriously keeps its original limit.
+ *
+ * No locks, no state.  Porting the library to another OS means porting this file.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t cf__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t cf__deadline(double timeout)
+{
+    if (timeout < 0 || timeout != timeout)
+        return CF__NO_DEADLINE;
+    if (timeout > 1e9) /* ~31 years: as good as forever, and no overflow */
+        return CF__NO_DEADLINE;
+    return cf__now_ns() + (int64_t)(timeout * 1e9);
+}
+
+int cf__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline != CF__NO_DEADLINE) {
+        int64_t left = deadline - cf__now_ns();
+        if (left <= 0)
+            return CF_ETIMEDOUT;
+        ts.tv_sec = left / 1000000000;
+        ts.tv_nsec = left % 1000000000;
+        tsp = &ts;
+    }
+    /* A relative timeout is fine: the caller recomputes it from the absolute deadline on
+     * every return. */
+    if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0) == -1 &&
+        errno == ETIMEDOUT)
+        return CF_ETIMEDOUT;
+    return 0;
+}
+
+void cf__futex_wake(_Atomic uint32_t *word, int count)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}

@@ -1,0 +1,469 @@
+/*
+ * pool.c -- the thread-pool backend: work-stealing workers that spin briefly, then sleep.
+ *
+ * Where tasks go:  a task submitted by one of this pool's workers goes to the bottom of
+ * that worker's own deque (no shared write at all); any other thread's task goes to the
+ * injector.  A worker looks for work in its deque (LIFO), then the injector, then steals
+ * from the top of the other workers' deques.  Every 61st look starts with the injector so
+ * that a worker busy with its own nested tasks cannot starve outside submitters.
+ *
+ * Sleeping and waking (the part that decides both latency and idle cost):
+ *   - A worker that finds nothing becomes "spinning" for about SPIN_NS, yielding its CPU
+ *     between looks, then "parks": it puts itself on the idle list, increments idle_count,
+ *     re-checks every queue, and only then sleeps on its own futex word.
+ *   - A submitter, after queueing, reads `spinning`; if no worker is spinning it wakes one
+ *     parked worker, or starts a new one while fewer than the maximum exist.  If a worker
+ *     is spinning, the submitter does nothing: the spinner will find the task.  A steady
+ *     stream of submissions therefore costs no system calls.
+ *   - The spinner that finds work while it was the last spinner wakes one more parked
+ *     worker if work remains, so a burst ramps up all workers one hop at a time.
+ *   Both sides order "publish, then read the other side" with sequentially consistent
+ *   operations (queue CAS / idle_count increment), so a task queued while a worker goes to
+ *   sleep is seen by the worker's re-check or the worker is seen by the submitter: no lost
+ *   wake-up, and no timed polling.  An idle pool sleeps in futex_wait with no timeout.
+ *
+ * Waiting inside a task: a worker that blocks on a future keeps taking tasks (next_task
+ * with `waited`), and when there are none it parks with a callback on the future that
+ * wakes it.  So a task may wait for tasks it submitted, even with one worker.
+ *
+ * Lock order: start_lock before idle_lock; both are taken only when starting, parking,
+ * waking or joining workers, never per task.  Invariants: workers [0, started) have
+ * threads; a worker is on the idle list iff its `idle` flag is set (under idle_lock), and
+ * idle_count equals the list's length.
+ */
+#define _GNU_SOURCE
+#include "../internal.h"
+#include "deque.h"
+#include "injector.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPIN_NS 50000
+#define FAIRNESS_TICKS 61
+
+typedef struct pool pool;
+
+typedef struct worker {
+    cf__deque deque;
+    _Atomic uint32_t wake CF__ALIGNED; /* futex word: set to 1 to end a park */
+    pool *pool;
+    pthread_t thread;
+    int index;
+    unsigned ticks;
+    uint32_t rng;
+    bool idle; /* on the idle list (under idle_lock) */
+    struct worker *next_idle;
+} worker;
+
+struct pool {
+    cf_executor base;
+    worker *workers; /* array of base.workers */
+    cf__injector injector;
+    _Atomic int started CF__ALIGNED;
+    _Atomic int spinning CF__ALIGNED;
+    _Atomic int idle_count CF__ALIGNED;
+    _Atomic bool stopping;
+    pthread_mutex_t idle_lock;
+    worker *idle_head;
+    pthread_mutex_t start_lock;
+    bool joined;
+};
+
+static _Thread_local worker *current;
+
+static bool future_done(cf_future *f)
+{
+    return cf__state_done(atomic_load_explicit(&f->state, memory_order_acquire));
+}
+
+/* ---- finding work ------------------------------------------------------------------- */
+
+static cf_future *steal(worker *w)
+{
+    pool *p = w->pool;
+    int n = atomic_load_explicit(&p->started, memory_order_acquire);
+    if (n <= 1)
+        return NULL;
+    w->rng ^= w->rng << 13; /* xorshift: spreads thieves over victims */
+    w->rng ^= w->rng >> 17;
+    w->rng ^= w->rng << 5;
+    int start = (int)(w->rng % (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        worker *victim = &p->workers[(start + i) % n];
+        if (victim == w)
+            continue;
+        cf_future *f = cf__deque_steal(&victim->deque);
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+static cf_future *find_work(worker *w)
+{
+    pool *p = w->pool;
+    cf_future *f;
+    if (++w->ticks % FAIRNESS_TICKS == 0 && (f = cf__injector_pop(&p->injector)))
+        return f;
+    if ((f = cf__deque_pop(&w->deque)) || (f = cf__injector_pop(&p->injector)))
+        return f;
+    return steal(w);
+}
+
+static bool work_available(pool *p)
+{
+    if (cf__injector_nonempty(&p->injector))
+        return true;
+    int n = atomic_load_explicit(&p->started, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (cf__deque_nonempty(&p->workers[i].deque))
+            return true;
+    return false;
+}
+
+/* ---- parking ------------------------------------------------------------------------ */
+
+static void unpark(worker *w)
+{
+    atomic_store_explicit(&w->wake, 1, memory_order_release);
+    cf__futex_wake(&w->wake, 1);
+}
+
+/* Wakes one parked worker; false if none is parked. */
+static bool wake_one(pool *p)
+{
+    if (atomic_load(&p->idle_count) == 0)
+        return false;
+    pthread_mutex_lock(&p->idle_lock);
+    worker *w = p->idle_head;
+    if (w) {
+        p->idle_head = w->next_idle;
+        w->idle = false;
+        atomic_fetch_sub(&p->idle_count, 1);
+    }
+    pthread_mutex_unlock(&p->idle_lock);
+    if (w)
+        unpark(w);
+    return w != NULL;
+}
+
+/* Wakes every parked worker (shutdown).  Unparks under the lock: a woken worker may re-park
+ * and rewrite its link at once, so the list cannot be walked after letting go. */
+static void wake_all(pool *p)
+{
+    pthread_mutex_lock(&p->idle_lock);
+    for (worker *w = p->idle_head; w; w = w->next_idle) {
+        w->idle = false;
+        atomic_fetch_sub(&p->idle_count, 1);
+        unpark(w);
+    }
+    p->idle_head = NULL;
+    pthread_mutex_unlock(&p->idle_lock);
+}
+
+static void leave_idle_list(worker *w)
+{
+    pool *p = w->pool;
+    pthread_mutex_lock(&p->idle_lock);
+    if (w->idle) {
+        worker **link = &p->idle_head;
+        while (*link != w)
+            link = &(*link)->next_idle;
+        *link = w->next_idle;
+        w->idle = false;
+        atomic_fetch_sub(&p->idle_count, 1);
+    }
+    pthread_mutex_unlock(&p->idle_lock);
+}
+
+typedef struct wake_on_done {
+    cf__callback base;
+    worker *w;
+    _Atomic int fired;
+} wake_on_done;
+
+static void wake_on_done_fn(cf__callback *self, cf_future *f)
+{
+    (void)f;
+    wake_on_done *node = (wake_on_done *)self;
+    unpark(node->w);
+    atomic_store_explicit(&node->fired, 1, memory_order_release);
+}
+
+/*
+ * Sleeps until woken for new work, until `waited` (if any) is done, or the deadline.
+ * Returns CF_ETIMEDOUT only for the deadline.
+ */
+static int park(worker *w, cf_future *waited, int64_t deadline)
+{
+    pool *p = w->pool;
+    wake_on_done node = {.base.fn = wake_on_done_fn, .w = w};
+    atomic_init(&node.fired, 0);
+    atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
+    if (waited && !cf__future_add_callback(waited, &node.base))
+        return 0;
+
+    pthread_mutex_lock(&p->idle_lock);
+    w->idle = true;
+    w->next_idle = p->idle_head;
+    p->idle_head = w;
+    atomic_fetch_add(&p->idle_count, 1);
+    pthread_mutex_unlock(&p->idle_lock);
+
+    int rc = 0;
+    bool leave = waited ? future_done(waited) : atomic_load(&p->stopping);
+    if (!leave && !work_available(p)) {
+        while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0)
+            if ((rc = cf__futex_wait(&w->wake, 0, deadline)) == CF_ETIMEDOUT)
+                break;
+    }
+    leave_idle_list(w);
+    if (waited && !cf__future_remove_callback(waited, &node.base))
+        while (!atomic_load_explicit(&node.fired, memory_order_acquire))
+            cf__cpu_relax();
+    return rc;
+}
+
+/* ---- the worker --------------------------------------------------------------------- */
+
+static cf_future *spin_for_work(worker *w, cf_future *waited)
+{
+    pool *p = w->pool;
+    atomic_fetch_add(&p->spinning, 1);
+    int64_t end = cf__now_ns() + SPIN_NS;
+    cf_future *f = NULL;
+    for (unsigned i = 1;; i++) {
+        for (int k = 0; k < 8; k++)
+            cf__cpu_relax();
+        if ((f = find_work(w)) || (waited && future_done(waited)) ||
+            atomic_load_explicit(&p->stopping, memory_order_relaxed))
+            break;
+        if ((i & 15) == 0) {
+            if (cf__now_ns() > end)
+                break;
+            sched_yield(); /* give the CPU to a submitter if it shares ours */
+        }
+    }
+    if (atomic_fetch_sub(&p->spinning, 1) == 1 && f && work_available(p))
+        wake_one(p);
+    return f;
+}
+
+/*
+ * The next task for w, or NULL when `waited` is done or the deadline passed (waiting in a
+ * task), or when the pool is stopping and every queue is empty (the worker then exits).
+ */
+static cf_future *next_task(worker *w, cf_future *waited, int64_t deadline)
+{
+    pool *p = w->pool;
+    for (;;) {
+        cf_future *f = find_work(w);
+        if (f)
+            return f;
+        if (waited && future_done(waited))
+            return NULL;
+        if (!waited && atomic_load(&p->stopping) && !work_available(p))
+            return NULL;
+        if ((f = spin_for_work(w, waited)))
+            return f;
+        if (waited && future_done(waited))
+            return NULL;
+        if (park(w, waited, deadline) == CF_ETIMEDOUT)
+            return NULL;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    cf_executor *ex = &w->pool->base;
+    current = w;
+    char name[16];
+    snprintf(name, sizeof name, "%s-%d", ex->name, w->index);
+    pthread_setname_np(pthread_self(), name);
+
+    cf_ctx ctx = {.ex = ex, .worker = w->index};
+    if (ex->initializer) {
+        int rc = ex->initializer(ex->initializer_arg, &ctx);
+        if (rc)
+            cf__executor_break(ex, rc, ctx.message);
+        cf__ctx_reset(&ctx);
+    }
+    cf_future *f;
+    while ((f = next_task(w, NULL, CF__NO_DEADLINE)))
+        cf__run_task(ex, f, &ctx);
+    current = NULL;
+    return NULL;
+}
+
+int cf__threads_wait_in_worker(cf_future *f, int64_t deadline)
+{
+    worker *w = current;
+    if (!w)
+        return 1;
+    cf_executor *ex = &w->pool->base;
+    for (;;) {
+        if (future_done(f))
+            return 0;
+        cf_future *task = next_task(w, f, deadline);
+        if (task) {
+            cf_ctx ctx = {.ex = ex, .worker = w->index};
+            cf__run_task(ex, task, &ctx);
+        } else if (!future_done(f) && deadline != CF__NO_DEADLINE && cf__now_ns() >= deadline) {
+            return CF_ETIMEDOUT;
+        }
+    }
+}
+
+cf_executor *cf__threads_current_executor(int *worker)
+{
+    if (!current)
+        return NULL;
+    *worker = current->index;
+    return &current->pool->base;
+}
+
+/* Starts worker number `started` if the maximum allows.  Called with start_lock held. */
+static int start_worker_locked(pool *p)
+{
+    int n = atomic_load_explicit(&p->started, memory_order_relaxed);
+    if (n >= p->base.workers || p->joined)
+        return 0;
+    worker *w = &p->workers[n];
+    /* Workers block every signal, so process-directed signals reach the application's own
+     * threads, as in libuv's pool. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc)
+        return CF_ESYS;
+    atomic_store_explicit(&p->started, n + 1, memory_order_release);
+    return 0;
+}
+
+/* After queueing: make sure some worker will look at the queues. */
+static void notify(pool *p)
+{
+    if (atomic_load(&p->spinning) > 0 || wake_one(p))
+        return;
+    if (atomic_load_explicit(&p->started, memory_order_relaxed) < p->base.workers) {
+        pthread_mutex_lock(&p->start_lock);
+        /* A failure here is harmless: at least one worker exists (see pool_submit). */
+        start_worker_locked(p);
+        pthread_mutex_unlock(&p->start_lock);
+    }
+}
+
+/* ---- backend operations ------------------------------------------------------------- */
+
+static int pool_start(cf_executor *ex)
+{
+    pool *p = (pool *)ex;
+    if (posix_memalign((void **)&p->workers, CF__CACHELINE, sizeof(worker) * ex->workers))
+        return CF_ENOMEM;
+    memset(p->workers, 0, sizeof(worker) * ex->workers);
+    if (cf__injector_init(&p->injector)) {
+        free(p->workers);
+        return CF_ENOMEM;
+    }
+    for (int i = 0; i < ex->workers; i++) {
+        worker *w = &p->workers[i];
+        w->pool = p;
+        w->index = i;
+        w->rng = 2654435761u * (uint32_t)(i + 1);
+    }
+    pthread_mutex_init(&p->idle_lock, NULL);
+    pthread_mutex_init(&p->start_lock, NULL);
+    return 0;
+}
+
+static int pool_submit(cf_executor *ex, cf_future *f)
+{
+    pool *p = (pool *)ex;
+    if (CF__UNLIKELY(atomic_load_explicit(&p->started, memory_order_acquire) == 0)) {
+        /* The first task needs a worker for sure: start it before queueing, so that a
+         * failure to create a thread is this submission's error, not a lost task. */
+        pthread_mutex_lock(&p->start_lock);
+        int rc = atomic_load(&p->started) == 0 ? start_worker_locked(p) : 0;
+        pthread_mutex_unlock(&p->start_lock);
+        if (rc)
+            return rc;
+    }
+    worker *w = current;
+    if (!(w && w->pool == p && cf__deque_push(&w->deque, f)))
+        cf__injector_push(&p->injector, f);
+    notify(p);
+    return 0;
+}
+
+static void cancel_queued(pool *p, cf_future *f)
+{
+    if (f->bounded)
+        cf__executor_unqueued(&p->base);
+    cf__future_complete(f, CF_PENDING, CF_CANCELLED);
+    cf_future_release(f);
+}
+
+static void join_workers(pool *p)
+{
+    pthread_mutex_lock(&p->start_lock);
+    if (!p->joined) {
+        int n = atomic_load(&p->started);
+        for (int i = 0; i < n; i++)
+            pthread_join(p->workers[i].thread, NULL);
+        p->joined = true;
+    }
+    pthread_mutex_unlock(&p->start_lock);
+}
+
+static int pool_shutdown(cf_executor *ex, unsigned flags)
+{
+    pool *p = (pool *)ex;
+    if (flags & CF_SHUTDOWN_CANCEL_PENDING) {
+        cf_future *f;
+        while ((f = cf__injector_pop(&p->injector)))
+            cancel_queued(p, f);
+        int n = atomic_load(&p->started);
+        for (int i = 0; i < n; i++) {
+            cf__deque *d = &p->workers[i].deque;
+            while (cf__deque_nonempty(d))
+                if ((f = cf__deque_steal(d)))
+                    cancel_queued(p, f);
+        }
+    }
+    atomic_store(&p->stopping, true);
+    wake_all(p);
+    if (!(flags & CF_SHUTDOWN_WAIT))
+        return 0;
+    if (current && current->pool == p)
+        return CF_EINVAL;
+    join_workers(p);
+    return 0;
+}
+
+static void pool_destroy(cf_executor *ex)
+{
+    pool *p = (pool *)ex;
+    join_workers(p);
+    cf__injector_destroy(&p->injector);
+    pthread_mutex_destroy(&p->idle_lock);
+    pthread_mutex_destroy(&p->start_lock);
+    free(p->workers);
+}
+
+const cf__backend cf__threads_backend = {
+    .name = "threads",
+    .id = CF_BACKEND_THREADS,
+    .pointer_tasks = true,
+    .struct_size = sizeof(pool),
+    .start = pool_start,
+    .submit = pool_submit,
+    .shutdown = pool_shutdown,
+    .destroy = pool_destroy,
+};

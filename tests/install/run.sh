@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# run.sh -- install smoke test: installs a build into a temporary prefix and builds and runs
+# tests/install/consumer.c against it, once through pkg-config and once through
+# find_package(cfutures) (shared and static), checking each really used that prefix.
+#
+# Usage: run.sh <build-dir> <cmake> <c-compiler> <libdir relative to prefix> <config>
+set -euo pipefail
+
+build=$1 cmake=$2 cc=$3 libdir=$4 config=$5
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cfutures-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+
+step() { echo "-- install test: $*"; }
+fail() { echo "install test FAILED: $*" >&2; exit 1; }
+
+step "cmake --install into $prefix"
+"$cmake" --install "$build" --prefix "$prefix" --config "$config" >"$tmp/install.log" ||
+    { cat "$tmp/install.log"; fail "cmake --install"; }
+for f in include/cfutures.h "$libdir/libcfutures.so.0" "$libdir/libcfutures.a" \
+    "$libdir/pkgconfig/cfutures.pc" "$libdir/cmake/cfutures/cfuturesConfig.cmake" \
+    "$libdir/cmake/cfutures/cfuturesConfigVersion.cmake"; do
+    [ -e "$prefix/$f" ] || fail "$f was not installed"
+done
+
+step "pkg-config"
+# PKG_CONFIG_LIBDIR replaces the default search path: only the prefix under test counts.
+export PKG_CONFIG_LIBDIR="$prefix/$libdir/pkgconfig"
+unset PKG_CONFIG_PATH
+flags=$(pkg-config --cflags --libs cfutures) || fail "pkg-config does not know cfutures"
+echo "   $flags"
+case "$flags" in *"-I$prefix/include"*"-L$prefix/$libdir"*) ;;
+    *) fail "pkg-config flags do not point into $prefix" ;; esac
+case " $(pkg-config --static --libs cfutures) " in *" -pthread "*) ;;
+    *) fail "pkg-config --static --libs lacks -pthread" ;; esac
+# shellcheck disable=SC2086 # the flags are a word list
+"$cc" "$here/consumer.c" $flags -Wl,-rpath,"$prefix/$libdir" -o "$tmp/consumer_pc"
+ldd "$tmp/consumer_pc" | grep -q "$prefix/$libdir/libcfutures.so.0" ||
+    fail "consumer_pc does not load the installed libcfutures.so.0"
+"$tmp/consumer_pc" || fail "consumer_pc"
+
+step "find_package(cfutures)"
+"$cmake" -S "$here/project" -B "$tmp/project-build" -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCF_EXPECTED_PREFIX="$prefix" >"$tmp/configure.log" ||
+    { cat "$tmp/configure.log"; fail "configuring the find_package consumer"; }
+"$cmake" --build "$tmp/project-build" >"$tmp/build.log" ||
+    { cat "$tmp/build.log"; fail "building the find_package consumer"; }
+ldd "$tmp/project-build/consumer_shared" | grep -q "$prefix/$libdir/libcfutures.so.0" ||
+    fail "consumer_shared does not load the installed libcfutures.so.0"
+if ldd "$tmp/project-build/consumer_static" | grep -q libcfutures; then
+    fail "consumer_static links libcfutures dynamically"
+fi
+"$tmp/project-build/consumer_shared" || fail "consumer_shared"
+"$tmp/project-build/consumer_static" || fail "consumer_static"
+step "passed"

@@ -1,0 +1,1217 @@
+/*
+ * test_executor.c -- executors: submit and its refusals, shutdown, worker count and lazy
+ * start, initializers, the bounded queue, thread names, nested submission and waiting,
+ * idle workers, task context and bytes tasks (SEMANTICS 12, 14-20, with 6 and 4 where
+ * callbacks and errors meet the executor).
+ *
+ * Executors come from make_executor(), so the bytes-task tests run unchanged on any backend
+ * named by CF_TEST_BACKEND; tests that share memory with their tasks call
+ * TU_REQUIRE_INPROCESS().  Queued and running states are made with gates (tu_hold holds
+ * every worker), never with sleeps; the few sleeps give a thread that must stay blocked the
+ * chance to show it did not.
+ */
+#include "testutil.h"
+
+#include <limits.h>
+
+CF_FUNCTION(xor_fn, tu_bytes_xor);
+CF_FUNCTION(reverse_fn, tu_bytes_reverse);
+CF_FUNCTION(maybe_fail_fn, tu_bytes_maybe_fail);
+
+/* ---- SEMANTICS 12: submit ----------------------------------------------------------- */
+
+/* SEMANTICS 12: after shutdown, every form of submission fails with CF_ESHUTDOWN, creates
+ * no future and calls nothing. */
+static void submit_after_shutdown_refused(void **state)
+{
+    atomic_int count;
+    cf_executor *ex;
+    cf_future *f = NULL;
+    cf_map *m = NULL;
+    void *inputs[1] = {NULL};
+    unsigned char byte = 1;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    ex = make_executor(2, NULL);
+    assert_int_equal(cf_shutdown(ex, 0), 0);
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, &f), CF_ESHUTDOWN);
+    assert_null(f);
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, NULL), CF_ESHUTDOWN);
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, &byte, 1, &f), CF_ESHUTDOWN);
+    assert_null(f);
+    inputs[0] = &count;
+    assert_int_equal(cf_map_start(&m, ex, tu_task_count, inputs, 1, NULL), CF_ESHUTDOWN);
+    assert_null(m);
+    assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_WAIT), 0);
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, &f), CF_ESHUTDOWN);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 0);
+}
+
+/* SEMANTICS 12: bytes submission after shutdown, on any backend. */
+static void submit_bytes_after_shutdown_refused(void **state)
+{
+    cf_executor *ex;
+    cf_future *f = NULL;
+    unsigned char byte = 1;
+    (void)state;
+    ex = make_executor(1, NULL);
+    assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_WAIT), 0);
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, &byte, 1, &f), CF_ESHUTDOWN);
+    assert_null(f);
+    cf_executor_free(ex);
+}
+
+/* SEMANTICS 12: a NULL task is CF_EINVAL and creates nothing. */
+static void submit_null_fn_einval(void **state)
+{
+    cf_executor *ex;
+    cf_future *f = NULL;
+    unsigned char byte = 1;
+    (void)state;
+    ex = make_executor(1, NULL);
+    if (tu_backend_inprocess()) {
+        assert_int_equal(cf_submit(ex, NULL, NULL, &f), CF_EINVAL);
+        assert_null(f);
+    }
+    assert_int_equal(cf_submit_bytes(ex, NULL, &byte, 1, &f), CF_EINVAL);
+    assert_null(f);
+    cf_executor_free(ex);
+}
+
+/* ---- SEMANTICS 14: shutdown --------------------------------------------------------- */
+
+enum { SD_N = 20 };
+
+typedef struct shutdown_waiter {
+    cf_executor *ex;
+    cf_future **f;
+    int n;
+    atomic_int returned;
+    int rc;
+    int done_when_returned;
+} shutdown_waiter;
+
+static void *shutdown_wait_thread(void *arg)
+{
+    shutdown_waiter *s = arg;
+    int i;
+    s->rc = cf_shutdown(s->ex, CF_SHUTDOWN_WAIT);
+    s->done_when_returned = 0;
+    for (i = 0; i < s->n; i++)
+        s->done_when_returned += cf_future_done(s->f[i]);
+    atomic_store(&s->returned, 1);
+    return NULL;
+}
+
+/* SEMANTICS 14: shutdown(wait) returns only after every accepted task (running or queued)
+ * is done; submissions are refused from the first shutdown call on. */
+static void shutdown_wait_waits_for_accepted(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_gated task[SD_N];
+    cf_future *f[SD_N];
+    shutdown_waiter sw;
+    atomic_int count;
+    cf_executor *ex;
+    pthread_t t;
+    int i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_watchdog(120);
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    atomic_init(&count, 0);
+    ex = make_executor(2, NULL);
+    for (i = 0; i < SD_N; i++) {
+        tu_gated_init(&task[i], &gate, &started, (void *)(intptr_t)i);
+        f[i] = tu_submit(ex, tu_task_gated, &task[i]);
+    }
+    assert_int_equal(tu_latch_wait(&started, 2, TU_LONG), 0);
+    assert_int_equal(cf_shutdown(ex, 0), 0); /* stop accepting; returns at once */
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, NULL), CF_ESHUTDOWN);
+    sw.ex = ex;
+    sw.f = f;
+    sw.n = SD_N;
+    atomic_init(&sw.returned, 0);
+    t = tu_thread_start(shutdown_wait_thread, &sw);
+    tu_sleep(0.1);
+    assert_int_equal(atomic_load(&sw.returned), 0); /* the gate is still closed */
+    tu_gate_open(&gate);
+    tu_thread_join(t);
+    assert_int_equal(sw.rc, 0);
+    assert_int_equal(sw.done_when_returned, SD_N);
+    for (i = 0; i < SD_N; i++) {
+        void *v = NULL;
+        assert_int_equal(atomic_load(&task[i].ran), 1);
+        assert_int_equal(cf_future_result(f[i], CF_POLL, &v), 0);
+        assert_ptr_equal(v, (void *)(intptr_t)i);
+        cf_future_release(f[i]);
+    }
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 0);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+typedef struct cancel_note {
+    atomic_int calls;
+    pthread_t thread;
+} cancel_note;
+
+static void note_cb(cf_future *f, void *data)
+{
+    cancel_note *n = data;
+    TU_CHECK(cf_future_state(f) == CF_CANCELLED);
+    n->thread = pthread_self();
+    atomic_fetch_add(&n->calls, 1);
+}
+
+/* SEMANTICS 14, 6: shutdown with cancel_pending cancels every queued task at once (their
+ * callbacks run in the shutting-down thread before it returns) and leaves the running ones
+ * to finish; a cancelled task never runs. */
+static void shutdown_cancel_pending_cancels_queued(void **state)
+{
+    enum { Q = 10 };
+    tu_hold hold;
+    atomic_int count;
+    cancel_note note[Q];
+    cf_future *f[Q];
+    cf_executor *ex;
+    int i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    ex = make_executor(2, NULL);
+    tu_hold_workers(&hold, ex, 2);
+    for (i = 0; i < Q; i++) {
+        atomic_init(&note[i].calls, 0);
+        f[i] = tu_submit(ex, tu_task_count, &count);
+        assert_int_equal(cf_future_add_callback(f[i], note_cb, &note[i]), 0);
+    }
+    assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_CANCEL_PENDING), 0);
+    for (i = 0; i < Q; i++) {
+        assert_int_equal(cf_future_state(f[i]), CF_CANCELLED);
+        assert_int_equal(atomic_load(&note[i].calls), 1);
+        assert_true(pthread_equal(note[i].thread, pthread_self()));
+    }
+    assert_int_equal(cf_future_state(hold.f[0]), CF_RUNNING);
+    assert_int_equal(cf_future_state(hold.f[1]), CF_RUNNING);
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, NULL), CF_ESHUTDOWN);
+    tu_hold_release(&hold); /* the running tasks still finish with their values */
+    assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_WAIT), 0);
+    assert_int_equal(atomic_load(&count), 0);
+    for (i = 0; i < Q; i++) {
+        assert_int_equal(cf_future_result(f[i], CF_POLL, NULL), CF_ECANCELLED);
+        assert_int_equal(atomic_load(&note[i].calls), 1);
+        cf_future_release(f[i]);
+    }
+    cf_executor_free(ex);
+    tu_assert_no_check_failures();
+}
+
+/* SEMANTICS 14: shutdown may be called any number of times, with any flags, also from two
+ * threads waiting at once; each returns 0, the waiting ones after every task is done. */
+static void shutdown_more_than_once(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_gated task[4];
+    cf_future *f[4];
+    shutdown_waiter sw[2];
+    pthread_t t[2];
+    cf_executor *ex;
+    int i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_watchdog(120);
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    ex = make_executor(1, NULL);
+    for (i = 0; i < 4; i++) {
+        tu_gated_init(&task[i], &gate, &started, (void *)(intptr_t)i);
+        f[i] = tu_submit(ex, tu_task_gated, &task[i]);
+    }
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    assert_int_equal(cf_shutdown(ex, 0), 0);
+    assert_int_equal(cf_shutdown(ex, 0), 0);
+    for (i = 0; i < 2; i++) {
+        sw[i].ex = ex;
+        sw[i].f = f;
+        sw[i].n = 4;
+        atomic_init(&sw[i].returned, 0);
+        t[i] = tu_thread_start(shutdown_wait_thread, &sw[i]);
+    }
+    tu_gate_open(&gate);
+    for (i = 0; i < 2; i++) {
+        tu_thread_join(t[i]);
+        assert_int_equal(sw[i].rc, 0);
+        assert_int_equal(sw[i].done_when_returned, 4);
+    }
+    assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_WAIT | CF_SHUTDOWN_CANCEL_PENDING), 0);
+    assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_CANCEL_PENDING), 0);
+    assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_WAIT), 0);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(atomic_load(&task[i].ran), 1);
+        assert_int_equal(cf_future_state(f[i]), CF_FINISHED);
+        cf_future_release(f[i]);
+    }
+    cf_executor_free(ex);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+typedef struct opener {
+    tu_gate *gate;
+    double delay;
+} opener;
+
+static void *open_later(void *arg)
+{
+    opener *o = arg;
+    tu_sleep(o->delay);
+    tu_gate_open(o->gate);
+    return NULL;
+}
+
+/* SEMANTICS 14: freeing the executor is shutdown(wait): it returns after every accepted
+ * task ran; the caller's futures stay valid afterwards.  cf_executor_free(NULL) is fine. */
+static void free_implies_shutdown_wait(void **state)
+{
+    enum { N = 6 };
+    tu_gate gate;
+    tu_latch started;
+    tu_gated task[N];
+    cf_future *f[N];
+    opener op;
+    pthread_t t;
+    cf_executor *ex;
+    double t0;
+    int i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_watchdog(120);
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    ex = make_executor(2, NULL);
+    for (i = 0; i < N; i++) {
+        tu_gated_init(&task[i], &gate, &started, (void *)(intptr_t)(i + 50));
+        f[i] = tu_submit(ex, tu_task_gated, &task[i]);
+    }
+    assert_int_equal(tu_latch_wait(&started, 2, TU_LONG), 0);
+    op.gate = &gate;
+    op.delay = 0.2;
+    t0 = tu_now();
+    t = tu_thread_start(open_later, &op);
+    cf_executor_free(ex);
+    assert_true(tu_now() - t0 >= 0.2 - 1e-3);
+    tu_thread_join(t);
+    for (i = 0; i < N; i++) {
+        void *v = NULL;
+        assert_int_equal(atomic_load(&task[i].ran), 1);
+        assert_int_equal(cf_future_result(f[i], CF_POLL, &v), 0);
+        assert_ptr_equal(v, (void *)(intptr_t)(i + 50));
+        cf_future_release(f[i]);
+    }
+    cf_executor_free(NULL);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+typedef struct meet {
+    tu_latch latch;
+    int n;
+} meet;
+
+/* Arrives at a shared latch and waits until all n tasks have: proves n ran at once. */
+static int task_meet(void *arg, void **result, cf_ctx *ctx)
+{
+    meet *m = arg;
+    if (tu_latch_meet(&m->latch, m->n, TU_LONG) != 0)
+        return cf_fail(ctx, TU_EGATE, "only %d of %d tasks ran at once",
+                       tu_latch_count(&m->latch), m->n);
+    *result = (void *)(intptr_t)cf_ctx_worker(ctx);
+    return 0;
+}
+
+/* Runs n tasks that must all run at the same time: every one of n workers is started. */
+static void start_all_workers(cf_executor *ex, int n)
+{
+    meet m;
+    cf_future *f[TU_HOLD_MAX];
+    int i;
+    assert_true(n <= TU_HOLD_MAX);
+    tu_latch_init(&m.latch);
+    m.n = n;
+    for (i = 0; i < n; i++)
+        f[i] = tu_submit(ex, task_meet, &m);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(cf_future_result(f[i], TU_LONG, NULL), 0);
+        cf_future_release(f[i]);
+    }
+    tu_latch_destroy(&m.latch);
+}
+
+/* SEMANTICS 14: no thread and no descriptor is left once an executor is freed, whether it
+ * never ran a task, ran some on all its workers, or was shut down with cancel_pending
+ * first; repeated to catch slow leaks. */
+static void no_threads_or_fds_left(void **state)
+{
+    int threads0, fds0, round;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    threads0 = tu_thread_baseline();
+    fds0 = tu_count_fds();
+    for (round = 0; round < 20; round++) {
+        cf_executor *ex = make_executor(4, NULL);
+        if (round % 3 != 0) {
+            start_all_workers(ex, 4);
+            assert_true(tu_count_threads() >= threads0 + 4);
+        }
+        if (round % 3 == 2) {
+            atomic_int count;
+            int i;
+            atomic_init(&count, 0);
+            for (i = 0; i < 100; i++)
+                assert_int_equal(cf_submit(ex, tu_task_count, &count, NULL), 0);
+            assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_CANCEL_PENDING), 0);
+        }
+        cf_executor_free(ex);
+        assert_int_equal(tu_wait_thread_count(threads0, 5.0), threads0);
+        assert_int_equal(tu_count_fds(), fds0);
+    }
+}
+
+/* ---- SEMANTICS 15: worker count, lazy start ----------------------------------------- */
+
+/* SEMANTICS 15: the default is the number of CPUs this process may use (affinity mask,
+ * capped by a cgroup quota), with NULL options or CF_WORKERS_AUTO; opts_init's defaults. */
+static void default_workers_is_usable_cpus(void **state)
+{
+    cf_executor_opts o;
+    cf_executor *ex = NULL;
+    int expected = tu_expected_cpus();
+    (void)state;
+    cf_executor_opts_init(&o);
+    assert_int_equal(o.workers, CF_WORKERS_AUTO);
+    assert_null(o.name);
+    assert_true(o.initializer == NULL);
+    assert_null(o.initializer_arg);
+    assert_int_equal(o.max_queued, 0);
+    assert_int_equal(o.full_mode, CF_FULL_BLOCK);
+    assert_int_equal(cf_executor_new(&ex, tu_backend(), NULL), 0);
+    assert_int_equal(cf_executor_workers(ex), expected);
+    cf_executor_free(ex);
+    ex = make_executor(CF_WORKERS_AUTO, &o);
+    assert_int_equal(cf_executor_workers(ex), expected);
+    cf_executor_free(ex);
+    print_message("CPUs usable: %d (affinity %d, cgroup quota %d)\n", expected,
+                  tu_affinity_cpus(), tu_cgroup_cpus());
+}
+
+/* SEMANTICS 15: the default follows the affinity mask: restricted to one CPU, one worker. */
+static void default_workers_follow_affinity(void **state)
+{
+    cpu_set_t old, one;
+    cf_executor *ex;
+    int cpu;
+    (void)state;
+    CPU_ZERO(&old);
+    assert_int_equal(sched_getaffinity(0, sizeof old, &old), 0);
+    for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &old); cpu++)
+        ;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+    ex = make_executor(CF_WORKERS_AUTO, NULL);
+    assert_int_equal(sched_setaffinity(0, sizeof old, &old), 0);
+    assert_int_equal(cf_executor_workers(ex), 1);
+    cf_executor_free(ex);
+}
+
+/* SEMANTICS 15: 0 or negative workers, an unknown backend or a too-long name are
+ * CF_EINVAL and create nothing; explicit counts are kept; an 11-char name is fine. */
+static void invalid_executor_options(void **state)
+{
+    static const int bad[] = {0, -1, -2, -100, INT_MIN + 1};
+    cf_executor_opts o;
+    cf_executor *ex = NULL;
+    size_t i;
+    (void)state;
+    cf_executor_opts_init(&o);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.workers = bad[i];
+        assert_int_equal(cf_executor_new(&ex, tu_backend(), &o), CF_EINVAL);
+        assert_null(ex);
+    }
+    cf_executor_opts_init(&o);
+    assert_int_equal(cf_executor_new(&ex, (cf_backend)9999, &o), CF_EINVAL);
+    assert_null(ex);
+    o.name = "abcdefghijkl"; /* 12 */
+    assert_int_equal(cf_executor_new(&ex, tu_backend(), &o), CF_EINVAL);
+    assert_null(ex);
+    o.name = "abcdefghijk"; /* 11 */
+    ex = make_executor(1, &o);
+    assert_int_equal(cf_executor_workers(ex), 1);
+    cf_executor_free(ex);
+    ex = make_executor(3, NULL);
+    assert_int_equal(cf_executor_workers(ex), 3);
+    cf_executor_free(ex);
+}
+
+/* SEMANTICS 15: no worker exists before the first task; one task starts one worker; tasks
+ * submitted one after another (each after the previous finished and its worker had time to
+ * go idle) reuse that worker. */
+static void workers_start_lazily_and_are_reused(void **state)
+{
+    atomic_int count;
+    cf_executor *ex;
+    int threads0, i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    threads0 = tu_thread_baseline();
+    ex = make_executor(4, NULL);
+    assert_int_equal(tu_count_threads(), threads0);
+    for (i = 0; i < 20; i++) {
+        cf_future *f = tu_submit(ex, tu_task_count, &count);
+        assert_int_equal(cf_future_result(f, TU_LONG, NULL), 0);
+        cf_future_release(f);
+        assert_int_equal(tu_count_threads(), threads0 + 1);
+        tu_sleep(0.02); /* the worker's way back to idle after completing the future */
+    }
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 20);
+}
+
+/* SEMANTICS 15: a burst of 300 tasks never raises the thread count above the maximum. */
+static void workers_never_exceed_max(void **state)
+{
+    enum { N = 300, MAX = 3 };
+    tu_gate gate;
+    tu_latch started;
+    static tu_gated task[N];
+    cf_future *f[N];
+    cf_executor *ex;
+    int threads0, i, peak = 0;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    threads0 = tu_thread_baseline();
+    ex = make_executor(MAX, NULL);
+    for (i = 0; i < N; i++) {
+        tu_gated_init(&task[i], &gate, &started, NULL);
+        f[i] = tu_submit(ex, tu_task_gated, &task[i]);
+    }
+    assert_int_equal(tu_latch_wait(&started, MAX, TU_LONG), 0);
+    assert_int_equal(tu_count_threads(), threads0 + MAX);
+    assert_int_equal(tu_latch_count(&started), MAX);
+    tu_gate_open(&gate);
+    for (i = 0; i < N; i++) {
+        int n = tu_count_threads();
+        if (n > peak)
+            peak = n;
+        assert_int_equal(cf_future_result(f[i], TU_LONG, NULL), 0);
+        cf_future_release(f[i]);
+    }
+    assert_true(peak <= threads0 + MAX);
+    cf_executor_free(ex);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+/* ---- SEMANTICS 16: initializer ------------------------------------------------------ */
+
+typedef struct init_probe {
+    atomic_int calls;
+    atomic_int mask;
+    cf_executor *_Atomic ex;
+    int fail_on_call; /* 1-based call that fails; 0: none */
+} init_probe;
+
+static int init_record(void *arg, cf_ctx *ctx)
+{
+    init_probe *p = arg;
+    int call = atomic_fetch_add(&p->calls, 1) + 1;
+    int w = cf_ctx_worker(ctx);
+    TU_CHECK(w >= 0 && w < 31);
+    if (w >= 0 && w < 31)
+        atomic_fetch_or(&p->mask, 1 << w);
+    TU_CHECK(cf_ctx_executor(ctx) == atomic_load(&p->ex));
+    if (p->fail_on_call != 0 && call >= p->fail_on_call)
+        return cf_fail(ctx, 77, "cannot init: %s", "no device");
+    return 0;
+}
+
+typedef struct init_check {
+    init_probe *probe;
+    atomic_int ran;
+} init_check;
+
+static int task_after_init(void *arg, void **result, cf_ctx *ctx)
+{
+    init_check *c = arg;
+    int w = cf_ctx_worker(ctx);
+    (void)result;
+    TU_CHECK((atomic_load(&c->probe->mask) & (1 << w)) != 0);
+    atomic_fetch_add(&c->ran, 1);
+    return 0;
+}
+
+/* SEMANTICS 16: the initializer runs exactly once in each worker, before that worker's
+ * first task, with the worker's own context. */
+static void initializer_runs_once_per_worker(void **state)
+{
+    init_probe p;
+    init_check c;
+    cf_executor_opts o;
+    cf_executor *ex;
+    int i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&p.calls, 0);
+    atomic_init(&p.mask, 0);
+    atomic_init(&p.ex, NULL);
+    p.fail_on_call = 0;
+    c.probe = &p;
+    atomic_init(&c.ran, 0);
+    cf_executor_opts_init(&o);
+    o.initializer = init_record;
+    o.initializer_arg = &p;
+    ex = make_executor(3, &o);
+    atomic_store(&p.ex, ex);
+    assert_int_equal(atomic_load(&p.calls), 0); /* lazy: no worker yet */
+    start_all_workers(ex, 3);
+    for (i = 0; i < 100; i++)
+        assert_int_equal(cf_submit(ex, task_after_init, &c, NULL), 0);
+    start_all_workers(ex, 3);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&c.ran), 100);
+    assert_int_equal(atomic_load(&p.calls), 3);
+    assert_int_equal(atomic_load(&p.mask), 7);
+    tu_assert_no_check_failures();
+}
+
+/* SEMANTICS 16: a failing initializer breaks the executor: pending tasks fail with
+ * CF_EBROKEN carrying the initializer's code and message, later submissions of every kind
+ * are CF_EBROKEN, cf_executor_error reports it, and no task runs. */
+static void failing_initializer_breaks_executor(void **state)
+{
+    enum { N = 5 };
+    init_probe p;
+    atomic_int count;
+    cf_executor_opts o;
+    cf_executor *ex;
+    cf_future *f[N] = {NULL};
+    cf_map *m = NULL;
+    void *inputs[1];
+    unsigned char byte = 0;
+    int code = 0, i, accepted = 0;
+    const char *msg = NULL;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&p.calls, 0);
+    atomic_init(&p.mask, 0);
+    atomic_init(&p.ex, NULL);
+    p.fail_on_call = 1;
+    atomic_init(&count, 0);
+    cf_executor_opts_init(&o);
+    o.initializer = init_record;
+    o.initializer_arg = &p;
+    ex = make_executor(2, &o);
+    atomic_store(&p.ex, ex);
+    assert_int_equal(cf_executor_error(ex, &code, &msg), 0);
+    for (i = 0; i < N; i++) {
+        int rc = cf_submit(ex, tu_task_count, &count, &f[i]);
+        assert_true(rc == 0 || rc == CF_EBROKEN);
+        if (rc != 0)
+            continue;
+        accepted++;
+        assert_int_equal(cf_future_result(f[i], TU_LONG, NULL), CF_EBROKEN);
+        assert_int_equal(cf_future_error(f[i], &code, &msg), CF_EBROKEN);
+        assert_int_equal(code, 77);
+        assert_string_equal(msg, "cannot init: no device");
+        assert_int_equal(cf_future_state(f[i]), CF_FINISHED);
+    }
+    assert_true(accepted >= 1); /* the first submission cannot know yet */
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, NULL), CF_EBROKEN);
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, &byte, 1, NULL), CF_EBROKEN);
+    inputs[0] = &count;
+    assert_int_equal(cf_map_start(&m, ex, tu_task_count, inputs, 1, NULL), CF_EBROKEN);
+    assert_null(m);
+    code = 0;
+    msg = NULL;
+    assert_int_equal(cf_executor_error(ex, &code, &msg), CF_EBROKEN);
+    assert_int_equal(code, 77);
+    assert_string_equal(msg, "cannot init: no device");
+    assert_int_equal(cf_executor_error(ex, NULL, NULL), CF_EBROKEN);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 0);
+    assert_true(atomic_load(&p.calls) >= 1);
+    for (i = 0; i < N; i++)
+        cf_future_release(f[i]);
+    tu_assert_no_check_failures();
+}
+
+/* SEMANTICS 16: when a second worker's initializer fails while the first worker runs a
+ * task, the queued tasks fail with CF_EBROKEN, the running one still finishes with its
+ * value, and later submissions are refused. */
+static void initializer_failing_later_breaks_pending(void **state)
+{
+    init_probe p;
+    tu_gate gate;
+    tu_latch started;
+    tu_gated a;
+    atomic_int count;
+    cf_executor_opts o;
+    cf_executor *ex;
+    cf_future *fa, *fb, *fc;
+    void *v = NULL;
+    int code = 0;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&p.calls, 0);
+    atomic_init(&p.mask, 0);
+    atomic_init(&p.ex, NULL);
+    p.fail_on_call = 2;
+    atomic_init(&count, 0);
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_gated_init(&a, &gate, &started, (void *)0x12);
+    cf_executor_opts_init(&o);
+    o.initializer = init_record;
+    o.initializer_arg = &p;
+    ex = make_executor(2, &o);
+    atomic_store(&p.ex, ex);
+    fa = tu_submit(ex, tu_task_gated, &a);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    fb = tu_submit(ex, tu_task_count, &count); /* needs the second worker */
+    assert_int_equal(cf_future_result(fb, TU_LONG, NULL), CF_EBROKEN);
+    assert_int_equal(cf_future_error(fb, &code, NULL), CF_EBROKEN);
+    assert_int_equal(code, 77);
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, &fc), CF_EBROKEN);
+    assert_int_equal(cf_future_state(fa), CF_RUNNING);
+    tu_gate_open(&gate);
+    assert_int_equal(cf_future_result(fa, TU_LONG, &v), 0);
+    assert_ptr_equal(v, (void *)0x12);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 0);
+    assert_int_equal(atomic_load(&p.calls), 2);
+    cf_future_release(fa);
+    cf_future_release(fb);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+    tu_assert_no_check_failures();
+}
+
+/* ---- SEMANTICS 17: bounded queue ---------------------------------------------------- */
+
+/* SEMANTICS 17: with max_queued 2 and CF_FULL_FAIL, a third queued task is refused at once
+ * with CF_EFULL (nothing created, nothing called); room comes back as tasks start. */
+static void bounded_queue_full_fails(void **state)
+{
+    tu_hold hold;
+    atomic_int count;
+    cf_executor_opts o;
+    cf_executor *ex;
+    cf_future *b, *c, *d = NULL;
+    unsigned char byte = 0;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    cf_executor_opts_init(&o);
+    o.max_queued = 2;
+    o.full_mode = CF_FULL_FAIL;
+    ex = make_executor(1, &o);
+    tu_hold_workers(&hold, ex, 1); /* running, so not queued */
+    b = tu_submit(ex, tu_task_count, &count);
+    c = tu_submit(ex, tu_task_count, &count);
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, &d), CF_EFULL);
+    assert_null(d);
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, NULL), CF_EFULL);
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, &byte, 1, &d), CF_EFULL);
+    assert_null(d);
+    tu_hold_release(&hold);
+    assert_int_equal(cf_future_result(b, TU_LONG, NULL), 0);
+    assert_int_equal(cf_future_result(c, TU_LONG, NULL), 0);
+    d = tu_submit(ex, tu_task_count, &count);
+    assert_int_equal(cf_future_result(d, TU_LONG, NULL), 0);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 3);
+    cf_future_release(b);
+    cf_future_release(c);
+    cf_future_release(d);
+}
+
+typedef struct blocked_submit {
+    cf_executor *ex;
+    atomic_int *count;
+    cf_future *f;
+    int rc;
+    atomic_int returned;
+} blocked_submit;
+
+static void *submit_in_thread(void *arg)
+{
+    blocked_submit *s = arg;
+    s->rc = cf_submit(s->ex, tu_task_count, s->count, &s->f);
+    atomic_store(&s->returned, 1);
+    return NULL;
+}
+
+/* SEMANTICS 17: with CF_FULL_BLOCK, a submit into a full queue blocks until a task leaves
+ * the queue, then succeeds. */
+static void bounded_queue_full_blocks(void **state)
+{
+    tu_hold hold;
+    atomic_int count;
+    cf_executor_opts o;
+    cf_executor *ex;
+    cf_future *b, *c;
+    blocked_submit s;
+    pthread_t t;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    cf_executor_opts_init(&o);
+    o.max_queued = 2;
+    o.full_mode = CF_FULL_BLOCK;
+    ex = make_executor(1, &o);
+    tu_hold_workers(&hold, ex, 1);
+    b = tu_submit(ex, tu_task_count, &count);
+    c = tu_submit(ex, tu_task_count, &count);
+    s.ex = ex;
+    s.count = &count;
+    s.f = NULL;
+    atomic_init(&s.returned, 0);
+    t = tu_thread_start(submit_in_thread, &s);
+    tu_sleep(0.1);
+    assert_int_equal(atomic_load(&s.returned), 0);
+    assert_int_equal(atomic_load(&count), 0);
+    tu_hold_release(&hold);
+    tu_thread_join(t);
+    assert_int_equal(s.rc, 0);
+    assert_non_null(s.f);
+    assert_int_equal(cf_future_result(s.f, TU_LONG, NULL), 0);
+    assert_int_equal(cf_future_result(b, TU_LONG, NULL), 0);
+    assert_int_equal(cf_future_result(c, TU_LONG, NULL), 0);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 3);
+    cf_future_release(b);
+    cf_future_release(c);
+    cf_future_release(s.f);
+}
+
+/* SEMANTICS 17, 12: a submit blocked on a full queue returns CF_ESHUTDOWN when the executor
+ * shuts down, and its task never runs; the queued ones still do. */
+static void bounded_queue_block_released_by_shutdown(void **state)
+{
+    tu_hold hold;
+    atomic_int count;
+    cf_executor_opts o;
+    cf_executor *ex;
+    blocked_submit s;
+    pthread_t t;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_watchdog(120);
+    atomic_init(&count, 0);
+    cf_executor_opts_init(&o);
+    o.max_queued = 1;
+    o.full_mode = CF_FULL_BLOCK;
+    ex = make_executor(1, &o);
+    tu_hold_workers(&hold, ex, 1);
+    assert_int_equal(cf_submit(ex, tu_task_count, &count, NULL), 0);
+    s.ex = ex;
+    s.count = &count;
+    s.f = NULL;
+    atomic_init(&s.returned, 0);
+    t = tu_thread_start(submit_in_thread, &s);
+    tu_sleep(0.1);
+    assert_int_equal(atomic_load(&s.returned), 0);
+    assert_int_equal(cf_shutdown(ex, 0), 0);
+    tu_thread_join(t);
+    assert_int_equal(s.rc, CF_ESHUTDOWN);
+    assert_null(s.f);
+    tu_hold_release(&hold);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 1);
+}
+
+/* ---- SEMANTICS 18: thread names ----------------------------------------------------- */
+
+/* SEMANTICS 18: worker threads carry the name prefix, given or default ("cf"). */
+static void worker_threads_named_with_prefix(void **state)
+{
+    cf_executor_opts o;
+    cf_executor *ex;
+    int before;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    cf_executor_opts_init(&o);
+    o.name = "cftestpool";
+    assert_int_equal(tu_count_threads_named("cftestpool"), 0);
+    ex = make_executor(2, &o);
+    start_all_workers(ex, 2);
+    assert_int_equal(tu_count_threads_named("cftestpool"), 2);
+    cf_executor_free(ex);
+    assert_int_equal(tu_count_threads_named("cftestpool"), 0);
+
+    before = tu_count_threads_named("cf");
+    ex = make_executor(3, NULL);
+    start_all_workers(ex, 3);
+    assert_int_equal(tu_count_threads_named("cf"), before + 3);
+    cf_executor_free(ex);
+}
+
+/* ---- SEMANTICS 19, 20: nested submission, idle workers ------------------------------ */
+
+static int task_fib(void *arg, void **result, cf_ctx *ctx)
+{
+    intptr_t n = (intptr_t)arg;
+    cf_executor *ex = cf_ctx_executor(ctx);
+    cf_future *a = NULL, *b = NULL;
+    void *va = NULL, *vb = NULL;
+    int rc;
+    if (n < 2) {
+        *result = (void *)n;
+        return 0;
+    }
+    rc = cf_submit(ex, task_fib, (void *)(n - 1), &a);
+    if (rc == 0)
+        rc = cf_submit(ex, task_fib, (void *)(n - 2), &b);
+    if (rc == 0)
+        rc = cf_future_result(a, TU_LONG, &va);
+    if (rc == 0)
+        rc = cf_future_result(b, TU_LONG, &vb);
+    cf_future_release(a);
+    cf_future_release(b);
+    if (rc != 0)
+        return cf_fail(ctx, rc, "fib(%d): %s", (int)n, cf_err_name(rc));
+    *result = (void *)((intptr_t)va + (intptr_t)vb);
+    return 0;
+}
+
+/* SEMANTICS 19: recursive fib(15) through a pool of ONE worker, every call a task that
+ * submits two tasks and waits for them: no deadlock (the waiting worker runs queued work). */
+static void nested_submit_and_wait_one_worker(void **state)
+{
+    cf_executor *ex;
+    cf_future *f;
+    void *v = NULL;
+    int code = 0;
+    const char *msg = NULL;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, task_fib, (void *)(intptr_t)15);
+    if (cf_future_result(f, 4 * TU_LONG, &v) != 0) {
+        cf_future_error(f, &code, &msg);
+        fail_msg("fib(15) failed: %d %s", code, msg ? msg : "");
+    }
+    assert_int_equal((intptr_t)v, 610);
+    cf_future_release(f);
+    cf_executor_free(ex);
+}
+
+typedef struct parent_arg {
+    meet m;
+    int help; /* 1: wait on the children's futures; 0: block without running anything */
+} parent_arg;
+
+static int task_parent(void *arg, void **result, cf_ctx *ctx)
+{
+    parent_arg *p = arg;
+    cf_executor *ex = cf_ctx_executor(ctx);
+    cf_future *c[2] = {NULL, NULL};
+    int rc = cf_submit(ex, task_meet, &p->m, &c[0]), i;
+    (void)result;
+    if (rc == 0)
+        rc = cf_submit(ex, task_meet, &p->m, &c[1]);
+    if (rc == 0 && !p->help && tu_latch_wait(&p->m.latch, 2, TU_LONG) != 0)
+        rc = TU_EGATE;
+    for (i = 0; i < 2 && rc == 0; i++)
+        rc = cf_future_result(c[i], TU_LONG, NULL);
+    cf_future_release(c[0]);
+    cf_future_release(c[1]);
+    return rc == 0 ? 0 : cf_fail(ctx, rc, "children: %s", cf_err_name(rc));
+}
+
+static void run_parent(cf_executor *ex, int help)
+{
+    parent_arg p;
+    cf_future *f;
+    int code = 0;
+    const char *msg = NULL;
+    tu_latch_init(&p.m.latch);
+    p.m.n = 2;
+    p.help = help;
+    f = tu_submit(ex, task_parent, &p);
+    if (cf_future_result(f, 2 * TU_LONG, NULL) != 0) {
+        cf_future_error(f, &code, &msg);
+        fail_msg("parent failed: %d %s", code, msg ? msg : "");
+    }
+    cf_future_release(f);
+    tu_latch_destroy(&p.m.latch);
+}
+
+/* SEMANTICS 20, 19: with 2 workers, a task submits 2 subtasks that can only finish if both
+ * run at the same time, and waits for them: one runs in the waiting worker, the other must
+ * be taken by the idle worker. */
+static void nested_tasks_taken_by_idle_worker(void **state)
+{
+    cf_executor *ex;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(2, NULL);
+    start_all_workers(ex, 2); /* the second worker exists and is idle */
+    run_parent(ex, 1);
+    cf_executor_free(ex);
+}
+
+/* SEMANTICS 20: with 3 workers, a task submits 2 subtasks that must run at the same time
+ * and blocks without running anything itself: both idle workers must take them. */
+static void nested_tasks_taken_by_idle_workers_without_help(void **state)
+{
+    cf_executor *ex;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(3, NULL);
+    start_all_workers(ex, 3);
+    run_parent(ex, 0);
+    cf_executor_free(ex);
+}
+
+/* SEMANTICS 20: idle workers sleep: 4 started, idle workers use less than 20 ms of CPU in
+ * 300 ms (a resource check, not a speed check). */
+static void idle_workers_burn_no_cpu(void **state)
+{
+    cf_executor *ex;
+    double cpu0, cpu;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(4, NULL);
+    start_all_workers(ex, 4);
+    cpu0 = tu_cpu_seconds();
+    tu_sleep(0.3);
+    cpu = tu_cpu_seconds() - cpu0;
+    print_message("CPU used by 4 idle workers over 300 ms: %.1f ms\n", cpu * 1e3);
+    assert_true(cpu < 0.020);
+    cf_executor_free(ex);
+}
+
+/* ---- task context ------------------------------------------------------------------- */
+
+typedef struct ctx_arg {
+    meet m;
+    cf_executor *ex;
+} ctx_arg;
+
+static int task_ctx(void *arg, void **result, cf_ctx *ctx)
+{
+    ctx_arg *a = arg;
+    TU_CHECK(cf_ctx_executor(ctx) == a->ex);
+    return task_meet(&a->m, result, ctx);
+}
+
+/* cf_ctx_executor gives the running executor and cf_ctx_worker distinct indexes 0 .. n-1
+ * for tasks running at once; shutdown(wait) from inside a task is CF_EINVAL (SEMANTICS 14,
+ * 19: it could never return). */
+static void task_context_and_worker_index(void **state)
+{
+    ctx_arg a;
+    cf_future *f[3];
+    cf_executor *ex;
+    int i, seen = 0;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(3, NULL);
+    tu_latch_init(&a.m.latch);
+    a.m.n = 3;
+    a.ex = ex;
+    for (i = 0; i < 3; i++)
+        f[i] = tu_submit(ex, task_ctx, &a);
+    for (i = 0; i < 3; i++) {
+        void *v = NULL;
+        intptr_t w;
+        assert_int_equal(cf_future_result(f[i], TU_LONG, &v), 0);
+        w = (intptr_t)v;
+        assert_true(w >= 0 && w < 3);
+        seen |= 1 << w;
+        cf_future_release(f[i]);
+    }
+    assert_int_equal(seen, 7);
+    cf_executor_free(ex);
+    tu_latch_destroy(&a.m.latch);
+    tu_assert_no_check_failures();
+}
+
+static int task_shutdown_self(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)arg;
+    *result = (void *)(intptr_t)cf_shutdown(cf_ctx_executor(ctx), CF_SHUTDOWN_WAIT);
+    return 0;
+}
+
+/* SEMANTICS 14: a worker cannot wait for its own executor's shutdown: CF_EINVAL. */
+static void shutdown_wait_from_worker_einval(void **state)
+{
+    cf_executor *ex;
+    cf_future *f;
+    void *v = NULL;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, task_shutdown_self, NULL);
+    assert_int_equal(cf_future_result(f, TU_LONG, &v), 0);
+    assert_int_equal((int)(intptr_t)v, CF_EINVAL);
+    cf_future_release(f);
+    cf_executor_free(ex);
+}
+
+/* The backend's name. */
+static void executor_backend_name(void **state)
+{
+    cf_executor *ex;
+    (void)state;
+    ex = make_executor(1, NULL);
+    if (tu_backend() == CF_BACKEND_THREADS)
+        assert_string_equal(cf_executor_backend(ex), "threads");
+    assert_int_equal(cf_executor_error(ex, NULL, NULL), 0);
+    cf_executor_free(ex);
+}
+
+/* ---- bytes tasks (SEMANTICS 12, 4: the cross-backend form) -------------------------- */
+
+static int bytes_no_output(const void *in, size_t len, cf_ctx *ctx)
+{
+    (void)in;
+    (void)len;
+    (void)ctx;
+    return 0;
+}
+
+CF_FUNCTION(no_output_fn, bytes_no_output);
+
+static void check_bytes(cf_future *f, const unsigned char *expect, size_t n)
+{
+    const void *data = NULL;
+    size_t len = 12345;
+    assert_int_equal(cf_future_bytes(f, TU_LONG, &data, &len), 0);
+    assert_int_equal(len, n);
+    if (n > 0)
+        assert_memory_equal(data, expect, n);
+}
+
+/* SEMANTICS 12: bytes tasks over 0 and 1 bytes, and a task that sets no output, give the
+ * right (possibly empty) results. */
+static void bytes_task_empty_and_one_byte(void **state)
+{
+    unsigned char empty = 0, one = 0x33, expect = 0x33 ^ 0x5a;
+    cf_executor *ex;
+    cf_future *f0 = NULL, *f1 = NULL, *f2 = NULL, *f3 = NULL;
+    (void)state;
+    ex = make_executor(2, NULL);
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, &empty, 0, &f0), 0);
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, &one, 1, &f1), 0);
+    assert_int_equal(cf_submit_bytes(ex, &reverse_fn, &one, 1, &f2), 0);
+    assert_int_equal(cf_submit_bytes(ex, &no_output_fn, &one, 1, &f3), 0);
+    check_bytes(f0, NULL, 0);
+    check_bytes(f1, &expect, 1);
+    check_bytes(f2, &one, 1);
+    check_bytes(f3, NULL, 0);
+    cf_future_release(f0);
+    cf_future_release(f1);
+    cf_future_release(f2);
+    cf_future_release(f3);
+    cf_executor_free(ex);
+}
+
+/* SEMANTICS 12: 1 MiB in and out, through cf_ctx_output and cf_ctx_set_output, content
+ * checked; the input is copied at submit, so the caller may overwrite it at once. */
+static void bytes_task_one_mebibyte(void **state)
+{
+    enum { MIB = 1 << 20 };
+    unsigned char *in = malloc(MIB), *x = malloc(MIB), *r = malloc(MIB);
+    cf_executor *ex;
+    cf_future *fx = NULL, *fr = NULL;
+    size_t i;
+    (void)state;
+    assert_non_null(in);
+    assert_non_null(x);
+    assert_non_null(r);
+    tu_fill_pattern(in, MIB, 1);
+    for (i = 0; i < MIB; i++) {
+        x[i] = in[i] ^ 0x5a;
+        r[i] = in[MIB - 1 - i];
+    }
+    ex = make_executor(2, NULL);
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, in, MIB, &fx), 0);
+    assert_int_equal(cf_submit_bytes(ex, &reverse_fn, in, MIB, &fr), 0);
+    memset(in, 0xee, MIB);
+    check_bytes(fx, x, MIB);
+    check_bytes(fr, r, MIB);
+    cf_future_release(fx);
+    cf_future_release(fr);
+    cf_executor_free(ex);
+    free(in);
+    free(x);
+    free(r);
+}
+
+/* SEMANTICS 4, 12: a bytes task's failure reaches the caller with its code and message. */
+static void bytes_task_error(void **state)
+{
+    const unsigned char bad[] = {'!', 23, 'x'};
+    cf_executor *ex;
+    cf_future *f = NULL;
+    int code = 0;
+    const char *msg = NULL;
+    (void)state;
+    ex = make_executor(1, NULL);
+    assert_int_equal(cf_submit_bytes(ex, &maybe_fail_fn, bad, sizeof bad, &f), 0);
+    assert_int_equal(cf_future_bytes(f, TU_LONG, NULL, NULL), CF_ETASK);
+    assert_int_equal(cf_future_error(f, &code, &msg), CF_ETASK);
+    assert_int_equal(code, 23);
+    assert_string_equal(msg, "refused input of 3 bytes");
+    cf_future_release(f);
+    cf_executor_free(ex);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(submit_after_shutdown_refused),
+    cmocka_unit_test(submit_bytes_after_shutdown_refused),
+    cmocka_unit_test(submit_null_fn_einval),
+    cmocka_unit_test(shutdown_wait_waits_for_accepted),
+    cmocka_unit_test(shutdown_cancel_pending_cancels_queued),
+    cmocka_unit_test(shutdown_more_than_once),
+    cmocka_unit_test(free_implies_shutdown_wait),
+    cmocka_unit_test(no_threads_or_fds_left),
+    cmocka_unit_test(default_workers_is_usable_cpus),
+    cmocka_unit_test(default_workers_follow_affinity),
+    cmocka_unit_test(invalid_executor_options),
+    cmocka_unit_test(workers_start_lazily_and_are_reused),
+    cmocka_unit_test(workers_never_exceed_max),
+    cmocka_unit_test(initializer_runs_once_per_worker),
+    cmocka_unit_test(failing_initializer_breaks_executor),
+    cmocka_unit_test(initializer_failing_later_breaks_pending),
+    cmocka_unit_test(bounded_queue_full_fails),
+    cmocka_unit_test(bounded_queue_full_blocks),
+    cmocka_unit_test(bounded_queue_block_released_by_shutdown),
+    cmocka_unit_test(worker_threads_named_with_prefix),
+    cmocka_unit_test(nested_submit_and_wait_one_worker),
+    cmocka_unit_test(nested_tasks_taken_by_idle_worker),
+    cmocka_unit_test(nested_tasks_taken_by_idle_workers_without_help),
+    cmocka_unit_test(idle_workers_burn_no_cpu),
+    cmocka_unit_test(task_context_and_worker_index),
+    cmocka_unit_test(shutdown_wait_from_worker_einval),
+    cmocka_unit_test(executor_backend_name),
+    cmocka_unit_test(bytes_task_empty_and_one_byte),
+    cmocka_unit_test(bytes_task_one_mebibyte),
+    cmocka_unit_test(bytes_task_error),
+};
+
+CF_TEST_MAIN(tests)

@@ -1,0 +1,1156 @@
+/*
+ * test_future.c -- futures: states, cancel, result and its timeouts, task errors, completion
+ * exactly once, done-callbacks, wake-ups and reference counting (SEMANTICS 1-7).
+ *
+ * States are produced with gates and latches (testutil.h), never with sleeps: a worker held
+ * by a gated task makes the next task reliably pending, a task seen at its latch is reliably
+ * running.  Sleeps appear only where the behaviour is about time (result timeouts), and only
+ * lower bounds on elapsed time are asserted.
+ */
+#include "testutil.h"
+
+/* ---- SEMANTICS 1: states ------------------------------------------------------------ */
+
+/* SEMANTICS 1: pending -> running -> finished; done means cancelled or finished. */
+static void future_states_and_transitions(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_gated a, b;
+    cf_executor *ex;
+    cf_future *fa, *fb;
+    void *v = NULL;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_gated_init(&a, &gate, &started, (void *)0x11);
+    tu_gated_init(&b, &gate, &started, (void *)0x22);
+    ex = make_executor(1, NULL);
+
+    fa = tu_submit(ex, tu_task_gated, &a);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    assert_int_equal(cf_future_state(fa), CF_RUNNING);
+    assert_int_equal(cf_future_done(fa), 0);
+
+    fb = tu_submit(ex, tu_task_gated, &b); /* the only worker is busy with a */
+    assert_int_equal(cf_future_state(fb), CF_PENDING);
+    assert_int_equal(cf_future_done(fb), 0);
+    assert_int_equal(tu_latch_count(&started), 1);
+
+    tu_gate_open(&gate);
+    assert_int_equal(cf_future_result(fa, TU_LONG, &v), 0);
+    assert_ptr_equal(v, (void *)0x11);
+    assert_int_equal(cf_future_state(fa), CF_FINISHED);
+    assert_int_equal(cf_future_done(fa), 1);
+    assert_int_equal(cf_future_result(fb, TU_LONG, &v), 0);
+    assert_ptr_equal(v, (void *)0x22);
+    assert_int_equal(cf_future_state(fb), CF_FINISHED);
+    assert_int_equal(cf_future_done(fb), 1);
+    assert_int_equal(atomic_load(&a.ran) + atomic_load(&b.ran), 2);
+
+    cf_future_release(fa);
+    cf_future_release(fb);
+    cf_executor_free(ex);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+/* SEMANTICS 1: a failed task is finished (done), not cancelled. */
+static void future_failed_is_finished(void **state)
+{
+    static const int code = 3;
+    cf_executor *ex;
+    cf_future *f;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, tu_task_fail, (void *)&code);
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_ETASK);
+    assert_int_equal(cf_future_state(f), CF_FINISHED);
+    assert_int_equal(cf_future_done(f), 1);
+    cf_future_release(f);
+    cf_executor_free(ex);
+}
+
+/* ---- SEMANTICS 1: reference counting ------------------------------------------------ */
+
+/* SEMANTICS 1: retain returns the future; each reference is released separately. */
+static void future_retain_release(void **state)
+{
+    cf_executor *ex;
+    cf_future *f;
+    void *v = NULL;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, tu_task_identity, (void *)0x77);
+    assert_ptr_equal(cf_future_retain(f), f);
+    assert_ptr_equal(cf_future_retain(f), f);
+    cf_future_release(f);
+    cf_future_release(f);
+    assert_int_equal(cf_future_result(f, TU_LONG, &v), 0); /* still ours: one ref left */
+    assert_ptr_equal(v, (void *)0x77);
+    cf_future_release(f);
+    cf_future_release(NULL);
+    cf_executor_free(ex);
+}
+
+typedef struct released_probe {
+    atomic_int calls;
+    cf_state state_seen;
+    void *value_seen;
+    tu_latch done;
+} released_probe;
+
+static void probe_cb(cf_future *f, void *data)
+{
+    released_probe *p = data;
+    p->state_seen = cf_future_state(f);
+    TU_CHECK(cf_future_result(f, CF_POLL, &p->value_seen) == 0);
+    atomic_fetch_add(&p->calls, 1);
+    tu_latch_arrive(&p->done);
+}
+
+/* SEMANTICS 1: the pool holds its own reference until the task completes: releasing the
+ * caller's reference of a pending future neither cancels nor frees it (ASan checks the
+ * latter); the task runs and the callback sees the finished future. */
+static void future_pool_holds_reference(void **state)
+{
+    tu_hold hold;
+    released_probe p;
+    atomic_int count;
+    cf_executor *ex;
+    cf_future *f;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&p.calls, 0);
+    atomic_init(&count, 0);
+    tu_latch_init(&p.done);
+    ex = make_executor(1, NULL);
+    tu_hold_workers(&hold, ex, 1);
+    f = tu_submit(ex, tu_task_count, &count);
+    assert_int_equal(cf_future_add_callback(f, probe_cb, &p), 0);
+    cf_future_release(f); /* pending, and now only the pool holds it */
+    tu_hold_release(&hold);
+    assert_int_equal(tu_latch_wait(&p.done, 1, TU_LONG), 0);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 1);
+    assert_int_equal(atomic_load(&p.calls), 1);
+    assert_int_equal(p.state_seen, CF_FINISHED);
+    assert_ptr_equal(p.value_seen, (void *)(intptr_t)1);
+    tu_latch_destroy(&p.done);
+    tu_assert_no_check_failures();
+}
+
+/* SEMANTICS 1: futures the caller holds stay valid after the executor is freed. */
+static void future_outlives_executor(void **state)
+{
+    static const int code = 8;
+    cf_executor *ex;
+    cf_future *ok, *bad;
+    void *v = NULL;
+    int c = 0;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(2, NULL);
+    ok = tu_submit(ex, tu_task_identity, (void *)0x5);
+    bad = tu_submit(ex, tu_task_fail, (void *)&code);
+    cf_executor_free(ex);
+    assert_int_equal(cf_future_result(ok, CF_POLL, &v), 0);
+    assert_ptr_equal(v, (void *)0x5);
+    assert_int_equal(cf_future_error(bad, &c, NULL), CF_ETASK);
+    assert_int_equal(c, 8);
+    cf_future_release(ok);
+    cf_future_release(bad);
+}
+
+/* ---- SEMANTICS 2: cancel ------------------------------------------------------------ */
+
+/* SEMANTICS 2: cancelling a pending future succeeds, makes it cancelled and done, and its
+ * task never runs; cancelling it again succeeds again. */
+static void cancel_pending(void **state)
+{
+    tu_hold hold;
+    atomic_int count;
+    cf_executor *ex;
+    cf_future *f;
+    int code = -1;
+    const char *msg = "unset";
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    ex = make_executor(1, NULL);
+    tu_hold_workers(&hold, ex, 1);
+    f = tu_submit(ex, tu_task_count, &count);
+    assert_int_equal(cf_future_state(f), CF_PENDING);
+    assert_int_equal(cf_future_cancel(f), 0);
+    assert_int_equal(cf_future_state(f), CF_CANCELLED);
+    assert_int_equal(cf_future_done(f), 1);
+    assert_int_equal(cf_future_cancel(f), 0); /* twice: succeeds twice */
+    assert_int_equal(cf_future_state(f), CF_CANCELLED);
+    assert_int_equal(cf_future_result(f, CF_POLL, NULL), CF_ECANCELLED);
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_ECANCELLED);
+    assert_int_equal(cf_future_wait(f, CF_POLL), 0);
+    assert_int_equal(cf_future_error(f, &code, &msg), CF_ECANCELLED);
+    assert_int_equal(code, 0);
+    assert_null(msg);
+    tu_hold_release(&hold);
+    cf_executor_free(ex); /* every accepted task is done: a cancelled one would have run */
+    assert_int_equal(atomic_load(&count), 0);
+    assert_int_equal(cf_future_state(f), CF_CANCELLED);
+    cf_future_release(f);
+}
+
+/* SEMANTICS 2: cancelling a running future is refused with CF_EBUSY; it runs to the end. */
+static void cancel_running_refused(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_gated a;
+    cf_executor *ex;
+    cf_future *f;
+    void *v = NULL;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_gated_init(&a, &gate, &started, (void *)0x99);
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, tu_task_gated, &a);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    assert_int_equal(cf_future_cancel(f), CF_EBUSY);
+    assert_int_equal(cf_future_state(f), CF_RUNNING);
+    assert_int_equal(cf_future_cancel(f), CF_EBUSY);
+    tu_gate_open(&gate);
+    assert_int_equal(cf_future_result(f, TU_LONG, &v), 0);
+    assert_ptr_equal(v, (void *)0x99);
+    assert_int_equal(atomic_load(&a.ran), 1);
+    cf_future_release(f);
+    cf_executor_free(ex);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+/* SEMANTICS 2, 5: cancelling a finished future (value or error) is refused and leaves the
+ * first outcome in place. */
+static void cancel_finished_refused(void **state)
+{
+    static const int code = 21;
+    cf_executor *ex;
+    cf_future *ok, *bad;
+    void *v = NULL;
+    int c = 0;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(1, NULL);
+    ok = tu_submit(ex, tu_task_identity, (void *)0x31);
+    bad = tu_submit(ex, tu_task_fail, (void *)&code);
+    assert_int_equal(cf_future_result(ok, TU_LONG, &v), 0);
+    assert_int_equal(cf_future_result(bad, TU_LONG, NULL), CF_ETASK);
+    assert_int_equal(cf_future_cancel(ok), CF_EBUSY);
+    assert_int_equal(cf_future_cancel(bad), CF_EBUSY);
+    assert_int_equal(cf_future_cancel(ok), CF_EBUSY);
+    assert_int_equal(cf_future_state(ok), CF_FINISHED);
+    assert_int_equal(cf_future_state(bad), CF_FINISHED);
+    v = NULL;
+    assert_int_equal(cf_future_result(ok, CF_POLL, &v), 0);
+    assert_ptr_equal(v, (void *)0x31);
+    assert_int_equal(cf_future_result(bad, CF_POLL, NULL), CF_ETASK);
+    assert_int_equal(cf_future_error(bad, &c, NULL), CF_ETASK);
+    assert_int_equal(c, 21);
+    cf_future_release(ok);
+    cf_future_release(bad);
+    cf_executor_free(ex);
+}
+
+/* SEMANTICS 2: many cancelled tasks: not one of them ever starts. */
+static void cancelled_tasks_never_run(void **state)
+{
+    enum { N = 200 };
+    tu_hold hold;
+    atomic_int count;
+    cf_executor *ex;
+    cf_future *f[N];
+    int i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    ex = make_executor(2, NULL);
+    tu_hold_workers(&hold, ex, 2);
+    for (i = 0; i < N; i++)
+        f[i] = tu_submit(ex, tu_task_count, &count);
+    for (i = 0; i < N; i++)
+        assert_int_equal(cf_future_cancel(f[i]), 0);
+    tu_hold_release(&hold);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 0);
+    for (i = 0; i < N; i++) {
+        assert_int_equal(cf_future_state(f[i]), CF_CANCELLED);
+        cf_future_release(f[i]);
+    }
+}
+
+/* ---- SEMANTICS 3: result and its timeout -------------------------------------------- */
+
+/* SEMANTICS 3: timeout 0 polls; it reports CF_ETIMEDOUT and changes nothing (a pending
+ * future polled is still pending and can still be cancelled; a running one still runs). */
+static void result_poll_leaves_future_unchanged(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_gated a;
+    atomic_int count;
+    cf_executor *ex;
+    cf_future *fa, *fb;
+    void *v = NULL;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_gated_init(&a, &gate, &started, (void *)0x1);
+    atomic_init(&count, 0);
+    ex = make_executor(1, NULL);
+    fa = tu_submit(ex, tu_task_gated, &a);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    fb = tu_submit(ex, tu_task_count, &count);
+
+    assert_int_equal(cf_future_result(fa, CF_POLL, &v), CF_ETIMEDOUT);
+    assert_int_equal(cf_future_result(fb, CF_POLL, &v), CF_ETIMEDOUT);
+    assert_int_equal(cf_future_wait(fa, CF_POLL), CF_ETIMEDOUT);
+    assert_int_equal(cf_future_bytes(fb, CF_POLL, NULL, NULL), CF_ETIMEDOUT);
+    assert_int_equal(cf_future_error(fa, NULL, NULL), CF_ETIMEDOUT); /* as result(0) */
+    assert_int_equal(cf_future_state(fa), CF_RUNNING);
+    assert_int_equal(cf_future_state(fb), CF_PENDING);
+    assert_int_equal(cf_future_cancel(fb), 0);
+
+    tu_gate_open(&gate);
+    assert_int_equal(cf_future_result(fa, TU_LONG, &v), 0);
+    assert_ptr_equal(v, (void *)0x1);
+    cf_future_release(fa);
+    cf_future_release(fb);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&count), 0);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+/* SEMANTICS 3: a positive timeout waits at least that long, reports CF_ETIMEDOUT, and the
+ * future then completes normally. */
+static void result_positive_timeout(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_gated a;
+    cf_executor *ex;
+    cf_future *f;
+    void *v = NULL;
+    double t0, elapsed;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_gated_init(&a, &gate, &started, (void *)0x2);
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, tu_task_gated, &a);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+
+    t0 = tu_now();
+    assert_int_equal(cf_future_result(f, 0.1, &v), CF_ETIMEDOUT);
+    elapsed = tu_now() - t0;
+    assert_true(elapsed >= 0.1 - 1e-3);
+    t0 = tu_now();
+    assert_int_equal(cf_future_wait(f, 0.05), CF_ETIMEDOUT);
+    elapsed = tu_now() - t0;
+    assert_true(elapsed >= 0.05 - 1e-3);
+    assert_int_equal(cf_future_state(f), CF_RUNNING);
+
+    tu_gate_open(&gate);
+    assert_int_equal(cf_future_result(f, TU_LONG, &v), 0);
+    assert_ptr_equal(v, (void *)0x2);
+    assert_int_equal(cf_future_wait(f, TU_LONG), 0);
+    cf_future_release(f);
+    cf_executor_free(ex);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+typedef struct opener {
+    tu_gate *gate;
+    double delay;
+} opener;
+
+static void *open_later(void *arg)
+{
+    opener *o = arg;
+    tu_sleep(o->delay);
+    tu_gate_open(o->gate);
+    return NULL;
+}
+
+/* SEMANTICS 3: any negative timeout waits for as long as it takes (here longer than the
+ * absolute value of the timeout given). */
+static void result_negative_waits_forever(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_gated a, b;
+    opener op;
+    pthread_t t;
+    cf_executor *ex;
+    cf_future *fa, *fb;
+    void *v = NULL;
+    double t0;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_watchdog(120);
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_gated_init(&a, &gate, &started, (void *)0xa);
+    tu_gated_init(&b, &gate, &started, (void *)0xb);
+    ex = make_executor(2, NULL);
+    fa = tu_submit(ex, tu_task_gated, &a);
+    fb = tu_submit(ex, tu_task_gated, &b);
+    assert_int_equal(tu_latch_wait(&started, 2, TU_LONG), 0);
+    op.gate = &gate;
+    op.delay = 0.3;
+    t0 = tu_now();
+    t = tu_thread_start(open_later, &op);
+    assert_int_equal(cf_future_result(fa, -0.01, &v), 0);
+    assert_true(tu_now() - t0 >= 0.3 - 1e-3);
+    assert_ptr_equal(v, (void *)0xa);
+    assert_int_equal(cf_future_result(fb, CF_FOREVER, &v), 0);
+    assert_ptr_equal(v, (void *)0xb);
+    assert_int_equal(cf_future_wait(fb, -1e9), 0);
+    tu_thread_join(t);
+    cf_future_release(fa);
+    cf_future_release(fb);
+    cf_executor_free(ex);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+/* ---- SEMANTICS 4: the task's own error ---------------------------------------------- */
+
+static int task_fail_42(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)arg;
+    (void)result;
+    return cf_fail(ctx, 42, "bad input %d (%s)", 7, "seven");
+}
+
+typedef struct error_reader {
+    cf_future *f;
+    int rc_result, rc_error, code;
+    char msg[64];
+} error_reader;
+
+static void *read_error(void *arg)
+{
+    error_reader *r = arg;
+    const char *m = NULL;
+    r->rc_result = cf_future_result(r->f, TU_LONG, NULL);
+    r->rc_error = cf_future_error(r->f, &r->code, &m);
+    snprintf(r->msg, sizeof r->msg, "%s", m ? m : "(null)");
+    return NULL;
+}
+
+/* SEMANTICS 4: a failing task's code and message reach every caller, any number of times,
+ * in any thread. */
+static void task_error_code_and_message(void **state)
+{
+    cf_executor *ex;
+    cf_future *f;
+    error_reader r[3];
+    pthread_t t[3];
+    int code = 0, i;
+    const char *msg = NULL;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, task_fail_42, NULL);
+    for (i = 0; i < 3; i++) { /* readers start before the task is necessarily done */
+        r[i].f = f;
+        t[i] = tu_thread_start(read_error, &r[i]);
+    }
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_ETASK);
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_ETASK);
+    assert_int_equal(cf_future_error(f, &code, &msg), CF_ETASK);
+    assert_int_equal(code, 42);
+    assert_non_null(msg);
+    assert_string_equal(msg, "bad input 7 (seven)");
+    code = 0;
+    msg = NULL;
+    assert_int_equal(cf_future_error(f, &code, &msg), CF_ETASK);
+    assert_int_equal(code, 42);
+    assert_string_equal(msg, "bad input 7 (seven)");
+    assert_int_equal(cf_future_error(f, NULL, NULL), CF_ETASK);
+    for (i = 0; i < 3; i++) {
+        tu_thread_join(t[i]);
+        assert_int_equal(r[i].rc_result, CF_ETASK);
+        assert_int_equal(r[i].rc_error, CF_ETASK);
+        assert_int_equal(r[i].code, 42);
+        assert_string_equal(r[i].msg, "bad input 7 (seven)");
+    }
+    cf_future_release(f);
+    cf_executor_free(ex);
+}
+
+static int task_return_5(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)arg;
+    (void)result;
+    (void)ctx;
+    return 5;
+}
+
+static int task_fail_zero(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)arg;
+    (void)result;
+    return cf_fail(ctx, 0, "zero is not an error code");
+}
+
+static int task_fail_twice(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)arg;
+    (void)result;
+    cf_fail(ctx, 1, "first message");
+    return cf_fail(ctx, 2, "second %s", "message");
+}
+
+/* SEMANTICS 4: an error without cf_fail has the code and no message; cf_fail turns 0 into
+ * -1; a later cf_fail replaces the message; a success carries no error. */
+static void task_error_variants(void **state)
+{
+    cf_executor *ex;
+    cf_future *plain, *zero, *twice, *ok;
+    int code = 0;
+    const char *msg = "unset";
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(2, NULL);
+    plain = tu_submit(ex, task_return_5, NULL);
+    zero = tu_submit(ex, task_fail_zero, NULL);
+    twice = tu_submit(ex, task_fail_twice, NULL);
+    ok = tu_submit(ex, tu_task_identity, (void *)0x3);
+
+    assert_int_equal(cf_future_result(plain, TU_LONG, NULL), CF_ETASK);
+    assert_int_equal(cf_future_error(plain, &code, &msg), CF_ETASK);
+    assert_int_equal(code, 5);
+    assert_null(msg);
+
+    assert_int_equal(cf_future_result(zero, TU_LONG, NULL), CF_ETASK);
+    assert_int_equal(cf_future_error(zero, &code, &msg), CF_ETASK);
+    assert_int_equal(code, -1);
+    assert_string_equal(msg, "zero is not an error code");
+
+    assert_int_equal(cf_future_result(twice, TU_LONG, NULL), CF_ETASK);
+    assert_int_equal(cf_future_error(twice, &code, &msg), CF_ETASK);
+    assert_int_equal(code, 2);
+    assert_string_equal(msg, "second message");
+
+    assert_int_equal(cf_future_result(ok, TU_LONG, NULL), 0);
+    code = 99;
+    msg = "unset";
+    assert_int_equal(cf_future_error(ok, &code, &msg), 0);
+    assert_int_equal(code, 0);
+    assert_null(msg);
+
+    cf_future_release(plain);
+    cf_future_release(zero);
+    cf_future_release(twice);
+    cf_future_release(ok);
+    cf_executor_free(ex);
+}
+
+static int task_fail_with(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)result;
+    return cf_fail(ctx, (int)(intptr_t)arg, "my own code %d", (int)(intptr_t)arg);
+}
+
+/* SEMANTICS 4: a task's own "timed out" (or "cancelled") code is the task's error, never
+ * result()'s timeout or a cancellation. */
+static void task_own_timeout_is_not_result_timeout(void **state)
+{
+    static const int codes[] = {CF_ETIMEDOUT, ETIMEDOUT, CF_ECANCELLED, CF_ETASKTIMEOUT};
+    cf_executor *ex;
+    size_t i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(1, NULL);
+    for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        cf_future *f = tu_submit(ex, task_fail_with, (void *)(intptr_t)codes[i]);
+        int code = 0;
+        assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_ETASK);
+        assert_int_equal(cf_future_wait(f, CF_POLL), 0);
+        assert_int_equal(cf_future_state(f), CF_FINISHED);
+        assert_int_equal(cf_future_error(f, &code, NULL), CF_ETASK);
+        assert_int_equal(code, codes[i]);
+        cf_future_release(f);
+    }
+    cf_executor_free(ex);
+}
+
+/* ---- SEMANTICS 5: completion exactly once ------------------------------------------- */
+
+typedef struct race_slot {
+    atomic_int ran;
+    atomic_int callbacks;
+    atomic_int cb_state;
+    int cancel_rc;
+} race_slot;
+
+static int task_race(void *arg, void **result, cf_ctx *ctx)
+{
+    race_slot *s = arg;
+    (void)ctx;
+    atomic_fetch_add(&s->ran, 1);
+    *result = s;
+    return 0;
+}
+
+static void race_cb(cf_future *f, void *data)
+{
+    race_slot *s = data;
+    TU_CHECK(cf_future_done(f) == 1);
+    atomic_store(&s->cb_state, (int)cf_future_state(f));
+    atomic_fetch_add(&s->callbacks, 1);
+}
+
+enum { RACE_N = 3000 };
+
+typedef struct race {
+    cf_future *f[RACE_N];
+    race_slot slot[RACE_N];
+    atomic_int published;
+} race;
+
+static void *race_canceller(void *arg)
+{
+    race *r = arg;
+    int i;
+    for (i = 0; i < RACE_N; i++) {
+        while (atomic_load(&r->published) <= i)
+            sched_yield();
+        r->slot[i].cancel_rc = cf_future_cancel(r->f[i]);
+    }
+    return NULL;
+}
+
+/* SEMANTICS 5, 2, 6: cancels racing the workers that start the same tasks: each future ends
+ * either cancelled (cancel said 0, its task never ran) or finished (cancel said CF_EBUSY,
+ * its task ran once), never both, and its callback ran exactly once, seeing the final state. */
+static void complete_exactly_once_under_cancel_race(void **state)
+{
+    static race r;
+    cf_executor *ex;
+    pthread_t t;
+    int i, cancelled = 0, finished = 0;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&r.published, 0);
+    ex = make_executor(2, NULL);
+    t = tu_thread_start(race_canceller, &r);
+    for (i = 0; i < RACE_N; i++) {
+        atomic_init(&r.slot[i].ran, 0);
+        atomic_init(&r.slot[i].callbacks, 0);
+        atomic_init(&r.slot[i].cb_state, -1);
+        r.f[i] = tu_submit(ex, task_race, &r.slot[i]);
+        assert_int_equal(cf_future_add_callback(r.f[i], race_cb, &r.slot[i]), 0);
+        atomic_store(&r.published, i + 1);
+    }
+    tu_thread_join(t);
+    cf_executor_free(ex);
+    for (i = 0; i < RACE_N; i++) {
+        race_slot *s = &r.slot[i];
+        void *v = NULL;
+        assert_int_equal(atomic_load(&s->callbacks), 1);
+        if (s->cancel_rc == 0) {
+            cancelled++;
+            assert_int_equal(atomic_load(&s->ran), 0);
+            assert_int_equal(cf_future_state(r.f[i]), CF_CANCELLED);
+            assert_int_equal(atomic_load(&s->cb_state), CF_CANCELLED);
+            assert_int_equal(cf_future_result(r.f[i], CF_POLL, NULL), CF_ECANCELLED);
+            assert_int_equal(cf_future_cancel(r.f[i]), 0);
+        } else {
+            finished++;
+            assert_int_equal(s->cancel_rc, CF_EBUSY);
+            assert_int_equal(atomic_load(&s->ran), 1);
+            assert_int_equal(cf_future_state(r.f[i]), CF_FINISHED);
+            assert_int_equal(atomic_load(&s->cb_state), CF_FINISHED);
+            assert_int_equal(cf_future_result(r.f[i], CF_POLL, &v), 0);
+            assert_ptr_equal(v, s);
+            assert_int_equal(cf_future_cancel(r.f[i]), CF_EBUSY);
+        }
+        cf_future_release(r.f[i]);
+    }
+    assert_int_equal(cancelled + finished, RACE_N);
+    print_message("cancel race: %d cancelled, %d finished\n", cancelled, finished);
+    tu_assert_no_check_failures();
+}
+
+/* ---- SEMANTICS 6: done-callbacks ---------------------------------------------------- */
+
+enum { ORDER_N = 8 };
+
+typedef struct order_log {
+    pthread_mutex_t mu;
+    int seq[ORDER_N * 2];
+    int n;
+    cf_future *expected;
+    pthread_t thread[ORDER_N];
+    int state_ok;
+    tu_latch calls;
+} order_log;
+
+typedef struct order_cb {
+    order_log *log;
+    int index;
+} order_cb;
+
+static void order_fn(cf_future *f, void *data)
+{
+    order_cb *c = data;
+    order_log *lg = c->log;
+    pthread_mutex_lock(&lg->mu);
+    if (lg->n < ORDER_N * 2)
+        lg->seq[lg->n] = c->index;
+    lg->n++;
+    lg->thread[c->index] = pthread_self();
+    if (f != lg->expected || cf_future_done(f) != 1)
+        lg->state_ok = 0;
+    pthread_mutex_unlock(&lg->mu);
+    tu_latch_arrive(&lg->calls);
+}
+
+static void order_log_init(order_log *lg, cf_future *expected)
+{
+    pthread_mutex_init(&lg->mu, NULL);
+    lg->n = 0;
+    lg->expected = expected;
+    lg->state_ok = 1;
+    tu_latch_init(&lg->calls);
+}
+
+/* SEMANTICS 6: callbacks run exactly once each, in the order added, with the future, in
+ * the worker thread that ran the task (not the caller's). */
+static void callbacks_order_once_in_worker(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_gated a;
+    order_log lg;
+    order_cb cbs[ORDER_N];
+    cf_executor *ex;
+    cf_future *f;
+    int i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_gated_init(&a, &gate, &started, (void *)0x4);
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, tu_task_gated, &a);
+    order_log_init(&lg, f);
+    for (i = 0; i < ORDER_N; i++) {
+        cbs[i].log = &lg;
+        cbs[i].index = i;
+        assert_int_equal(cf_future_add_callback(f, order_fn, &cbs[i]), 0);
+    }
+    assert_int_equal(tu_latch_count(&lg.calls), 0);
+    tu_gate_open(&gate);
+    assert_int_equal(tu_latch_wait(&lg.calls, ORDER_N, TU_LONG), 0);
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), 0);
+    cf_executor_free(ex); /* nothing left that could run a callback again */
+    assert_int_equal(lg.n, ORDER_N);
+    assert_true(lg.state_ok);
+    for (i = 0; i < ORDER_N; i++) {
+        assert_int_equal(lg.seq[i], i);
+        assert_true(pthread_equal(lg.thread[i], a.thread));
+        assert_false(pthread_equal(lg.thread[i], pthread_self()));
+    }
+    cf_future_release(f);
+    tu_latch_destroy(&lg.calls);
+    pthread_mutex_destroy(&lg.mu);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+/* SEMANTICS 6: added to a future already done (finished or cancelled), the callback runs at
+ * once, in the caller's thread, before cf_future_add_callback returns. */
+static void callback_on_done_future_runs_at_once_in_caller(void **state)
+{
+    tu_hold hold;
+    atomic_int count;
+    order_log lg;
+    order_cb c0 = {&lg, 0}, c1 = {&lg, 1};
+    cf_executor *ex;
+    cf_future *fin, *can;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    ex = make_executor(1, NULL);
+    fin = tu_submit(ex, tu_task_identity, NULL);
+    assert_int_equal(cf_future_result(fin, TU_LONG, NULL), 0);
+    order_log_init(&lg, fin);
+    assert_int_equal(cf_future_add_callback(fin, order_fn, &c0), 0);
+    assert_int_equal(lg.n, 1);
+    assert_true(lg.state_ok);
+    assert_true(pthread_equal(lg.thread[0], pthread_self()));
+
+    tu_hold_workers(&hold, ex, 1);
+    can = tu_submit(ex, tu_task_count, &count);
+    assert_int_equal(cf_future_cancel(can), 0);
+    lg.expected = can;
+    assert_int_equal(cf_future_add_callback(can, order_fn, &c1), 0);
+    assert_int_equal(lg.n, 2);
+    assert_true(lg.state_ok);
+    assert_true(pthread_equal(lg.thread[1], pthread_self()));
+    tu_hold_release(&hold);
+
+    cf_executor_free(ex);
+    assert_int_equal(lg.n, 2); /* and never again */
+    assert_int_equal(atomic_load(&count), 0);
+    cf_future_release(fin);
+    cf_future_release(can);
+    tu_latch_destroy(&lg.calls);
+    pthread_mutex_destroy(&lg.mu);
+}
+
+typedef struct canceller {
+    cf_future *f;
+    order_log *lg;
+    int rc;
+    int calls_when_returned;
+    pthread_t self;
+} canceller;
+
+static void *cancel_in_thread(void *arg)
+{
+    canceller *c = arg;
+    c->self = pthread_self();
+    c->rc = cf_future_cancel(c->f);
+    pthread_mutex_lock(&c->lg->mu);
+    c->calls_when_returned = c->lg->n;
+    pthread_mutex_unlock(&c->lg->mu);
+    return NULL;
+}
+
+/* SEMANTICS 6: cancelling runs the callbacks, in order, in the cancelling thread, before
+ * cf_future_cancel returns. */
+static void callbacks_run_on_cancel_in_canceller_thread(void **state)
+{
+    tu_hold hold;
+    atomic_int count;
+    order_log lg;
+    order_cb cbs[3];
+    canceller c;
+    cf_executor *ex;
+    cf_future *f;
+    pthread_t t;
+    int i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    ex = make_executor(1, NULL);
+    tu_hold_workers(&hold, ex, 1);
+    f = tu_submit(ex, tu_task_count, &count);
+    order_log_init(&lg, f);
+    for (i = 0; i < 3; i++) {
+        cbs[i].log = &lg;
+        cbs[i].index = i;
+        assert_int_equal(cf_future_add_callback(f, order_fn, &cbs[i]), 0);
+    }
+    c.f = f;
+    c.lg = &lg;
+    t = tu_thread_start(cancel_in_thread, &c);
+    tu_thread_join(t);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.calls_when_returned, 3);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(lg.seq[i], i);
+        assert_true(pthread_equal(lg.thread[i], c.self));
+    }
+    assert_true(lg.state_ok);
+    assert_int_equal(cf_future_cancel(f), 0); /* a second cancel runs nothing again */
+    tu_hold_release(&hold);
+    cf_executor_free(ex);
+    assert_int_equal(lg.n, 3);
+    assert_int_equal(atomic_load(&count), 0);
+    cf_future_release(f);
+    tu_latch_destroy(&lg.calls);
+    pthread_mutex_destroy(&lg.mu);
+}
+
+typedef struct busy_cb {
+    cf_executor *ex;
+    cf_future *victim;
+    cf_future *handed; /* a reference the test gives the callback to release */
+    cf_future *kept;   /* a reference the callback takes for the test */
+    atomic_int *count;
+    int submit_rc, cancel_rc;
+    tu_latch done;
+} busy_cb;
+
+static void busy_fn(cf_future *f, void *data)
+{
+    busy_cb *b = data;
+    b->kept = cf_future_retain(f);
+    cf_future_release(b->handed);
+    b->submit_rc = cf_submit(b->ex, tu_task_count, b->count, NULL);
+    b->cancel_rc = cf_future_cancel(b->victim);
+    tu_latch_arrive(&b->done);
+}
+
+/* SEMANTICS 6: a callback may retain and release references, submit tasks (fire-and-forget)
+ * and cancel other futures, as the header allows. */
+static void callback_may_submit_cancel_retain(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_gated a;
+    atomic_int count, victim_count;
+    busy_cb b;
+    cf_executor *ex;
+    cf_future *f;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_gated_init(&a, &gate, &started, (void *)0x6);
+    atomic_init(&count, 0);
+    atomic_init(&victim_count, 0);
+    tu_latch_init(&b.done);
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, tu_task_gated, &a);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    b.ex = ex;
+    b.count = &count;
+    b.victim = tu_submit(ex, tu_task_count, &victim_count); /* queued behind a */
+    b.handed = cf_future_retain(f);
+    assert_int_equal(cf_future_add_callback(f, busy_fn, &b), 0);
+    cf_future_release(f); /* left: the pool's, the handed one, then the callback's own */
+    tu_gate_open(&gate);
+    assert_int_equal(tu_latch_wait(&b.done, 1, TU_LONG), 0);
+    cf_executor_free(ex);
+    assert_int_equal(b.submit_rc, 0);
+    assert_int_equal(b.cancel_rc, 0);
+    assert_int_equal(atomic_load(&count), 1);
+    assert_int_equal(atomic_load(&victim_count), 0);
+    assert_int_equal(cf_future_state(b.victim), CF_CANCELLED);
+    assert_int_equal(cf_future_state(b.kept), CF_FINISHED);
+    cf_future_release(b.kept);
+    cf_future_release(b.victim);
+    tu_latch_destroy(&b.done);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+/* ---- SEMANTICS 7: wake-ups ---------------------------------------------------------- */
+
+enum { WAKE_N = 100, WAKE_ROUNDS = 5, WAKE_GROUP = 4 };
+
+typedef struct wake_round {
+    cf_future *f[WAKE_N];
+    tu_latch ready;
+    atomic_int woken;
+} wake_round;
+
+typedef struct waiter {
+    wake_round *r;
+    int index; /* >= 0: that future; -1: cf_wait on all; -2: as_completed on all;
+                  less: cf_future_wait on each */
+    int rc;
+    void *value;
+} waiter;
+
+static void *wait_one_or_all(void *arg)
+{
+    waiter *w = arg;
+    wake_round *r = w->r;
+    tu_latch_arrive(&r->ready);
+    if (w->index >= 0) {
+        w->rc = cf_future_result(r->f[w->index], TU_LONG, &w->value);
+    } else if (w->index == -1) {
+        size_t nd = 0, nn = 0;
+        w->rc = cf_wait(r->f, WAKE_N, CF_ALL_COMPLETED, TU_LONG, NULL, &nd, NULL, &nn);
+        if (w->rc == 0 && (nd != WAKE_N || nn != 0))
+            w->rc = CF_ETIMEDOUT;
+    } else if (w->index == -2) {
+        cf_as_completed *it = NULL;
+        cf_future *g;
+        int n = 0;
+        w->rc = cf_as_completed_new(&it, r->f, WAKE_N, TU_LONG);
+        while (w->rc == 0 && (w->rc = cf_as_completed_next(it, &g)) == 0)
+            n++;
+        if (w->rc == CF_EEND && n == WAKE_N)
+            w->rc = 0;
+        cf_as_completed_free(it);
+    } else {
+        int i;
+        w->rc = 0;
+        for (i = WAKE_N - 1; i >= 0 && w->rc == 0; i--)
+            w->rc = cf_future_wait(r->f[i], TU_LONG);
+    }
+    atomic_fetch_add(&r->woken, 1);
+    return NULL;
+}
+
+/* SEMANTICS 7: 100 tasks held at one gate on 100 workers complete together while 100
+ * threads wait on one future each and others wait on all of them (cf_wait, as_completed,
+ * cf_future_wait): every waiter wakes with the outcome; none times out.  Repeated to give
+ * the race several chances. */
+static void racing_completions_lose_no_wakeup(void **state)
+{
+    static tu_gated task[WAKE_N];
+    static waiter w[WAKE_N + WAKE_GROUP];
+    static pthread_t t[WAKE_N + WAKE_GROUP];
+    int round, i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    for (round = 0; round < WAKE_ROUNDS; round++) {
+        wake_round r;
+        tu_gate gate;
+        tu_latch started;
+        cf_executor *ex = make_executor(WAKE_N, NULL);
+        tu_gate_init(&gate);
+        tu_latch_init(&started);
+        tu_latch_init(&r.ready);
+        atomic_init(&r.woken, 0);
+        for (i = 0; i < WAKE_N; i++) {
+            tu_gated_init(&task[i], &gate, &started, (void *)(intptr_t)(i + 1000));
+            r.f[i] = tu_submit(ex, tu_task_gated, &task[i]);
+        }
+        assert_int_equal(tu_latch_wait(&started, WAKE_N, TU_LONG), 0);
+        for (i = 0; i < WAKE_N + WAKE_GROUP; i++) {
+            w[i].r = &r;
+            w[i].index = i < WAKE_N ? i : WAKE_N - 1 - i;
+            w[i].rc = -12345;
+            t[i] = tu_thread_start(wait_one_or_all, &w[i]);
+        }
+        assert_int_equal(tu_latch_wait(&r.ready, WAKE_N + WAKE_GROUP, TU_LONG), 0);
+        assert_int_equal(atomic_load(&r.woken), 0);
+        tu_gate_open(&gate);
+        for (i = 0; i < WAKE_N + WAKE_GROUP; i++) {
+            tu_thread_join(t[i]);
+            assert_int_equal(w[i].rc, 0);
+            if (i < WAKE_N)
+                assert_ptr_equal(w[i].value, (void *)(intptr_t)(i + 1000));
+        }
+        for (i = 0; i < WAKE_N; i++)
+            cf_future_release(r.f[i]);
+        cf_executor_free(ex);
+        tu_latch_destroy(&r.ready);
+        tu_latch_destroy(&started);
+        tu_gate_destroy(&gate);
+    }
+}
+
+/* SEMANTICS 7: waiting does not spin: 16 threads blocked 300 ms in result() on a running
+ * future use less than 30 ms of CPU in total (a resource check, not a speed check). */
+static void waiting_burns_no_cpu(void **state)
+{
+    enum { WAITERS = 16 };
+    tu_gate gate;
+    tu_latch started;
+    tu_gated a;
+    cf_executor *ex;
+    waiter w[WAITERS];
+    pthread_t t[WAITERS];
+    wake_round r;
+    double cpu0, cpu;
+    int i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_latch_init(&r.ready);
+    atomic_init(&r.woken, 0);
+    tu_gated_init(&a, &gate, &started, (void *)0x8);
+    ex = make_executor(1, NULL);
+    r.f[0] = tu_submit(ex, tu_task_gated, &a);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    for (i = 0; i < WAITERS; i++) {
+        w[i].r = &r;
+        w[i].index = 0;
+        t[i] = tu_thread_start(wait_one_or_all, &w[i]);
+    }
+    assert_int_equal(tu_latch_wait(&r.ready, WAITERS, TU_LONG), 0);
+    cpu0 = tu_cpu_seconds();
+    tu_sleep(0.3);
+    cpu = tu_cpu_seconds() - cpu0;
+    tu_gate_open(&gate);
+    for (i = 0; i < WAITERS; i++) {
+        tu_thread_join(t[i]);
+        assert_int_equal(w[i].rc, 0);
+        assert_ptr_equal(w[i].value, (void *)0x8);
+    }
+    print_message("CPU used by %d waiters over 300 ms: %.1f ms\n", WAITERS, cpu * 1e3);
+    assert_true(cpu < 0.030);
+    cf_future_release(r.f[0]);
+    cf_executor_free(ex);
+    tu_latch_destroy(&r.ready);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
+/* ---- bytes futures ------------------------------------------------------------------ */
+
+CF_FUNCTION(xor_fn, tu_bytes_xor);
+
+/* SEMANTICS 3: cf_future_bytes gives a bytes task's result, owned by the future, the same
+ * data pointer cf_future_result gives; repeated reads give the same bytes. */
+static void future_bytes_result(void **state)
+{
+    unsigned char in[100], expect[100];
+    const void *data = NULL, *data2 = NULL;
+    void *v = NULL;
+    size_t len = 0, i;
+    cf_executor *ex;
+    cf_future *f = NULL;
+    (void)state;
+    tu_fill_pattern(in, sizeof in, 9);
+    for (i = 0; i < sizeof in; i++)
+        expect[i] = in[i] ^ 0x5a;
+    ex = make_executor(1, NULL);
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, in, sizeof in, &f), 0);
+    assert_int_equal(cf_future_bytes(f, TU_LONG, &data, &len), 0);
+    assert_int_equal(len, sizeof in);
+    assert_memory_equal(data, expect, sizeof in);
+    assert_int_equal(cf_future_result(f, CF_POLL, &v), 0);
+    assert_ptr_equal(v, data);
+    assert_int_equal(cf_future_bytes(f, CF_POLL, &data2, NULL), 0);
+    assert_ptr_equal(data2, data);
+    cf_future_release(f);
+    cf_executor_free(ex);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(future_states_and_transitions),
+    cmocka_unit_test(future_failed_is_finished),
+    cmocka_unit_test(future_retain_release),
+    cmocka_unit_test(future_pool_holds_reference),
+    cmocka_unit_test(future_outlives_executor),
+    cmocka_unit_test(cancel_pending),
+    cmocka_unit_test(cancel_running_refused),
+    cmocka_unit_test(cancel_finished_refused),
+    cmocka_unit_test(cancelled_tasks_never_run),
+    cmocka_unit_test(result_poll_leaves_future_unchanged),
+    cmocka_unit_test(result_positive_timeout),
+    cmocka_unit_test(result_negative_waits_forever),
+    cmocka_unit_test(task_error_code_and_message),
+    cmocka_unit_test(task_error_variants),
+    cmocka_unit_test(task_own_timeout_is_not_result_timeout),
+    cmocka_unit_test(complete_exactly_once_under_cancel_race),
+    cmocka_unit_test(callbacks_order_once_in_worker),
+    cmocka_unit_test(callback_on_done_future_runs_at_once_in_caller),
+    cmocka_unit_test(callbacks_run_on_cancel_in_canceller_thread),
+    cmocka_unit_test(callback_may_submit_cancel_retain),
+    cmocka_unit_test(racing_completions_lose_no_wakeup),
+    cmocka_unit_test(waiting_burns_no_cpu),
+    cmocka_unit_test(future_bytes_result),
+};
+
+CF_TEST_MAIN(tests)
