@@ -2,11 +2,15 @@
  * bench_cfutures.c -- the five workloads (README.md) on cfutures' thread pool.
  *
  * One executor with --workers threads serves every workload, so the timed rounds see
- * started workers and recycled memory.  The main thread only submits and waits: every task
- * runs on a pool worker.  Each result is checked against its input, inside the timed
- * region where reading it is part of the workload (W1, W2, W3) and after it otherwise.
+ * started workers and recycled memory.  The main thread submits and waits; W1 and W3 count
+ * where their tasks ran (slot 0: the submitting thread, slot 1 + i: worker i), as the
+ * OpenMP and oneTBB programs do, so the report shows whether a waiting submitter ran
+ * tasks itself.  Each result is checked against its input, inside the timed region where
+ * reading it is part of the workload (W1, W2, W3) and after it otherwise.
  *
- * Locking: none of its own; W5's latch is described in bench_common.h.
+ * Locking: none of its own; each where-slot is written by one thread only, and reading a
+ * future's result orders its task's writes before the report reads them.  W5's latch is
+ * described in bench_common.h.
  * Invariants: c->futures has room for BENCH_TASKS futures, more than W4 (100 per worker)
  * or W5 (one per worker) submit at once since workers <= BENCH_MAX_THREADS; and
  * every workload releases each future it created before it returns.
@@ -24,6 +28,11 @@ typedef struct bench_ctx {
     bench_latch gate;
 } bench_ctx;
 
+/* Where echo_task ran, for W1 and W3 (each reports and clears it after its rounds). */
+static bench_where where;
+/* Set in the main thread only: tells a task it is running on the submitting thread. */
+static _Thread_local int on_submitter;
+
 static void check(int rc, const char *what)
 {
     if (rc != 0)
@@ -32,7 +41,7 @@ static void check(int rc, const char *what)
 
 static int echo_task(void *arg, void **result, cf_ctx *ctx)
 {
-    (void)ctx;
+    bench_where_count(&where, on_submitter ? 0 : 1 + cf_ctx_worker(ctx));
     *result = arg;
     return 0;
 }
@@ -135,6 +144,18 @@ static double w4_cpu(void *p)
     return bench_cpu_efficiency(&c->cpu, w4_parallel, c);
 }
 
+static void w1_report(void *p)
+{
+    (void)p;
+    bench_where_report(&where, "W1", 0);
+}
+
+static void w3_report(void *p)
+{
+    (void)p;
+    bench_where_report(&where, "W3", 0);
+}
+
 static double w5_idle(void *p)
 {
     bench_ctx *c = (bench_ctx *)p;
@@ -159,14 +180,15 @@ int main(int argc, char **argv)
     bench_ctx c;
     cf_executor_opts opts;
     const bench_workload workloads[] = {
-        {"W1", "ns/task", w1_submit_wait, 1, 0, NULL, NULL},
+        {"W1", "ns/task", w1_submit_wait, 1, 0, NULL, w1_report},
         {"W2", "ns/item", w2_map, 1, 0, "cf_map_start + cf_map_next, default (adaptive) chunks",
          NULL},
-        {"W3", "us/round", w3_ping_pong, 1, 0, NULL, NULL},
+        {"W3", "us/round", w3_ping_pong, 1, 0, NULL, w3_report},
         {"W4", "%", w4_cpu, 1, 0, NULL, NULL},
         {"W5", "%core", w5_idle, 0, BENCH_IDLE_MAX_REPS, NULL, NULL},
     };
 
+    on_submitter = 1;
     memset(&c, 0, sizeof c);
     c.workers = args.workers;
     c.cpu.workers = args.workers;

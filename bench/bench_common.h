@@ -46,7 +46,7 @@
 #define BENCH_GATE_TIMEOUT 30.0       /* W5: how long a task waits for the other workers */
 
 #define BENCH_MAX_REPS 100
-#define BENCH_MAX_THREADS 256
+#define BENCH_MAX_THREADS 256 /* thread slots of bench_where; --workers stays below it */
 
 #if defined(__cplusplus)
 #define BENCH_NORETURN [[noreturn]]
@@ -200,7 +200,7 @@ static inline bench_args bench_parse_args(int argc, char **argv)
         if (i + 1 < argc && strcmp(opt, "--reps") == 0)
             a.reps = bench_parse_int(argv[0], opt, argv[++i], 1, BENCH_MAX_REPS);
         else if (i + 1 < argc && strcmp(opt, "--workers") == 0)
-            a.workers = bench_parse_int(argv[0], opt, argv[++i], 1, BENCH_MAX_THREADS);
+            a.workers = bench_parse_int(argv[0], opt, argv[++i], 1, BENCH_MAX_THREADS - 1);
         else if (i + 1 < argc && strcmp(opt, "--only") == 0)
             a.only = argv[++i];
         else {
@@ -544,9 +544,9 @@ static inline void bench_where_count(bench_where *w, int thread)
     w->slot[thread].n++;
 }
 
-/* NOTE <workload> with the share of counted tasks run by thread `submitter`. */
-static inline void bench_where_report(const bench_where *w, const char *workload,
-                                      int submitter)
+/* NOTE <workload> with the share of counted tasks run by thread `submitter`; then clears
+ * the counts for the next workload. */
+static inline void bench_where_report(bench_where *w, const char *workload, int submitter)
 {
     uint64_t total = 0;
     if (submitter < 0 || submitter >= BENCH_MAX_THREADS)
@@ -556,6 +556,7 @@ static inline void bench_where_report(const bench_where *w, const char *workload
     if (total > 0)
         bench_note(workload, "%.1f%% of tasks ran on the submitting thread itself",
                    100.0 * (double)w->slot[submitter].n / (double)total);
+    memset(w, 0, sizeof *w);
 }
 
 #endif /* BENCH_COMMON_H */

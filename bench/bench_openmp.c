@@ -12,7 +12,8 @@
  *
  * Locking: OpenMP's own; tasks write disjoint slots, and `taskwait` / the end of the
  * region order those writes before the main thread reads them.
- * Invariants: c->where counts every task of W1 and W3, warm-up rounds included.
+ * Invariants: c->where counts the tasks of the current workload (W1 or W3), warm-up round
+ * included; its report clears it.
  */
 #include "bench_common.h"
 
@@ -25,10 +26,8 @@ typedef struct bench_ctx {
     bench_cpu cpu;
     bench_latch gate;
     int gate_failed;
-    bench_where where_w1;
-    bench_where where_w3;
-    int submitter_w1; /* thread number of the task-creating thread */
-    int submitter_w3;
+    bench_where where;
+    int submitter; /* thread number of the task-creating thread */
 } bench_ctx;
 
 /* Checks and clears the first n results of a workload that copied inputs to results. */
@@ -48,11 +47,11 @@ static double w1_submit_wait(void *p)
 #pragma omp parallel num_threads(c->workers)
 #pragma omp single
     {
-        c->submitter_w1 = omp_get_thread_num();
+        c->submitter = omp_get_thread_num();
         for (size_t i = 0; i < BENCH_TASKS; i++) {
 #pragma omp task
             {
-                bench_where_count(&c->where_w1, omp_get_thread_num());
+                bench_where_count(&c->where, omp_get_thread_num());
                 c->results[i] = c->inputs[i];
             }
         }
@@ -88,11 +87,11 @@ static double w3_ping_pong(void *p)
 #pragma omp parallel num_threads(c->workers)
 #pragma omp single
     {
-        c->submitter_w3 = omp_get_thread_num();
+        c->submitter = omp_get_thread_num();
         for (size_t r = 0; r < BENCH_ROUNDS; r++) {
 #pragma omp task
             {
-                bench_where_count(&c->where_w3, omp_get_thread_num());
+                bench_where_count(&c->where, omp_get_thread_num());
                 c->results[r] = c->inputs[r];
             }
 #pragma omp taskwait
@@ -140,13 +139,13 @@ static double w5_idle(void *p)
 static void w1_report(void *p)
 {
     bench_ctx *c = (bench_ctx *)p;
-    bench_where_report(&c->where_w1, "W1", c->submitter_w1);
+    bench_where_report(&c->where, "W1", c->submitter);
 }
 
 static void w3_report(void *p)
 {
     bench_ctx *c = (bench_ctx *)p;
-    bench_where_report(&c->where_w3, "W3", c->submitter_w3);
+    bench_where_report(&c->where, "W3", c->submitter);
 }
 
 int main(int argc, char **argv)
@@ -171,7 +170,7 @@ int main(int argc, char **argv)
     c->results = (void **)bench_alloc(BENCH_TASKS, sizeof *c->results);
     bench_latch_init(&c->gate);
     omp_set_dynamic(0);
-    bench_info("version", "OpenMP %d (libgomp, gcc %d.%d)", _OPENMP, __GNUC__,
+    bench_info("version", "_OPENMP %d (libgomp of gcc %d.%d)", _OPENMP, __GNUC__,
                __GNUC_MINOR__);
     bench_info("workers", "%d", args.workers);
 

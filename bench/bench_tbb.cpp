@@ -11,7 +11,8 @@
  *
  * Locking: TBB's own; tasks write disjoint slots, and task_group::wait() orders those
  * writes before the main thread reads them.
- * Invariants: c->where counts every task of W1 and W3, warm-up rounds included.
+ * Invariants: c->where counts the tasks of the current workload (W1 or W3), warm-up round
+ * included; its report clears it.
  */
 #include "bench_common.h"
 
@@ -33,8 +34,7 @@ struct bench_ctx {
     bench_cpu cpu{};
     bench_latch gate{};
     std::atomic<bool> gate_failed{false};
-    bench_where where_w1{};
-    bench_where where_w3{};
+    bench_where where{};
     int submitter = -1; // the main thread's index in the arena, known once it ran a task
 };
 
@@ -59,7 +59,7 @@ double w1_submit_wait(void *p)
     double t0 = bench_now();
     for (size_t i = 0; i < BENCH_TASKS; i++)
         tg.run([c, i] {
-            bench_where_count(&c->where_w1, thread_index());
+            bench_where_count(&c->where, thread_index());
             c->results[i] = c->inputs[i];
         });
     tg.wait();
@@ -96,7 +96,7 @@ double w3_ping_pong(void *p)
     double t0 = bench_now();
     for (size_t r = 0; r < BENCH_ROUNDS; r++) {
         tg.run([c, r] {
-            bench_where_count(&c->where_w3, thread_index());
+            bench_where_count(&c->where, thread_index());
             c->results[r] = c->inputs[r];
         });
         tg.wait();
@@ -143,13 +143,13 @@ double w5_idle(void *p)
 void w1_report(void *p)
 {
     bench_ctx *c = static_cast<bench_ctx *>(p);
-    bench_where_report(&c->where_w1, "W1", c->submitter);
+    bench_where_report(&c->where, "W1", c->submitter);
 }
 
 void w3_report(void *p)
 {
     bench_ctx *c = static_cast<bench_ctx *>(p);
-    bench_where_report(&c->where_w3, "W3", c->submitter);
+    bench_where_report(&c->where, "W3", c->submitter);
 }
 
 } // namespace

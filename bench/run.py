@@ -43,27 +43,33 @@ PEERS = [
 
 
 class Workload:
-    def __init__(self, key, title, unit, goal_op, goal, lower_is_better, ratio=True):
+    def __init__(self, key, title, unit, goal_op, goal, lower_is_better, decimals=None,
+                 ratio=True):
         self.key, self.title, self.unit = key, title, unit
         self.goal_op, self.goal = goal_op, goal
         self.lower_is_better = lower_is_better
+        self.decimals = decimals  # fixed decimals, else three significant digits
         self.ratio = ratio
+
+    def fmt(self, v):
+        return fmt(v) if self.decimals is None else f"{v:.{self.decimals}f}"
 
     def meets_goal(self, v):
         return {"<=": v <= self.goal, "<": v < self.goal, ">=": v >= self.goal}[self.goal_op]
 
     def goal_text(self):
         op = {"<=": "≤", "<": "<", ">=": "≥"}[self.goal_op]
-        return f"{op} {fmt(self.goal)}"
+        return f"{op} {self.goal:g}"
 
 
 WORKLOADS = [
     Workload("W1", "submit+wait", "ns/task", "<=", 100, True),
     Workload("W2", "map", "ns/item", "<=", 50, True),
     Workload("W3", "ping-pong", "us/round", "<=", 5, True),
-    Workload("W4", "cpu 1 ms", "% efficiency", ">=", 95, False),
+    # Two decimals, so a figure just under the goal never shows as the goal itself.
+    Workload("W4", "cpu 1 ms", "% efficiency", ">=", 95, False, decimals=2),
     # Idle figures sit near zero, where a ratio says nothing.
-    Workload("W5", "idle", "% of a core", "<", 1, True, ratio=False),
+    Workload("W5", "idle", "% of a core", "<", 1, True, decimals=3, ratio=False),
 ]
 
 # Workloads a peer has no equivalent for (its program does not print them).
@@ -71,16 +77,18 @@ NOT_APPLICABLE = {("GLib", "W2"), ("libuv", "W2")}
 
 
 def fmt(v):
-    """A figure with three significant digits, without exponent notation."""
-    if v == 0:
-        return "0"
+    """A figure with three significant digits (more left of the point), no exponent."""
     if abs(v) >= 100:
         return f"{v:.0f}"
     if abs(v) >= 10:
         return f"{v:.1f}"
     if abs(v) >= 1:
         return f"{v:.2f}"
-    return f"{v:.3g}" if abs(v) >= 1e-3 else f"{v:.1e}"
+    return f"{v:.3g}" if abs(v) >= 1e-4 else f"{v:.2e}"
+
+
+def fmt_ratio(r):
+    return f"{r:.0f}×" if r >= 10 else f"{r:.2f}×"
 
 
 class Run:
@@ -146,11 +154,11 @@ def cell(w, run, cf):
     r = run.results.get(w.key)
     if r is None:
         return "—" if run.status == "ok" else run.status.split(" (")[0]
-    text = fmt(r["value"])
+    text = w.fmt(r["value"])
     if run.peer == "cfutures" or not w.ratio or cf is None:
         return text
     a, b = (r["value"], cf) if w.lower_is_better else (cf, r["value"])
-    return f"{text} ({a / b:.2g}×)" if b > 0 else text
+    return f"{text} ({fmt_ratio(a / b)})" if b > 0 else text
 
 
 def table(runs):
@@ -245,8 +253,8 @@ def details(runs):
             if r is None and not notes:
                 continue
             if r is not None:
-                spread = (f"median {fmt(r['value'])} {r['unit']}, min {fmt(r['min'])}, "
-                          f"max {fmt(r['max'])}, {int(r['reps'])} timed repetitions")
+                spread = (f"median {w.fmt(r['value'])} {r['unit']}, min {w.fmt(r['min'])}, "
+                          f"max {w.fmt(r['max'])}, {int(r['reps'])} timed repetitions")
             else:
                 spread = "no figure"
             out.append(f"- {w.key}: {spread}" + "".join(f"; {n}" for n in notes))

@@ -181,7 +181,8 @@ typedef struct cf_executor_opts {
     const char *name;       /* worker thread name prefix, at most 11 chars; "cf" default */
     cf_init_fn initializer; /* optional per-worker initializer */
     void *initializer_arg;
-    size_t max_queued;      /* bound on tasks waiting to start; 0 = unbounded */
+    size_t max_queued;      /* bound on tasks waiting to start; 0 = unbounded.  A cancelled
+                               task frees its place when a worker discards it. */
     cf_full_mode full_mode; /* what submit does when the bound is reached */
 } cf_executor_opts;
 

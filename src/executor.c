@@ -7,11 +7,14 @@
  * option checks, the admission gate, the bound on queued tasks, the broken state, and the
  * running of an in-process task with its outcome.
  *
- * The gate: submit increments `submitting`, then reads `flags`; shutdown sets SHUTDOWN in
- * `flags`, then waits for `submitting` to drain.  Both sides use sequentially consistent
- * operations, so either the submitter sees SHUTDOWN and refuses, or shutdown sees the
- * submission in flight and waits until the task is in a queue, where draining finds it.
- * No lock on the submit path.
+ * The gate costs a submission two plain loads: `flags` before queueing (the common refusal)
+ * and `flags` again after the queue's own sequentially consistent CAS.  Shutdown sets
+ * SHUTDOWN with a sequentially consistent RMW before it drains.  If the second load misses
+ * SHUTDOWN, the task was queued before shutdown began and draining will find it; if it
+ * sees SHUTDOWN, the submitter takes the task back by cancelling it (PENDING -> CANCELLED:
+ * nobody else holds it yet) and refuses; if a worker already started it, it was accepted.
+ * A task taken back stays in the queue holding the executor's reference, which the worker
+ * that pops it, or the backend's destroy, drops.  No lock and no extra atomic RMW.
  *
  * The bound: `queued` counts admitted tasks not yet taken by a worker.  A submitter that
  * finds no room sleeps on the `room` futex word after announcing itself in `room_waiters`;
@@ -23,7 +26,6 @@
 #include "internal.h"
 
 #include <limits.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,37 +201,36 @@ int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal)
     int rc;
     if (!internal && ex->max_queued) {
         if ((rc = reserve_room(ex)))
-            return rc;
+            goto refused;
         f->bounded = true;
     }
-    atomic_fetch_add(&ex->submitting, 1);
-    uint32_t flags = atomic_load(&ex->flags);
-    if (flags & CF__EX_SHUTDOWN)
-        rc = CF_ESHUTDOWN;
-    else if (flags & CF__EX_BROKEN)
-        rc = CF_EBROKEN;
-    else
-        rc = ex->backend->submit(ex, f);
-    atomic_fetch_sub_explicit(&ex->submitting, 1, memory_order_release);
-    if (rc && f->bounded) {
-        f->bounded = false;
-        cf__executor_unqueued(ex);
+    uint32_t flags = atomic_load_explicit(&ex->flags, memory_order_acquire);
+    rc = (flags & CF__EX_SHUTDOWN) ? CF_ESHUTDOWN
+         : (flags & CF__EX_BROKEN) ? CF_EBROKEN
+                                   : ex->backend->submit(ex, f);
+    if (rc) {
+        if (f->bounded)
+            cf__executor_unqueued(ex);
+        goto refused;
     }
+    if (CF__UNLIKELY(atomic_load(&ex->flags) & CF__EX_SHUTDOWN) &&
+        cf__future_complete(f, CF_PENDING, CF_CANCELLED))
+        return CF_ESHUTDOWN; /* taken back: the queue keeps the executor's reference */
+    return 0;
+refused:
+    atomic_store_explicit(&f->refs, 1, memory_order_relaxed); /* the executor's is gone */
     return rc;
 }
 
-/* Hands f (already holding its references) to the executor, or frees it on refusal. */
+/* Hands f to the executor and gives the caller its reference (or drops it). */
 static int submit_prepared(cf_executor *ex, cf_future *f, cf_future **out)
 {
     int rc = cf__executor_admit(ex, f, false);
-    if (rc) {
-        atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
+    if (rc || !out)
         cf_future_release(f);
-        return rc;
-    }
-    if (out)
+    else
         *out = f;
-    return 0;
+    return rc;
 }
 
 int cf_submit(cf_executor *ex, cf_fn fn, void *arg, cf_future **out)
@@ -240,7 +241,7 @@ int cf_submit(cf_executor *ex, cf_fn fn, void *arg, cf_future **out)
         return CF_EINVAL;
     if (!ex->backend->pointer_tasks)
         return CF_ENOTSUP;
-    cf_future *f = cf__future_alloc(out ? 2 : 1);
+    cf_future *f = cf__future_alloc(2);
     if (!f)
         return CF_ENOMEM;
     f->task.fn = fn;
@@ -255,18 +256,19 @@ int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void *in, size
         *out = NULL;
     if (!ex || !fn || !fn->fn || (!in && len))
         return CF_EINVAL;
-    cf_future *f = cf__future_alloc(out ? 2 : 1);
+    cf_future *f = cf__future_alloc(1);
     if (!f)
         return CF_ENOMEM;
     f->kind = CF__TASK_BYTES;
     f->task.bytes_fn = fn;
-    f->in_len = len;
+    cf__future_extra *x = cf__future_extra_get(f);
     f->arg = malloc(len ? len : 1);
-    if (!f->arg) {
-        atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
+    if (!x || !f->arg) {
         cf_future_release(f);
         return CF_ENOMEM;
     }
+    x->in_len = len;
+    atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
     if (len)
         memcpy(f->arg, in, len);
     return submit_prepared(ex, f, out);
@@ -279,11 +281,7 @@ int cf_shutdown(cf_executor *ex, unsigned flags)
     uint32_t set = CF__EX_SHUTDOWN;
     if (flags & CF_SHUTDOWN_CANCEL_PENDING)
         set |= CF__EX_CANCEL_PENDING;
-    atomic_fetch_or(&ex->flags, set);
-    /* Submissions that passed the gate are about to land in a queue: let them, so that
-     * draining or cancelling below sees every accepted task. */
-    while (atomic_load(&ex->submitting))
-        sched_yield();
+    atomic_fetch_or(&ex->flags, set); /* seq_cst: see the gate in cf__executor_admit */
     if (ex->max_queued) {
         atomic_fetch_add(&ex->room, 1);
         cf__futex_wake(&ex->room, INT_MAX);
@@ -316,17 +314,15 @@ void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx)
         rc = f->task.fn(f->arg, &value, ctx);
         f->value = value;
     } else {
-        rc = f->task.bytes_fn->fn(f->arg, f->in_len, ctx);
+        rc = f->task.bytes_fn->fn(f->arg, f->extra->in_len, ctx);
         if (rc == 0) {
             f->value = ctx->out;
-            f->value_len = ctx->out_len;
+            f->extra->value_len = ctx->out_len;
             ctx->out = NULL;
         }
     }
     if (rc) {
-        f->outcome = CF_ETASK;
-        f->code = rc;
-        f->message = ctx->message;
+        cf__future_set_error(f, CF_ETASK, rc, ctx->message);
         ctx->message = NULL;
     }
     if (CF__UNLIKELY(ctx->message || ctx->out))

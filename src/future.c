@@ -19,13 +19,13 @@
  * The completer calls futex_wake only if WAITERS was set: completing an unwatched future
  * costs one CAS and no system call.
  *
- * Recycling: freed futures go to a per-thread cache (no atomics); past a limit, half of it
- * moves to a global list under a mutex, and an empty cache refills from there in batches.
- * So steady-state submission never calls malloc, and the global lock is taken once per
- * batch.  The global list is released when the last executor is freed, and at unload.
+ * Recycling: freed futures go to per-thread magazines (no atomics), exchanged whole with a
+ * global depot under a mutex once per MAG_SIZE frees or allocations (see below).  So
+ * steady-state submission never calls malloc.  The depot is released when the last
+ * executor is freed, and at unload.
  *
  * Lock order: a future's LOCK is a leaf (no other lock is taken while holding it; callbacks
- * run after it is released).  The recycling mutex is a leaf too.
+ * run after it is released).  The depot mutex is a leaf too.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -38,42 +38,69 @@
 
 /* ---- recycling ---------------------------------------------------------------------- */
 
-#define CACHE_MAX 512 /* futures a thread keeps for itself */
-#define CACHE_MOVE 256 /* futures moved to or from the global list at a time */
+/*
+ * Magazines (Bonwick's): a thread keeps two arrays of free futures, `loaded` and
+ * `previous`, and exchanges whole arrays with a global depot only when both are full (on
+ * free) or both empty (on allocation).  An array, not a list threaded through the futures:
+ * with a million futures in flight they are not in cache, and popping a linked list would
+ * be one dependent cache miss per allocation.  From an array the next futures' addresses
+ * are known ahead, so they are prefetched while the current one is used.
+ */
+#define MAG_SIZE 254 /* two words of header: a magazine is 2 KiB */
+#define PREFETCH_AHEAD 4
+
+typedef struct magazine {
+    struct magazine *next;
+    size_t count;
+    cf_future *items[MAG_SIZE];
+} magazine;
 
 typedef struct future_cache {
-    cf_future *head;
-    unsigned count;
+    magazine *loaded, *previous;
     bool registered; /* the thread-exit hook is armed */
 } future_cache;
 
 static _Thread_local future_cache cache;
 
-static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
-static cf_future *global_head;
+static struct {
+    pthread_mutex_t lock;
+    magazine *full, *empty;
+} depot = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL};
+
 static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_hook_key;
 
-static void give_to_global(cf_future *first, cf_future *last)
+static void depot_put(magazine **list, magazine *m)
 {
-    pthread_mutex_lock(&global_lock);
-    last->next = global_head;
-    global_head = first;
-    pthread_mutex_unlock(&global_lock);
+    pthread_mutex_lock(&depot.lock);
+    m->next = *list;
+    *list = m;
+    pthread_mutex_unlock(&depot.lock);
 }
 
-/* Thread exit: hand the thread's cache to the global list so nothing is stranded. */
+static magazine *depot_take(magazine **list)
+{
+    pthread_mutex_lock(&depot.lock);
+    magazine *m = *list;
+    if (m)
+        *list = m->next;
+    pthread_mutex_unlock(&depot.lock);
+    return m;
+}
+
+static void depot_put_any(magazine *m)
+{
+    if (m)
+        depot_put(m->count ? &depot.full : &depot.empty, m);
+}
+
+/* Thread exit: hand the thread's magazines to the depot so nothing is stranded. */
 static void cache_flush_at_exit(void *unused)
 {
     (void)unused;
-    if (cache.head) {
-        cf_future *last = cache.head;
-        while (last->next)
-            last = last->next;
-        give_to_global(cache.head, last);
-    }
-    cache.head = NULL;
-    cache.count = 0;
+    depot_put_any(cache.loaded);
+    depot_put_any(cache.previous);
+    cache.loaded = cache.previous = NULL;
 }
 
 static void create_exit_hook(void)
@@ -81,58 +108,82 @@ static void create_exit_hook(void)
     pthread_key_create(&exit_hook_key, cache_flush_at_exit);
 }
 
-static cf_future *cache_refill(void)
+static void arm_exit_hook(void)
 {
-    if (!cache.registered) {
-        pthread_once(&exit_hook_once, create_exit_hook);
-        pthread_setspecific(exit_hook_key, &cache); /* any non-NULL value arms the hook */
-        cache.registered = true;
+    pthread_once(&exit_hook_once, create_exit_hook);
+    pthread_setspecific(exit_hook_key, &cache); /* any non-NULL value arms the hook */
+    cache.registered = true;
+}
+
+static cf_future *cache_get(void)
+{
+    magazine *m = cache.loaded;
+    if (CF__UNLIKELY(!m || m->count == 0)) {
+        if (cache.previous && cache.previous->count) {
+            cache.loaded = cache.previous;
+            cache.previous = m;
+        } else {
+            magazine *full = depot_take(&depot.full);
+            if (!full)
+                return NULL;
+            if (!cache.registered)
+                arm_exit_hook();
+            if (cache.previous)
+                depot_put(&depot.empty, cache.previous);
+            cache.previous = m;
+            cache.loaded = full;
+        }
+        m = cache.loaded;
     }
-    pthread_mutex_lock(&global_lock);
-    cf_future *head = global_head, *last = head;
-    unsigned n = 0;
-    if (head) {
-        for (n = 1; n < CACHE_MOVE && last->next; n++)
-            last = last->next;
-        global_head = last->next;
-        last->next = NULL;
-    }
-    pthread_mutex_unlock(&global_lock);
-    if (!head)
-        return NULL;
-    cache.head = head->next;
-    cache.count = n - 1;
-    return head;
+    cf_future *f = m->items[--m->count];
+    if (m->count >= PREFETCH_AHEAD)
+        __builtin_prefetch(m->items[m->count - PREFETCH_AHEAD], 1, 3);
+    return f;
 }
 
 static void cache_put(cf_future *f)
 {
-    f->next = cache.head;
-    cache.head = f;
-    if (++cache.count <= CACHE_MAX)
-        return;
-    /* Keep the most recently freed (warm) half; move the rest. */
-    cf_future *keep_last = cache.head;
-    for (unsigned i = 1; i < CACHE_MAX - CACHE_MOVE; i++)
-        keep_last = keep_last->next;
-    cf_future *first = keep_last->next, *last = first;
-    while (last->next)
-        last = last->next;
-    keep_last->next = NULL;
-    cache.count = CACHE_MAX - CACHE_MOVE;
-    give_to_global(first, last);
+    magazine *m = cache.loaded;
+    if (CF__UNLIKELY(!m || m->count == MAG_SIZE)) {
+        if (cache.previous && cache.previous->count == 0) {
+            cache.loaded = cache.previous;
+            cache.previous = m;
+        } else {
+            magazine *empty = depot_take(&depot.empty);
+            if (!empty && !(empty = malloc(sizeof *empty))) {
+                free(f);
+                return;
+            }
+            empty->count = 0;
+            if (!cache.registered)
+                arm_exit_hook();
+            if (cache.previous)
+                depot_put(&depot.full, cache.previous);
+            cache.previous = m;
+            cache.loaded = empty;
+        }
+        m = cache.loaded;
+    }
+    m->items[m->count++] = f;
 }
 
 void cf__futures_trim(void)
 {
-    pthread_mutex_lock(&global_lock);
-    cf_future *f = global_head;
-    global_head = NULL;
-    pthread_mutex_unlock(&global_lock);
-    while (f) {
-        cf_future *next = f->next;
-        free(f);
-        f = next;
+    pthread_mutex_lock(&depot.lock);
+    magazine *full = depot.full, *empty = depot.empty;
+    depot.full = depot.empty = NULL;
+    pthread_mutex_unlock(&depot.lock);
+    while (full) {
+        magazine *next = full->next;
+        for (size_t i = 0; i < full->count; i++)
+            free(full->items[i]);
+        free(full);
+        full = next;
+    }
+    while (empty) {
+        magazine *next = empty->next;
+        free(empty);
+        empty = next;
     }
 }
 
@@ -143,27 +194,39 @@ __attribute__((destructor)) static void trim_at_unload(void)
 
 cf_future *cf__future_alloc(uint32_t refs)
 {
-    cf_future *f = cache.head;
-    if (CF__LIKELY(f != NULL)) {
-        cache.head = f->next;
-        cache.count--;
-    } else if (!(f = cache_refill()) && !(f = malloc(sizeof *f))) {
+    cf_future *f = cache_get();
+    if (CF__UNLIKELY(!f) && !(f = aligned_alloc(CF__CACHELINE, sizeof *f)))
         return NULL;
-    }
     atomic_init(&f->state, CF_PENDING);
     atomic_init(&f->refs, refs);
     f->kind = CF__TASK_POINTER;
     f->bounded = false;
-    f->arg = NULL;
-    f->in_len = 0;
     f->outcome = 0;
-    f->code = 0;
-    f->message = NULL;
+    f->arg = NULL;
     f->value = NULL;
-    f->value_len = 0;
-    f->cb_head = f->cb_tail = NULL;
+    f->cb_head = NULL;
     f->next = NULL;
+    f->extra = NULL;
     return f;
+}
+
+cf__future_extra *cf__future_extra_get(cf_future *f)
+{
+    if (!f->extra)
+        f->extra = calloc(1, sizeof *f->extra);
+    return f->extra;
+}
+
+void cf__future_set_error(cf_future *f, int outcome, int code, char *message)
+{
+    f->outcome = outcome;
+    cf__future_extra *x = cf__future_extra_get(f);
+    if (x) {
+        x->code = code;
+        x->message = message;
+    } else {
+        free(message); /* out of memory: the outcome still tells what happened */
+    }
 }
 
 cf_future *cf_future_retain(cf_future *f)
@@ -176,7 +239,10 @@ void cf_future_release(cf_future *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free(f->message);
+    if (f->extra) {
+        free(f->extra->message);
+        free(f->extra);
+    }
     if (f->kind == CF__TASK_BYTES) {
         free(f->value);
         free(f->arg); /* the input, if the task never completed (never submitted) */
@@ -231,7 +297,7 @@ static void run_callbacks(cf_future *f)
 {
     lock_list(f);
     cf__callback *cb = f->cb_head;
-    f->cb_head = f->cb_tail = NULL;
+    f->cb_head = NULL;
     unlock_list(f, false);
     while (cb) {
         cf__callback *next = cb->next; /* cb may be gone once its fn returns */
@@ -272,9 +338,7 @@ bool cf__future_fail_pending(cf_future *f, int outcome, int code, const char *me
     /* Own the future first (PENDING -> RUNNING), so no canceller can race the writes. */
     if (!cf__future_start(f))
         return false;
-    f->outcome = outcome;
-    f->code = code;
-    f->message = message ? strdup(message) : NULL;
+    cf__future_set_error(f, outcome, code, message ? strdup(message) : NULL);
     return cf__future_complete(f, CF_RUNNING, CF_FINISHED);
 }
 
@@ -286,11 +350,11 @@ bool cf__future_add_callback(cf_future *f, cf__callback *cb)
         return false;
     }
     cb->next = NULL;
-    if (f->cb_tail)
-        f->cb_tail->next = cb;
-    else
-        f->cb_head = cb;
-    f->cb_tail = cb;
+    cf__callback **link = &f->cb_head; /* lists are short: a tail pointer is not worth a
+                                           second cache line per future */
+    while (*link)
+        link = &(*link)->next;
+    *link = cb;
     unlock_list(f, true);
     return true;
 }
@@ -308,8 +372,6 @@ bool cf__future_remove_callback(cf_future *f, cf__callback *cb)
             prev->next = c->next;
         else
             f->cb_head = c->next;
-        if (f->cb_tail == c)
-            f->cb_tail = prev;
     }
     unlock_list(f, f->cb_head != NULL);
     return c != NULL;
@@ -418,7 +480,7 @@ int cf_future_bytes(cf_future *f, double timeout, const void **data, size_t *len
         if (data)
             *data = f->value;
         if (len)
-            *len = f->value_len;
+            *len = f->extra ? f->extra->value_len : 0;
     }
     return rc;
 }
@@ -432,9 +494,9 @@ int cf_future_error(const cf_future *f, int *code, const char **message)
     int rc = cf__future_outcome(f);
     bool failed = rc != 0 && rc != CF_ECANCELLED;
     if (code)
-        *code = failed ? f->code : 0;
+        *code = failed && f->extra ? f->extra->code : 0;
     if (message)
-        *message = failed ? f->message : NULL;
+        *message = failed && f->extra ? f->extra->message : NULL;
     return rc;
 }
 

@@ -84,31 +84,38 @@ struct cf__callback {
     void (*fn)(cf__callback *self, cf_future *f);
 };
 
+/* What few futures need: an error's code and message, a bytes task's lengths. */
+typedef struct cf__future_extra {
+    int code;          /* the task's (or initializer's) own code */
+    char *message;     /* malloc'd, or NULL */
+    size_t in_len;     /* bytes tasks: input length */
+    size_t value_len;  /* bytes tasks: result length */
+} cf__future_extra;
+
+/* Exactly one cache line: a task costs one line moved to the worker and back. */
 struct cf_future {
     _Atomic uint32_t state; /* CF__ST_* ; futex word */
     _Atomic uint32_t refs;
     uint8_t kind;           /* cf__task_kind */
     bool bounded;           /* counts against the executor's max_queued */
-
-    /* The task, read by the worker that starts it. */
+    /* The outcome, written once by the party that completes the future, before it sets the
+     * done state (release), read by others after seeing done (acquire). */
+    int outcome;            /* 0 or CF_E* */
     union {
         cf_fn fn;
         const cf_function *bytes_fn;
     } task;
     void *arg;              /* pointer tasks: the argument; bytes tasks: the input copy */
-    size_t in_len;
-
-    /* The outcome, written once by the party that completes the future, before it sets the
-     * done state (release), read by others after seeing done (acquire). */
-    int outcome;            /* 0 or CF_E* */
-    int code;               /* the task's (or initializer's) own code */
-    char *message;          /* malloc'd, or NULL */
     void *value;            /* pointer result, or the bytes result's data */
-    size_t value_len;
-
-    cf__callback *cb_head, *cb_tail; /* guarded by CF__ST_LOCK */
+    cf__callback *cb_head;  /* guarded by CF__ST_LOCK */
     cf_future *next;        /* intrusive link: free lists, a backend's overflow list */
-};
+    cf__future_extra *extra; /* NULL until needed */
+} CF__ALIGNED;
+
+/* The future's extra record, created on first use; NULL if out of memory. */
+cf__future_extra *cf__future_extra_get(cf_future *f);
+/* Records a failure's code and message (taking ownership of message). */
+void cf__future_set_error(cf_future *f, int outcome, int code, char *message);
 
 /* Allocates a future (recycled when possible) in the PENDING state with `refs` references. */
 cf_future *cf__future_alloc(uint32_t refs);
@@ -193,8 +200,9 @@ struct cf_executor {
     size_t max_queued;
     cf_full_mode full_mode;
 
+    /* Read by every submission and by workers for every task, written only at shutdown or
+     * breakage: alone on its line so that everybody's copy stays valid. */
     _Atomic uint32_t flags CF__ALIGNED; /* CF__EX_* */
-    _Atomic uint32_t submitting;        /* submissions between gate check and enqueue */
 
     _Atomic size_t queued CF__ALIGNED;  /* tasks admitted and still pending (bounded mode) */
     _Atomic uint32_t room;              /* futex word bumped when a queued slot frees */
@@ -205,7 +213,11 @@ struct cf_executor {
     char *broken_message;
 };
 
-/* Admits and queues a prepared future (gate, bound).  `internal` work skips the bound. */
+/*
+ * Admits and queues a prepared future holding two references (the caller's and the
+ * executor's).  `internal` work skips the bound.  On success the executor owns one
+ * reference; on refusal the caller's reference is all that is left to release.
+ */
 int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal);
 /* A task left the pending state (started or cancelled): frees a bounded-queue slot. */
 void cf__executor_unqueued(cf_executor *ex);

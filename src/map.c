@@ -238,13 +238,12 @@ static void restart_runners(cf_map *m)
         if (rc) {
             uint32_t flags = atomic_load(&m->ex->flags);
             m->start_error = (flags & CF__EX_CANCEL_PENDING) ? CF_ECANCELLED : rc;
-            if (f) {
-                cf__future_remove_callback(f, &r->done);
-                atomic_store(&f->refs, 1);
-                cf_future_release(f);
-            }
+            /* A runner taken back at shutdown was cancelled and its callback has already
+             * brought `active` down; otherwise that is ours to do. */
+            if (!f || cf__future_remove_callback(f, &r->done))
+                atomic_fetch_sub(&m->active, 1);
+            cf_future_release(f);
             free(r);
-            atomic_fetch_sub(&m->active, 1);
             return;
         }
         m->runners[m->runners_len++] = r;

@@ -451,6 +451,13 @@ static void pool_destroy(cf_executor *ex)
 {
     pool *p = (pool *)ex;
     join_workers(p);
+    /* Left in the queues only: tasks their submitters took back at shutdown. */
+    cf_future *f;
+    while ((f = cf__injector_pop(&p->injector)))
+        cf_future_release(f);
+    for (int i = 0; i < atomic_load(&p->started); i++)
+        while ((f = cf__deque_pop(&p->workers[i].deque)))
+            cf_future_release(f);
     cf__injector_destroy(&p->injector);
     pthread_mutex_destroy(&p->idle_lock);
     pthread_mutex_destroy(&p->start_lock);

@@ -212,7 +212,7 @@ static inline int tu_affinity_cpus(void)
 /* The CPU quota of a cgroup directory, rounded up, or 0 when it has none. */
 static inline int tu__cgroup_quota_cpus(const char *dir, int v2)
 {
-    char path[600];
+    char path[1100];
     FILE *fp;
     long long quota = -1, period = 0;
     if (v2) {
@@ -250,7 +250,7 @@ static inline int tu__cgroup_quota_cpus(const char *dir, int v2)
 /* The smallest quota on the path from this process's cgroup up to the mount root. */
 static inline int tu__cgroup_path_quota(const char *root, const char *rel, int v2)
 {
-    char dir[600];
+    char dir[1024];
     int best = 0;
     snprintf(dir, sizeof dir, "%s%s", root, rel);
     for (;;) {
@@ -286,7 +286,7 @@ static inline int tu_cgroup_cpus(void)
         if (strcmp(c1 + 1, "") == 0)
             q = tu__cgroup_path_quota("/sys/fs/cgroup", c2 + 1, 1);
         else if (strstr(c1 + 1, "cpu") != NULL && strstr(c1 + 1, "cpuset") == NULL) {
-            char root[300];
+            char root[320];
             snprintf(root, sizeof root, "/sys/fs/cgroup/%s", c1 + 1);
             q = tu__cgroup_path_quota(root, c2 + 1, 0);
             if (q == 0)
