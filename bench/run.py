@@ -21,6 +21,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import subprocess
@@ -29,6 +30,9 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
+# Share of the machine's CPU time used by other processes during the run above which the
+# figures are flagged as skewed.
+BUSY_SHARE = 0.05
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 # column, program in <build>/bench (None: the Python peer), the library's pkg-config name
@@ -99,7 +103,8 @@ class Run:
         self.results = {}  # workload -> dict(value, unit, min, max, reps)
         self.notes = {}    # workload -> [text]
         self.info = {}
-        self.status = "not run"
+        self.status = "not run"  # how it ended, in words
+        self.outcome = "not run"  # the same in one word for the table: ok, failed, timeout
         self.seconds = 0.0
         self.stderr = ""
 
@@ -132,10 +137,12 @@ def run_program(peer, cmd, timeout, env):
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         out, run.stderr = p.stdout, p.stderr
+        run.outcome = "ok" if p.returncode == 0 else "failed"
         run.status = "ok" if p.returncode == 0 else f"failed (exit status {p.returncode})"
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         run.stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+        run.outcome = "timeout"
         run.status = f"timed out after {timeout:.0f} s"
     run.seconds = time.monotonic() - t0
     run.parse(out)
@@ -153,7 +160,7 @@ def cell(w, run, cf):
         return "n/a"
     r = run.results.get(w.key)
     if r is None:
-        return "—" if run.status == "ok" else run.status.split(" (")[0]
+        return "—" if run.outcome == "ok" else run.outcome
     text = w.fmt(r["value"])
     if run.peer == "cfutures" or not w.ratio or cf is None:
         return text
@@ -264,6 +271,34 @@ def details(runs):
     return "\n".join(out)
 
 
+def busy_seconds():
+    """CPU time every CPU of the machine has spent busy since boot (/proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: all but idle and iowait
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds():
+    """CPU time of run.py and the benchmark programs it waited for."""
+    return sum(getattr(resource.getrusage(who), f)
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
+def cpu_used_by_others(stat_before, usage_before, wall):
+    """Share of the machine's CPU time used by processes other than this run."""
+    stat_after = busy_seconds()
+    if stat_before is None or stat_after is None or wall <= 0:
+        return 0.0
+    others = (stat_after - stat_before) - (own_cpu_seconds() - usage_before)
+    return max(0.0, others / (wall * (os.cpu_count() or 1)))
+
+
 def skipped_text(build):
     try:
         return (build / "bench" / "skipped.txt").read_text().strip()
@@ -302,6 +337,7 @@ def main():
     skipped = skipped_text(build)
     started = datetime.datetime.now().astimezone()
     load_before = os.getloadavg()
+    stat_before, usage_before = busy_seconds(), own_cpu_seconds()
     t0 = time.monotonic()
     runs = []
     for peer, program, _ in PEERS:
@@ -310,7 +346,7 @@ def main():
         cmd = command_of(peer, program, build, args)
         if program is not None and not os.access(cmd[0], os.X_OK):
             run = Run(peer)
-            run.status = "not built"
+            run.status = run.outcome = "not built"
             print(f"== {peer}: {cmd[0]} not built", flush=True)
         else:
             run = run_program(peer, cmd, timeout, env)
@@ -320,7 +356,14 @@ def main():
 
     tab = table(runs)
     print("\n" + tab)
-    failed = [r for r in runs if r.status != "ok"]
+    failed = [r for r in runs if r.outcome != "ok"]
+    others = cpu_used_by_others(stat_before, usage_before, total)
+    warning = (f"**The machine was busy**: other processes used {others:.0%} of its CPU "
+               "time during the run and competed with the benchmarks for the cores, which "
+               "skews the figures.  Re-run on an idle machine."
+               if others > BUSY_SHARE else "")
+    if warning:
+        print("\nwarning: " + warning.replace("**", ""), file=sys.stderr)
     doc = [
         "# cfutures benchmark results",
         "",
@@ -331,9 +374,14 @@ def main():
         f"- Command: {command_text(sys.argv[1:])}",
         f"- Repetitions: one warm-up round, then the median of {reps} timed rounds per "
         f"figure (W5: at most 3 rounds of 2 s){' -- a --quick run' if a.quick else ''}",
-        f"- Total time: {total:.0f} s; load average before {load_before[0]:.2f}, "
-        f"after {load_after[0]:.2f} (other work on the machine skews figures)",
+        f"- Total time: {total:.0f} s; other processes used {others:.1%} of the machine's "
+        f"CPU time meanwhile; load average before {load_before[0]:.2f}, after "
+        f"{load_after[0]:.2f}",
         "",
+    ]
+    if warning:
+        doc += [warning, ""]
+    doc += [
         "## Results",
         "",
         "Each peer's cell is its figure and, in parentheses, how many times better "

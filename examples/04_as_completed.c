@@ -17,9 +17,9 @@
  *
  * Exits non-zero if a call fails, a future is yielded twice or not at all, a yielded
  * future is not done, or a result is wrong.  Which task finishes first is up to the
- * clock: on a machine so busy that tasks a unit apart finish out of order the program
- * says so but does not fail, since cf_as_completed_next() then rightly follows the
- * actual completion order.
+ * clock, not the library: if they finish out of sleep order (a machine too busy to keep
+ * tasks a unit apart) the program says so but does not fail, since
+ * cf_as_completed_next() then rightly follows the actual completion order.
  */
 #include "example_util.h"
 
@@ -74,7 +74,8 @@ int main(void)
     cf_as_completed_free(it);
 
     if (!in_sleep_order)
-        printf("(the machine was busy: tasks finished out of sleep order)\n");
+        printf("(the tasks finished out of sleep order: they did not all run at once, "
+               "or the machine was too busy to keep them a unit apart)\n");
 
     for (int i = 0; i < TASKS; i++)
         cf_future_release(futures[i]);

@@ -319,6 +319,7 @@ void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx)
             f->value = ctx->out;
             f->extra->value_len = ctx->out_len;
             ctx->out = NULL;
+            ctx->out_len = 0;
         }
     }
     if (rc) {

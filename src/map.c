@@ -141,6 +141,7 @@ static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
             s->value = ctx->out;
             s->len = ctx->out_len;
             ctx->out = NULL;
+            ctx->out_len = 0;
         }
     } else {
         void *value = NULL;

@@ -27,7 +27,6 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include <errno.h>
 #include <math.h> /* isnan, a macro: no libm */
 #include <pthread.h>
 #include <stdbool.h>
@@ -88,7 +87,7 @@ static const struct timespec *deadline_after(double timeout, struct timespec *bu
 
 /* How long one call may wait, fixed when the call starts. */
 typedef struct wait_limit {
-    bool poll;                      /* never sleep */
+    bool poll;                       /* never sleep */
     const struct timespec *deadline; /* NULL: no deadline */
     struct timespec at;
 } wait_limit;
@@ -108,7 +107,9 @@ static bool wait_once(pthread_cond_t *cv, pthread_mutex_t *lock, const wait_limi
         pthread_cond_wait(cv, lock);
         return true;
     }
-    return pthread_cond_timedwait(cv, lock, w->deadline) != ETIMEDOUT;
+    /* Any error but a timeout could only come from a bad deadline, and retrying it would
+     * spin: it ends the wait like a timeout. */
+    return pthread_cond_timedwait(cv, lock, w->deadline) == 0;
 }
 
 /* Creates the three condition variables on CLOCK_MONOTONIC; all or none. */

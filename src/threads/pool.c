@@ -26,8 +26,8 @@
  * with `waited`), and when there are none it parks with a callback on the future that
  * wakes it.  So a task may wait for tasks it submitted, even with one worker.
  *
- * Lock order: start_lock before idle_lock; both are taken only when starting, parking,
- * waking or joining workers, never per task.  Invariants: workers [0, started) have
+ * Lock order: start_lock before idle_lock; both are taken only when starting, parking or
+ * waking workers, never per task, and neither is held while joining.  Invariants: workers [0, started) have
  * threads; a worker is on the idle list iff its `idle` flag is set (under idle_lock), and
  * idle_count equals the list's length.
  */
@@ -55,7 +55,9 @@ typedef struct worker {
     int index;
     unsigned ticks;
     uint32_t rng;
-    bool idle; /* on the idle list (under idle_lock) */
+    bool spinning;     /* counted in pool.spinning (only this worker changes it) */
+    bool idle;         /* on the idle list (under idle_lock) */
+    bool woken_to_look; /* popped by add_looker, which counted it as spinning (idle_lock) */
     struct worker *next_idle;
 } worker;
 
@@ -70,7 +72,9 @@ struct pool {
     pthread_mutex_t idle_lock;
     worker *idle_head;
     pthread_mutex_t start_lock;
-    bool joined;
+    pthread_cond_t joined_cond;
+    bool joining; /* no worker may start any more (under start_lock) */
+    bool joined;  /* every started worker has been joined (under start_lock) */
 };
 
 static _Thread_local worker *current;
@@ -133,7 +137,7 @@ static void unpark(worker *w)
     cf__futex_wake(&w->wake, 1);
 }
 
-/* Wakes one parked worker; false if none is parked. */
+/* Wakes one parked worker, already counted as spinning by the caller; false if none. */
 static bool wake_one(pool *p)
 {
     if (atomic_load(&p->idle_count) == 0)
@@ -143,6 +147,7 @@ static bool wake_one(pool *p)
     if (w) {
         p->idle_head = w->next_idle;
         w->idle = false;
+        w->woken_to_look = true;
         atomic_fetch_sub(&p->idle_count, 1);
     }
     pthread_mutex_unlock(&p->idle_lock);
@@ -177,6 +182,8 @@ static void leave_idle_list(worker *w)
         w->idle = false;
         atomic_fetch_sub(&p->idle_count, 1);
     }
+    w->spinning = w->woken_to_look;
+    w->woken_to_look = false;
     pthread_mutex_unlock(&p->idle_lock);
 }
 
@@ -230,27 +237,45 @@ static int park(worker *w, cf_future *waited, int64_t deadline)
 
 /* ---- the worker --------------------------------------------------------------------- */
 
+static void add_looker(pool *p);
+
+/*
+ * Leaves the spinning state.  The last spinner to leave makes sure another worker looks for
+ * whatever is still queued, so a burst ramps up every worker one hop at a time, and a worker
+ * woken to look that returns to its own waiting task hands the looking on.
+ */
+static void stop_spinning(worker *w)
+{
+    if (!w->spinning)
+        return;
+    w->spinning = false;
+    pool *p = w->pool;
+    if (atomic_fetch_sub(&p->spinning, 1) == 1 && work_available(p))
+        add_looker(p);
+}
+
+/* Looks for work for about SPIN_NS, counted as spinning, before the caller parks. */
 static cf_future *spin_for_work(worker *w, cf_future *waited)
 {
     pool *p = w->pool;
-    atomic_fetch_add(&p->spinning, 1);
+    if (!w->spinning) {
+        w->spinning = true;
+        atomic_fetch_add(&p->spinning, 1);
+    }
     int64_t end = cf__now_ns() + SPIN_NS;
-    cf_future *f = NULL;
     for (unsigned i = 1;; i++) {
         for (int k = 0; k < 8; k++)
             cf__cpu_relax();
-        if ((f = find_work(w)) || (waited && future_done(waited)) ||
+        cf_future *f = find_work(w);
+        if (f || (waited && future_done(waited)) ||
             atomic_load_explicit(&p->stopping, memory_order_relaxed))
-            break;
+            return f;
         if ((i & 15) == 0) {
             if (cf__now_ns() > end)
-                break;
+                return NULL;
             sched_yield(); /* give the CPU to a submitter if it shares ours */
         }
     }
-    if (atomic_fetch_sub(&p->spinning, 1) == 1 && f && work_available(p))
-        wake_one(p);
-    return f;
 }
 
 /*
@@ -262,18 +287,19 @@ static cf_future *next_task(worker *w, cf_future *waited, int64_t deadline)
     pool *p = w->pool;
     for (;;) {
         cf_future *f = find_work(w);
+        if (!f && !(waited && future_done(waited)) && !atomic_load(&p->stopping))
+            f = spin_for_work(w, waited);
+        stop_spinning(w);
         if (f)
             return f;
         if (waited && future_done(waited))
             return NULL;
         if (!waited && atomic_load(&p->stopping) && !work_available(p))
             return NULL;
-        if ((f = spin_for_work(w, waited)))
-            return f;
-        if (waited && future_done(waited))
+        if (park(w, waited, deadline) == CF_ETIMEDOUT) {
+            stop_spinning(w);
             return NULL;
-        if (park(w, waited, deadline) == CF_ETIMEDOUT)
-            return NULL;
+        }
     }
 }
 
@@ -282,6 +308,7 @@ static void *worker_main(void *arg)
     worker *w = arg;
     cf_executor *ex = &w->pool->base;
     current = w;
+    w->spinning = true; /* counted by whoever started it */
     char name[16];
     snprintf(name, sizeof name, "%s-%d", ex->name, w->index);
     pthread_setname_np(pthread_self(), name);
@@ -331,7 +358,7 @@ cf_executor *cf__threads_current_executor(int *worker)
 static int start_worker_locked(pool *p)
 {
     int n = atomic_load_explicit(&p->started, memory_order_relaxed);
-    if (n >= p->base.workers || p->joined)
+    if (n >= p->base.workers || p->joining)
         return 0;
     worker *w = &p->workers[n];
     /* Workers block every signal, so process-directed signals reach the application's own
@@ -339,25 +366,37 @@ static int start_worker_locked(pool *p)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    atomic_fetch_add(&p->spinning, 1); /* it starts out looking for work */
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc)
+    if (rc) {
+        atomic_fetch_sub(&p->spinning, 1);
         return CF_ESYS;
+    }
     atomic_store_explicit(&p->started, n + 1, memory_order_release);
     return 0;
+}
+
+/* Puts one more worker to looking for work: a parked one, else a new one if allowed. */
+static void add_looker(pool *p)
+{
+    atomic_fetch_add(&p->spinning, 1); /* on behalf of the worker woken below */
+    if (wake_one(p))
+        return;
+    atomic_fetch_sub(&p->spinning, 1);
+    if (atomic_load_explicit(&p->started, memory_order_relaxed) >= p->base.workers)
+        return;
+    pthread_mutex_lock(&p->start_lock);
+    /* A failure here is harmless: at least one worker exists (see pool_submit). */
+    start_worker_locked(p);
+    pthread_mutex_unlock(&p->start_lock);
 }
 
 /* After queueing: make sure some worker will look at the queues. */
 static void notify(pool *p)
 {
-    if (atomic_load(&p->spinning) > 0 || wake_one(p))
-        return;
-    if (atomic_load_explicit(&p->started, memory_order_relaxed) < p->base.workers) {
-        pthread_mutex_lock(&p->start_lock);
-        /* A failure here is harmless: at least one worker exists (see pool_submit). */
-        start_worker_locked(p);
-        pthread_mutex_unlock(&p->start_lock);
-    }
+    if (atomic_load(&p->spinning) == 0)
+        add_looker(p);
 }
 
 /* ---- backend operations ------------------------------------------------------------- */
@@ -380,6 +419,7 @@ static int pool_start(cf_executor *ex)
     }
     pthread_mutex_init(&p->idle_lock, NULL);
     pthread_mutex_init(&p->start_lock, NULL);
+    pthread_cond_init(&p->joined_cond, NULL);
     return 0;
 }
 
@@ -410,15 +450,25 @@ static void cancel_queued(pool *p, cf_future *f)
     cf_future_release(f);
 }
 
+/* Joins every worker once; concurrent callers wait for the first.  The joins happen outside
+ * start_lock, because an exiting worker may still want it (add_looker). */
 static void join_workers(pool *p)
 {
     pthread_mutex_lock(&p->start_lock);
-    if (!p->joined) {
-        int n = atomic_load(&p->started);
-        for (int i = 0; i < n; i++)
-            pthread_join(p->workers[i].thread, NULL);
-        p->joined = true;
-    }
+    bool mine = !p->joining;
+    p->joining = true;
+    int n = atomic_load(&p->started);
+    if (!mine)
+        while (!p->joined)
+            pthread_cond_wait(&p->joined_cond, &p->start_lock);
+    pthread_mutex_unlock(&p->start_lock);
+    if (!mine)
+        return;
+    for (int i = 0; i < n; i++)
+        pthread_join(p->workers[i].thread, NULL);
+    pthread_mutex_lock(&p->start_lock);
+    p->joined = true;
+    pthread_cond_broadcast(&p->joined_cond);
     pthread_mutex_unlock(&p->start_lock);
 }
 
@@ -461,6 +511,7 @@ static void pool_destroy(cf_executor *ex)
     cf__injector_destroy(&p->injector);
     pthread_mutex_destroy(&p->idle_lock);
     pthread_mutex_destroy(&p->start_lock);
+    pthread_cond_destroy(&p->joined_cond);
     free(p->workers);
 }
 

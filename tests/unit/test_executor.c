@@ -348,7 +348,10 @@ static void start_all_workers(cf_executor *ex, int n)
     for (i = 0; i < n; i++)
         f[i] = tu_submit(ex, task_meet, &m);
     for (i = 0; i < n; i++) {
-        assert_int_equal(cf_future_result(f[i], TU_LONG, NULL), 0);
+        int rc = cf_future_result(f[i], TU_LONG, NULL);
+        if (rc != 0)
+            fail_msg("%d tasks that must run at once: %s, %d arrived", n, cf_err_name(rc),
+                     tu_latch_count(&m.latch));
         cf_future_release(f[i]);
     }
     tu_latch_destroy(&m.latch);

@@ -208,6 +208,7 @@ static void test_blocked_put_released_by_get(void **state)
     unsigned seen = 0;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(cf_queue_get(q, &v, RELEASE_LIMIT), 0);
+        assert_in_range((uintptr_t)v, 1, 3);
         seen |= 1u << (uintptr_t)v;
     }
     assert_int_equal(seen, 0xe); /* items 1, 2 and 3, each once */
