@@ -17,7 +17,8 @@ int cf__injector_init(cf__injector *q)
     atomic_init(&q->tail, 0);
     atomic_init(&q->head, 0);
     atomic_init(&q->overflow_len, 0);
-    q->overflow_head = q->overflow_tail = NULL;
+    q->overflow = NULL;
+    q->overflow_cap = q->overflow_head = q->overflow_count = 0;
     pthread_mutex_init(&q->overflow_lock, NULL);
     return 0;
 }
@@ -25,6 +26,7 @@ int cf__injector_init(cf__injector *q)
 void cf__injector_destroy(cf__injector *q)
 {
     pthread_mutex_destroy(&q->overflow_lock);
+    free(q->overflow);
     free(q->cells);
 }
 
@@ -51,22 +53,7 @@ static bool ring_push(cf__injector *q, cf_future *f)
     }
 }
 
-void cf__injector_push(cf__injector *q, cf_future *f)
-{
-    if (atomic_load_explicit(&q->overflow_len, memory_order_relaxed) == 0 && ring_push(q, f))
-        return;
-    f->next = NULL;
-    pthread_mutex_lock(&q->overflow_lock);
-    if (q->overflow_tail)
-        q->overflow_tail->next = f;
-    else
-        q->overflow_head = f;
-    q->overflow_tail = f;
-    atomic_fetch_add_explicit(&q->overflow_len, 1, memory_order_seq_cst);
-    pthread_mutex_unlock(&q->overflow_lock);
-}
-
-cf_future *cf__injector_pop(cf__injector *q)
+static cf_future *ring_pop(cf__injector *q)
 {
     size_t pos = atomic_load_explicit(&q->head, memory_order_relaxed);
     for (;;) {
@@ -82,20 +69,80 @@ cf_future *cf__injector_pop(cf__injector *q)
                 return f;
             }
         } else if (dif < 0) {
-            break; /* empty, or a producer is still filling this cell */
+            return NULL; /* empty, or a producer is still filling this cell */
         } else {
             pos = atomic_load_explicit(&q->head, memory_order_relaxed);
         }
     }
-    if (atomic_load_explicit(&q->overflow_len, memory_order_relaxed) == 0)
+}
+
+static bool overflow_nonempty(cf__injector *q)
+{
+    return atomic_load_explicit(&q->overflow_len, memory_order_seq_cst) != 0;
+}
+
+/* Appends under overflow_lock, doubling the array (a power of two) when full. */
+static int overflow_append(cf__injector *q, cf_future *f)
+{
+    if (q->overflow_count == q->overflow_cap) {
+        size_t cap = q->overflow_cap ? 2 * q->overflow_cap : 1024;
+        cf_future **grown = malloc(cap * sizeof *grown);
+        if (!grown)
+            return CF_ENOMEM;
+        for (size_t i = 0; i < q->overflow_count; i++)
+            grown[i] = q->overflow[(q->overflow_head + i) & (q->overflow_cap - 1)];
+        free(q->overflow);
+        q->overflow = grown;
+        q->overflow_cap = cap;
+        q->overflow_head = 0;
+    }
+    q->overflow[(q->overflow_head + q->overflow_count) & (q->overflow_cap - 1)] = f;
+    /* Only becoming non-empty can race with a worker going to sleep (its re-check must see
+     * it: sequentially consistent); later appends just update the hint. */
+    atomic_store_explicit(&q->overflow_len, ++q->overflow_count,
+                          q->overflow_count == 1 ? memory_order_seq_cst : memory_order_relaxed);
+    return 0;
+}
+
+/* Takes the oldest overflow task, under overflow_lock. */
+static cf_future *overflow_take(cf__injector *q)
+{
+    if (q->overflow_count == 0)
         return NULL;
+    cf_future *f = q->overflow[q->overflow_head];
+    q->overflow_head = (q->overflow_head + 1) & (q->overflow_cap - 1);
+    atomic_store_explicit(&q->overflow_len, --q->overflow_count, memory_order_relaxed);
+    return f;
+}
+
+int cf__injector_push(cf__injector *q, cf_future *f)
+{
+    if (!overflow_nonempty(q) && ring_push(q, f))
+        return 0;
     pthread_mutex_lock(&q->overflow_lock);
-    cf_future *f = q->overflow_head;
-    if (f) {
-        q->overflow_head = f->next;
-        if (!q->overflow_head)
-            q->overflow_tail = NULL;
-        atomic_fetch_sub_explicit(&q->overflow_len, 1, memory_order_relaxed);
+    int rc = overflow_append(q, f);
+    pthread_mutex_unlock(&q->overflow_lock);
+    return rc;
+}
+
+cf_future *cf__injector_pop(cf__injector *q, cf__deque *spill)
+{
+    cf_future *f = ring_pop(q);
+    if (f || !overflow_nonempty(q))
+        return f;
+    pthread_mutex_lock(&q->overflow_lock);
+    f = overflow_take(q);
+    for (int i = 1; f && spill && i < CF__OVERFLOW_BATCH && q->overflow_count; i++) {
+        cf_future *more = q->overflow[q->overflow_head];
+        __builtin_prefetch(more, 1, 3); /* the worker is about to start it */
+        if (!cf__deque_push(spill, more))
+            break;
+        overflow_take(q);
+    }
+    if (q->overflow_count == 0 && q->overflow_cap > 65536) {
+        free(q->overflow); /* a past burst's memory: give it back once drained */
+        q->overflow = NULL;
+        q->overflow_cap = q->overflow_head = 0;
     }
     pthread_mutex_unlock(&q->overflow_lock);
     return f;
@@ -105,5 +152,5 @@ bool cf__injector_nonempty(cf__injector *q)
 {
     return atomic_load_explicit(&q->tail, memory_order_seq_cst) !=
                atomic_load_explicit(&q->head, memory_order_seq_cst) ||
-           atomic_load_explicit(&q->overflow_len, memory_order_seq_cst) != 0;
+           overflow_nonempty(q);
 }

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #define SPIN_NS 50000
+#define YIELD_EVERY 15 /* looks between yields, minus one (a mask) */
 #define FAIRNESS_TICKS 61
 
 typedef struct pool pool;
@@ -111,9 +112,9 @@ static cf_future *find_work(worker *w)
 {
     pool *p = w->pool;
     cf_future *f;
-    if (++w->ticks % FAIRNESS_TICKS == 0 && (f = cf__injector_pop(&p->injector)))
+    if (++w->ticks % FAIRNESS_TICKS == 0 && (f = cf__injector_pop(&p->injector, &w->deque)))
         return f;
-    if ((f = cf__deque_pop(&w->deque)) || (f = cf__injector_pop(&p->injector)))
+    if ((f = cf__deque_pop(&w->deque)) || (f = cf__injector_pop(&p->injector, &w->deque)))
         return f;
     return steal(w);
 }
@@ -270,7 +271,7 @@ static cf_future *spin_for_work(worker *w, cf_future *waited)
         if (f || (waited && future_done(waited)) ||
             atomic_load_explicit(&p->stopping, memory_order_relaxed))
             return f;
-        if ((i & 15) == 0) {
+        if ((i & YIELD_EVERY) == 0) {
             if (cf__now_ns() > end)
                 return NULL;
             sched_yield(); /* give the CPU to a submitter if it shares ours */
@@ -392,10 +393,13 @@ static void add_looker(pool *p)
     pthread_mutex_unlock(&p->start_lock);
 }
 
-/* After queueing: make sure some worker will look at the queues. */
+/* After queueing: make sure some worker will look at the queues.  When every worker is
+ * busy and no more may start, there is nobody to tell: plain loads only. */
 static void notify(pool *p)
 {
-    if (atomic_load(&p->spinning) == 0)
+    if (atomic_load(&p->spinning) == 0 &&
+        (atomic_load(&p->idle_count) > 0 ||
+         atomic_load_explicit(&p->started, memory_order_relaxed) < p->base.workers))
         add_looker(p);
 }
 
@@ -436,8 +440,11 @@ static int pool_submit(cf_executor *ex, cf_future *f)
             return rc;
     }
     worker *w = current;
-    if (!(w && w->pool == p && cf__deque_push(&w->deque, f)))
-        cf__injector_push(&p->injector, f);
+    if (!(w && w->pool == p && cf__deque_push(&w->deque, f))) {
+        int rc = cf__injector_push(&p->injector, f);
+        if (rc)
+            return rc;
+    }
     notify(p);
     return 0;
 }
@@ -477,7 +484,7 @@ static int pool_shutdown(cf_executor *ex, unsigned flags)
     pool *p = (pool *)ex;
     if (flags & CF_SHUTDOWN_CANCEL_PENDING) {
         cf_future *f;
-        while ((f = cf__injector_pop(&p->injector)))
+        while ((f = cf__injector_pop(&p->injector, NULL)))
             cancel_queued(p, f);
         int n = atomic_load(&p->started);
         for (int i = 0; i < n; i++) {
@@ -503,7 +510,7 @@ static void pool_destroy(cf_executor *ex)
     join_workers(p);
     /* Left in the queues only: tasks their submitters took back at shutdown. */
     cf_future *f;
-    while ((f = cf__injector_pop(&p->injector)))
+    while ((f = cf__injector_pop(&p->injector, NULL)))
         cf_future_release(f);
     for (int i = 0; i < atomic_load(&p->started); i++)
         while ((f = cf__deque_pop(&p->workers[i].deque)))
