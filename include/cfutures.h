@@ -12,7 +12,8 @@
  *   - Constructors give the new object through an out-parameter and leave nothing behind on
  *     failure.  Destructors and release functions accept NULL.
  *   - Timeouts are in seconds as a double: a negative value (CF_FOREVER) waits forever,
- *     0 polls, anything else is a relative limit measured on the monotonic clock.
+ *     0 polls, anything else is a relative limit measured on the monotonic clock; NaN is
+ *     CF_EINVAL.
  *   - All functions are thread safe unless marked otherwise.
  */
 #ifndef CFUTURES_H
@@ -98,10 +99,12 @@ typedef struct cf_executor cf_executor;
 typedef struct cf_future cf_future;
 
 /*
- * An in-process task: takes a pointer, returns a pointer through *result.
- * Return 0 on success.  Any other value is the task's own error code (the C analogue of an
+ * An in-process task: takes a pointer, returns a pointer through *result (which starts as
+ * NULL).  Return 0 on success.  Any other value is the task's own error code (the C analogue of an
  * exception): the future finishes with CF_ETASK and cf_future_error() returns that code,
- * with the message set by cf_fail() if the task called it.
+ * with the message set by cf_fail() if the task called it; a *result set by a failing task
+ * is ignored.  `arg` stays the caller's: the library never frees it (a task that is
+ * cancelled never sees it, so free it from a done-callback if it must be freed).
  * Accepted by the thread pool only; other backends refuse it at submit with CF_ENOTSUP.
  * The task may call any library function, including cf_submit() and waiting on futures of
  * the same executor (a waiting worker runs other queued tasks meanwhile, so this cannot
@@ -138,8 +141,8 @@ CF_EXPORT int cf_fail(cf_ctx *ctx, int code, const char *fmt, ...) CF_PRINTF(3, 
 
 /*
  * Bytes tasks: gives a buffer of `len` bytes that becomes the task's result when it returns
- * 0.  Calling again replaces the previous buffer.  Returns NULL if out of memory (the task
- * should then fail).  The buffer is owned by the library.
+ * 0 (a valid pointer even for len 0).  Calling again replaces the previous buffer.  Returns
+ * NULL if out of memory (the task should then fail).  The buffer is owned by the library.
  */
 CF_EXPORT void *cf_ctx_output(cf_ctx *ctx, size_t len);
 /* Bytes tasks: copies `len` bytes as the result.  Returns 0 or CF_ENOMEM. */
@@ -178,11 +181,15 @@ typedef enum cf_full_mode {
 /* Start from cf_executor_opts_init(), then set what you need. */
 typedef struct cf_executor_opts {
     int workers;            /* maximum workers, >= 1, or CF_WORKERS_AUTO (the default) */
-    const char *name;       /* worker thread name prefix, at most 11 chars; "cf" default */
+    const char *name;       /* worker thread name prefix, at most 11 chars; "cf" default;
+                               threads are named "<name>-<index>" */
     cf_init_fn initializer; /* optional per-worker initializer */
-    void *initializer_arg;
+    void *initializer_arg;  /* must stay valid until the executor is freed (workers start
+                               lazily) */
     size_t max_queued;      /* bound on tasks waiting to start; 0 = unbounded.  A cancelled
-                               task frees its place when a worker discards it. */
+                               task frees its place when a worker discards it; tasks
+                               submitted by the executor's own workers are not bounded
+                               (a worker blocked on its own pool could wait forever). */
     cf_full_mode full_mode; /* what submit does when the bound is reached */
 } cf_executor_opts;
 
@@ -220,14 +227,16 @@ CF_EXPORT int cf_executor_error(const cf_executor *ex, int *code, const char **m
  * Submits fn(arg) and gives a new future (the caller's reference) through *out; out may be
  * NULL for fire-and-forget.  On error nothing was created and nothing will be called.
  * Errors: CF_ESHUTDOWN, CF_EBROKEN, CF_EFULL (bounded queue with CF_FULL_FAIL), CF_ENOTSUP
- * (backend without in-process tasks), CF_ENOMEM, CF_EINVAL (fn NULL).
+ * (backend without in-process tasks), CF_ENOMEM, CF_EINVAL (fn NULL), CF_ESYS (no worker
+ * thread could be started for the executor's first task).
  * May be called from any thread, including from inside tasks and callbacks.
  */
 CF_EXPORT int cf_submit(cf_executor *ex, cf_fn fn, void *arg, cf_future **out);
 
 /*
  * Submits fn->fn over a copy of the `len` bytes at `in` (the caller's buffer may be reused
- * at once).  Errors as cf_submit, plus CF_ETOOBIG beyond the backend's payload limit.
+ * at once).  Errors as cf_submit, plus CF_ETOOBIG beyond the backend's payload limit (the
+ * thread pool has none but memory).
  */
 CF_EXPORT int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void *in,
                               size_t len, cf_future **out);
@@ -283,7 +292,8 @@ CF_EXPORT int cf_future_cancel(cf_future *f);
  *   CF_ETIMEDOUT   not done within the timeout; the future is unchanged
  *   CF_ELOST, CF_ETASKTIMEOUT   the worker running it died / the task hit its time limit
  *                  (process backends)
- *   CF_EBROKEN     the executor broke (failed initializer) before the task ran
+ *   CF_EBROKEN     the executor broke (failed initializer) before the task ran; such a
+ *                  future is CF_FINISHED with an error (it counts for CF_FIRST_ERROR)
  * May be called any number of times from any thread.  Inside a task of the thread pool,
  * the waiting worker runs other queued tasks meanwhile.
  */
@@ -291,7 +301,8 @@ CF_EXPORT int cf_future_result(cf_future *f, double timeout, void **value);
 
 /*
  * As cf_future_result, for bytes tasks: *data and *len get the result bytes, owned by the
- * future (valid while the caller holds a reference).  Either pointer may be NULL.
+ * future (valid while the caller holds a reference).  Either pointer may be NULL.  For a
+ * pointer task, *data gets its pointer result and *len 0.
  */
 CF_EXPORT int cf_future_bytes(cf_future *f, double timeout, const void **data, size_t *len);
 
@@ -340,7 +351,8 @@ typedef enum cf_wait_mode {
  * futures in done[0 .. *n_done) and the distinct not-done ones in not_done[0 .. *n_not_done),
  * each in first-appearance order (borrowed pointers; either array may be NULL, else it must
  * hold n entries).  Futures already done count at once; cancelled counts as done.
- * Total cost O(n), whatever the number of completions.  Returns 0 or CF_EINVAL/CF_ENOMEM.
+ * n may be 0; n_done and n_not_done may be NULL.  Total cost O(n), whatever the number of
+ * completions.  Returns 0 or CF_EINVAL/CF_ENOMEM.
  */
 CF_EXPORT int cf_wait(cf_future *const *fs, size_t n, cf_wait_mode mode, double timeout,
                       cf_future **done, size_t *n_done, cf_future **not_done,
@@ -361,7 +373,8 @@ CF_EXPORT int cf_as_completed_new(cf_as_completed **out, cf_future *const *fs, s
  * Gives the next done future (borrowed from the caller's array; it stays valid while the
  * caller holds its reference).  Returns 0; CF_EEND when every future has been yielded;
  * CF_ETIMEDOUT when the deadline passed first (cf_as_completed_pending() then says how many
- * of cf_as_completed_total() remain).  Not thread safe: one thread per iterator.
+ * of cf_as_completed_total() remain; later calls still give futures that have completed
+ * since, else CF_ETIMEDOUT at once).  Not thread safe: one thread per iterator.
  */
 CF_EXPORT int cf_as_completed_next(cf_as_completed *it, cf_future **f);
 /* Futures not yet yielded. */
@@ -387,9 +400,12 @@ typedef struct cf_map_opts {
     size_t max_in_flight; /* bound on items started but not yet consumed by cf_map_next
                              (backpressure: memory stays bounded); 0 = no bound */
     double timeout;       /* deadline for the whole map from its start; CF_FOREVER: none */
+    void (*discard)(void *value); /* pointer maps: called by cf_map_free for each result
+                                     produced but never returned by cf_map_next (early free,
+                                     deadline), so it can be freed; NULL: left alone */
 } cf_map_opts;
 
-/* Fills *opts with the defaults: CF_CHUNK_AUTO, no bound, no deadline. */
+/* Fills *opts with the defaults: CF_CHUNK_AUTO, no bound, no deadline, no discard. */
 CF_EXPORT void cf_map_opts_init(cf_map_opts *opts);
 
 /*
@@ -426,7 +442,9 @@ CF_EXPORT int cf_map_next(cf_map *m, size_t *index, void **value);
 
 /* Byte length of the value last returned by cf_map_next (bytes maps; 0 otherwise). */
 CF_EXPORT size_t cf_map_value_len(const cf_map *m);
-/* The task's own code and message for the position last returned with CF_ETASK. */
+/* The task's own code and message for the position last returned with CF_ETASK (0 and NULL
+ * otherwise).  The message stays valid until the next cf_map_next or cf_map_free.  Either
+ * pointer may be NULL. */
 CF_EXPORT void cf_map_error(const cf_map *m, int *code, const char **message);
 
 /* Stops the map: items not started never start; waits for running ones; frees everything.
@@ -448,8 +466,8 @@ CF_EXPORT void cf_queue_free(cf_queue *q);
 
 /*
  * Appends item.  With the queue full, waits up to `timeout` (CF_POLL: not at all) for room.
- * Returns 0, CF_EFULL (no room in time), or CF_ECLOSED (closed or shut down; the item was
- * not added).
+ * Returns 0, CF_EFULL (no room in time), CF_ECLOSED (closed or shut down; the item was
+ * not added), CF_ENOMEM (an unbounded queue could not grow), or CF_EINVAL.
  */
 CF_EXPORT int cf_queue_put(cf_queue *q, void *item, double timeout);
 
@@ -461,7 +479,9 @@ CF_EXPORT int cf_queue_get(cf_queue *q, void **item, double timeout);
 
 /* Marks one item taken by get as processed.  CF_EINVAL if called more often than put. */
 CF_EXPORT int cf_queue_task_done(cf_queue *q);
-/* Waits until every item put has been marked done, or the timeout passes (CF_ETIMEDOUT). */
+/* Waits until every item put has been marked done: 0, or CF_ETIMEDOUT.  After an immediate
+ * close it returns at once: 0 if every item is accounted for (discarded items count as
+ * done), CF_ECLOSED if an item taken before the close is still unfinished. */
 CF_EXPORT int cf_queue_join(cf_queue *q, double timeout);
 
 /* Items in the queue now (a snapshot). */

@@ -199,7 +199,10 @@ void cf__executor_unqueued(cf_executor *ex)
 int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal)
 {
     int rc;
-    if (!internal && ex->max_queued) {
+    int worker;
+    /* A worker of this executor waiting for room could wait for itself: its submissions
+     * go past the bound (they are nested work the pool must finish anyway). */
+    if (!internal && ex->max_queued && cf__threads_current_executor(&worker) != ex) {
         if ((rc = reserve_room(ex)))
             goto refused;
         f->bounded = true;

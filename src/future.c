@@ -423,6 +423,8 @@ int cf__future_wait_until(cf_future *f, int64_t deadline)
 
 static int wait_timeout(cf_future *f, double timeout)
 {
+    if (CF__BAD_TIMEOUT(timeout))
+        return CF_EINVAL;
     if (cf__state_done(atomic_load_explicit(&f->state, memory_order_acquire)))
         return 0;
     return cf__future_wait_until(f, cf__deadline(timeout));

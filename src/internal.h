@@ -35,8 +35,10 @@
 #define CF__NO_DEADLINE INT64_MAX
 
 int64_t cf__now_ns(void);
-/* Absolute monotonic deadline for a public timeout (negative: none, 0: now). */
+/* Absolute monotonic deadline for a public timeout (negative: none, 0: now; not NaN). */
 int64_t cf__deadline(double timeout);
+/* A NaN timeout is refused with CF_EINVAL by every public call. */
+#define CF__BAD_TIMEOUT(t) ((t) != (t))
 /*
  * Sleeps while *word == expected, until woken or the deadline.  Returns 0 when woken or when
  * the word already differed (callers re-check their condition: spurious returns happen),

@@ -67,6 +67,7 @@ struct cf_map {
     size_t chunk;
     int runners_max;
     int64_t deadline;
+    void (*discard)(void *value);
     slot *slots;
 
     /* Consumer-only state. */
@@ -86,6 +87,7 @@ void cf_map_opts_init(cf_map_opts *opts)
     opts->chunk = CF_CHUNK_AUTO;
     opts->max_in_flight = 0;
     opts->timeout = CF_FOREVER;
+    opts->discard = NULL;
 }
 
 /* ---- runners ------------------------------------------------------------------------ */
@@ -364,6 +366,8 @@ static void map_delete(cf_map *m)
             free(s->message);
             if (m->bytes)
                 free(s->value);
+            else if (s->outcome == 0 && m->discard)
+                m->discard(s->value);
         }
     }
     forget_last(m);
@@ -399,7 +403,7 @@ static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, siz
         cf_map_opts_init(&defaults);
         opts = &defaults;
     }
-    if (!ex || (inputs_missing && n) || opts->chunk == 0)
+    if (!ex || (inputs_missing && n) || opts->chunk == 0 || CF__BAD_TIMEOUT(opts->timeout))
         return CF_EINVAL;
     if (!ex->backend->pointer_tasks)
         return CF_ENOTSUP;
@@ -419,6 +423,7 @@ static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, siz
     m->chunk = opts->chunk == CF_CHUNK_AUTO ? 1 : opts->chunk;
     m->runners_max = ex->workers;
     m->deadline = cf__deadline(opts->timeout);
+    m->discard = opts->discard;
     m->slots = calloc(m->window, sizeof *m->slots);
     if (!m->slots) {
         free(m);

@@ -29,7 +29,7 @@ int64_t cf__now_ns(void)
 
 int64_t cf__deadline(double timeout)
 {
-    if (timeout < 0 || timeout != timeout)
+    if (timeout < 0) /* NaN never gets here: public entry points refuse it */
         return CF__NO_DEADLINE;
     if (timeout > 1e9) /* ~31 years: as good as forever, and no overflow */
         return CF__NO_DEADLINE;

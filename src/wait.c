@@ -133,7 +133,7 @@ static void sleep_until_met(waiter *w, int64_t deadline)
 int cf_wait(cf_future *const *fs, size_t n, cf_wait_mode mode, double timeout,
             cf_future **done, size_t *n_done, cf_future **not_done, size_t *n_not_done)
 {
-    if (!check_futures(fs, n) ||
+    if (!check_futures(fs, n) || CF__BAD_TIMEOUT(timeout) ||
         (mode != CF_FIRST_COMPLETED && mode != CF_FIRST_ERROR && mode != CF_ALL_COMPLETED))
         return CF_EINVAL;
     int64_t deadline = cf__deadline(timeout);
@@ -246,7 +246,7 @@ int cf_as_completed_new(cf_as_completed **out, cf_future *const *fs, size_t n, d
     if (!out)
         return CF_EINVAL;
     *out = NULL;
-    if (!check_futures(fs, n))
+    if (!check_futures(fs, n) || CF__BAD_TIMEOUT(timeout))
         return CF_EINVAL;
     cf_as_completed *it = calloc(1, sizeof *it);
     if (!it)
