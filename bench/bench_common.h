@@ -6,7 +6,8 @@
  * figure for run.py.  Everything that must be identical across the programs for their
  * figures to compare lives here: the workload sizes, the harness (warm-up round, timed
  * repetitions, median), the calibrated CPU work of W4, the per-item function of W2, the
- * latch that holds one task on each worker (W5) and the idle measurement.
+ * latch that holds one task on each worker (W5), the idle measurement, and the count of
+ * which thread ran each task.
  *
  * Header-only (static inline) because every program is a single translation unit.  Include
  * it before any other header: it defines _GNU_SOURCE.  It is valid C11 and C++.

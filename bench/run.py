@@ -137,8 +137,9 @@ def run_program(peer, cmd, timeout, env):
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         out, run.stderr = p.stdout, p.stderr
-        run.outcome = "ok" if p.returncode == 0 else "failed"
-        run.status = "ok" if p.returncode == 0 else f"failed (exit status {p.returncode})"
+        ok = p.returncode == 0
+        run.outcome = "ok" if ok else "failed"
+        run.status = "ok" if ok else f"failed (exit status {p.returncode})"
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         run.stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")

@@ -392,17 +392,13 @@ int cf__future_wait_until(cf_future *f, int64_t deadline)
     int rc = cf__threads_wait_in_worker(f, deadline);
     if (rc != 1)
         return rc;
-    int64_t spin_end = cf__now_ns() + WAIT_SPIN_NS;
-    if (spin_end > deadline)
-        spin_end = deadline;
-    for (unsigned i = 1;; i++) {
-        cf__cpu_relax();
-        s = atomic_load_explicit(&f->state, memory_order_acquire);
-        if (cf__state_done(s))
+    cf__spin spin = {0};
+    int64_t budget = deadline - cf__now_ns();
+    if (budget > WAIT_SPIN_NS)
+        budget = WAIT_SPIN_NS;
+    while (cf__spin_step(&spin, budget))
+        if (cf__state_done(atomic_load_explicit(&f->state, memory_order_acquire)))
             return 0;
-        if ((i & 63) == 0 && cf__now_ns() >= spin_end)
-            break;
-    }
     for (;;) {
         s = atomic_load_explicit(&f->state, memory_order_acquire);
         if (cf__state_done(s))

@@ -47,6 +47,19 @@ int64_t cf__deadline(double timeout);
 int cf__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline);
 void cf__futex_wake(_Atomic uint32_t *word, int count);
 
+/*
+ * Spinning before sleeping, for a waiter whose result may be microseconds away: call
+ * cf__spin_step between checks of the condition, starting from a zeroed cf__spin.  It
+ * pauses for about the first 2 us, then yields the CPU (the thread that will produce the
+ * result may be waiting for it: there can be more threads than cores) until `budget_ns`,
+ * and then returns false: time to sleep.
+ */
+typedef struct cf__spin {
+    int64_t start;
+    unsigned steps;
+} cf__spin;
+bool cf__spin_step(cf__spin *s, int64_t budget_ns);
+
 static inline void cf__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

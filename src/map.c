@@ -8,9 +8,11 @@
  * contention on the counter) and late ones small (no runner is left with a long tail).
  *
  * Results: slot i % window belongs to position i.  A runner publishes a slot by storing
- * seq = i + 1 (release); the consumer (cf_map_next) reads positions in order and sleeps on
- * the `progress` futex only after announcing it in `consumer_sleeping`; a runner wakes it
- * only if that flag is set, so a consumer that keeps up costs runners nothing.
+ * seq = i + 1; the consumer (cf_map_next) reads positions in order, spins briefly (yielding
+ * to runners that may share its CPU), and sleeps on the `progress` futex only after
+ * announcing the position it waits for in `consumer_waits_for`; a runner wakes it only
+ * when it publishes that very position, so a consumer that keeps up costs runners nothing
+ * and a sleeping one costs one wake-up.
  *
  * Backpressure: with max_in_flight, window = max_in_flight slots and runners never claim a
  * position >= consumed + window; a runner that cannot claim returns.  Its done-callback
@@ -51,7 +53,7 @@ struct cf_map {
     _Atomic size_t next_claim CF__ALIGNED; /* first position nobody has claimed */
     _Atomic size_t consumed CF__ALIGNED;   /* positions handed to the consumer */
     _Atomic uint32_t progress CF__ALIGNED; /* futex word of the consumer */
-    _Atomic uint32_t consumer_sleeping;
+    _Atomic size_t consumer_waits_for;     /* position + 1 the consumer sleeps on, or 0 */
     _Atomic int active;                    /* runners whose futures are not done */
     _Atomic int stop;                      /* freed or past the deadline: claim nothing */
 
@@ -62,7 +64,8 @@ struct cf_map {
     void *const *inputs;
     const cf_bytes *bytes_inputs;
     size_t n;
-    size_t window;
+    size_t window;      /* positions that may be claimed beyond those consumed */
+    size_t slot_mask;   /* bounded: slots are a power of two >= window; else unused */
     bool bounded;
     size_t chunk;
     int runners_max;
@@ -91,6 +94,12 @@ void cf_map_opts_init(cf_map_opts *opts)
 }
 
 /* ---- runners ------------------------------------------------------------------------ */
+
+/* Position i's slot: its own when unbounded, else a ring (a mask, not a division). */
+static slot *slot_of(cf_map *m, size_t i)
+{
+    return &m->slots[m->bounded ? (i & m->slot_mask) : i];
+}
 
 static size_t claim_limit(cf_map *m)
 {
@@ -125,15 +134,13 @@ static bool claim(cf_map *m, size_t *lo, size_t *hi)
 
 static void wake_consumer(cf_map *m)
 {
-    if (atomic_load(&m->consumer_sleeping)) {
-        atomic_fetch_add(&m->progress, 1);
-        cf__futex_wake(&m->progress, 1);
-    }
+    atomic_fetch_add(&m->progress, 1);
+    cf__futex_wake(&m->progress, 1);
 }
 
 static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
 {
-    slot *s = &m->slots[i % m->window];
+    slot *s = slot_of(m, i);
     int rc;
     s->value = NULL;
     s->len = 0;
@@ -158,8 +165,9 @@ static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
         ctx->message = NULL;
     if (CF__UNLIKELY(ctx->message || ctx->out))
         cf__ctx_reset(ctx);
-    atomic_store(&s->seq, i + 1); /* seq_cst: ordered before the read of the flag below */
-    wake_consumer(m);
+    atomic_store(&s->seq, i + 1); /* seq_cst: ordered before the read below */
+    if (atomic_load(&m->consumer_waits_for) == i + 1)
+        wake_consumer(m);
 }
 
 /* Runs claimed ranges until nothing can be claimed; the callback below does the rest. */
@@ -184,9 +192,8 @@ static void runner_done(cf__callback *self, cf_future *f)
     runner_ref *r = (runner_ref *)self;
     cf_map *m = r->map;
     atomic_fetch_sub(&m->active, 1);
-    atomic_fetch_add(&m->progress, 1);
-    if (atomic_load(&m->consumer_sleeping))
-        cf__futex_wake(&m->progress, 1);
+    if (atomic_load(&m->consumer_waits_for))
+        wake_consumer(m);
     atomic_store_explicit(&r->fired, 1, memory_order_release);
 }
 
@@ -260,7 +267,7 @@ static void restart_runners(cf_map *m)
 
 static bool position_ready(cf_map *m, size_t i)
 {
-    return atomic_load_explicit(&m->slots[i % m->window].seq, memory_order_acquire) == i + 1;
+    return atomic_load_explicit(&slot_of(m, i)->seq, memory_order_acquire) == i + 1;
 }
 
 /* Waits until position i is published: 0, or CF_ETIMEDOUT / the reason it never will be. */
@@ -272,12 +279,9 @@ static int wait_position(cf_map *m, size_t i)
         return CF_ETIMEDOUT;
     int worker;
     bool helper = cf__threads_current_executor(&worker) == m->ex;
-    int64_t spin_end = cf__now_ns() + WAIT_SPIN_NS;
-    for (unsigned k = 1; !position_ready(m, i); k++) {
-        cf__cpu_relax();
-        if ((k & 63) == 0 && cf__now_ns() >= spin_end)
-            break;
-    }
+    cf__spin spin = {0};
+    while (!position_ready(m, i) && cf__spin_step(&spin, WAIT_SPIN_NS))
+        ;
     for (;;) {
         if (position_ready(m, i))
             return 0;
@@ -292,9 +296,9 @@ static int wait_position(cf_map *m, size_t i)
         if (atomic_load(&m->next_claim) <= i && atomic_load(&m->active) == 0 && m->start_error)
             return m->start_error;
         uint32_t seen = atomic_load(&m->progress);
-        atomic_store(&m->consumer_sleeping, 1);
+        atomic_store(&m->consumer_waits_for, i + 1);
         int rc = position_ready(m, i) ? 0 : cf__futex_wait(&m->progress, seen, m->deadline);
-        atomic_store(&m->consumer_sleeping, 0);
+        atomic_store(&m->consumer_waits_for, 0);
         if (rc == CF_ETIMEDOUT && !position_ready(m, i)) {
             m->timed_out = true;
             atomic_store(&m->stop, 1);
@@ -326,7 +330,7 @@ int cf_map_next(cf_map *m, size_t *index, void **value)
     size_t i = m->pos;
     int rc = wait_position(m, i);
     if (rc == 0) {
-        slot *s = &m->slots[i % m->window];
+        slot *s = slot_of(m, i);
         rc = s->outcome;
         m->last_code = s->code;
         m->last_message = s->message;
@@ -336,9 +340,12 @@ int cf_map_next(cf_map *m, size_t *index, void **value)
             *value = s->value;
     }
     m->pos = i + 1;
-    atomic_store(&m->consumed, m->pos); /* seq_cst: before reading `active` in restart */
-    if (m->bounded)
+    if (m->bounded) {
+        atomic_store(&m->consumed, m->pos); /* seq_cst: before reading `active` in restart */
         restart_runners(m);
+    } else {
+        atomic_store_explicit(&m->consumed, m->pos, memory_order_relaxed); /* nobody waits */
+    }
     if (index)
         *index = i;
     return rc;
@@ -361,7 +368,7 @@ static void map_delete(cf_map *m)
 {
     size_t claimed = atomic_load(&m->next_claim);
     for (size_t i = m->pos; i < claimed && i < m->pos + m->window; i++) {
-        slot *s = &m->slots[i % m->window];
+        slot *s = slot_of(m, i);
         if (position_ready(m, i)) {
             free(s->message);
             if (m->bytes)
@@ -420,11 +427,17 @@ static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, siz
     m->n = n;
     m->bounded = opts->max_in_flight > 0 && opts->max_in_flight < n;
     m->window = m->bounded ? opts->max_in_flight : (n ? n : 1);
+    size_t nslots = m->window;
+    if (m->bounded) {
+        for (nslots = 1; nslots < m->window; nslots <<= 1)
+            ;
+        m->slot_mask = nslots - 1;
+    }
     m->chunk = opts->chunk == CF_CHUNK_AUTO ? 1 : opts->chunk;
     m->runners_max = ex->workers;
     m->deadline = cf__deadline(opts->timeout);
     m->discard = opts->discard;
-    m->slots = calloc(m->window, sizeof *m->slots);
+    m->slots = calloc(nslots, sizeof *m->slots);
     if (!m->slots) {
         free(m);
         return CF_ENOMEM;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,4 +59,23 @@ int cf__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
 void cf__futex_wake(_Atomic uint32_t *word, int count)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
+
+bool cf__spin_step(cf__spin *s, int64_t budget_ns)
+{
+    if (++s->steps < 64) { /* the first few hundred nanoseconds: no clock reads */
+        cf__cpu_relax();
+        return true;
+    }
+    int64_t now = cf__now_ns();
+    if (!s->start)
+        s->start = now;
+    if (now - s->start >= budget_ns)
+        return false;
+    if (now - s->start < 2000)
+        for (int k = 0; k < 16; k++)
+            cf__cpu_relax();
+    else
+        sched_yield();
+    return true;
 }
