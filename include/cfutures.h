@@ -433,6 +433,8 @@ CF_EXPORT int cf_map_bytes_start(cf_map **out, cf_executor *ex, const cf_functio
  * cf_future_result would (0, CF_ETASK, CF_ECANCELLED, CF_EBROKEN, ...), or CF_EEND after the
  * last position, or CF_ETIMEDOUT once the map's deadline has passed (that position and every
  * later one not finished by then report CF_ETIMEDOUT; items not started never start).
+ * A position that can never start because the executor shut down (a bounded map restarts
+ * its work as the window frees) reports CF_ECANCELLED.
  * *index gets the position (may be NULL).  *value gets the pointer result (pointer maps) or
  * the data pointer (bytes maps), valid until the next call.  On CF_ETASK, cf_map_error()
  * describes the failure.  One failed item does not affect the others.  Not thread safe:

@@ -138,6 +138,22 @@ static void wake_consumer(cf_map *m)
     cf__futex_wake(&m->progress, 1);
 }
 
+/* The seq value of a position the consumer gave up on (deadline): never i + 1 of any i. */
+static size_t abandoned(size_t i)
+{
+    return ~(i + 1);
+}
+
+/* Frees what a published slot holds that nobody will receive. */
+static void dispose_slot(cf_map *m, slot *s)
+{
+    free(s->message);
+    if (m->bytes)
+        free(s->value);
+    else if (s->outcome == 0 && m->discard)
+        m->discard(s->value);
+}
+
 static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
 {
     slot *s = slot_of(m, i);
@@ -165,8 +181,11 @@ static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
         ctx->message = NULL;
     if (CF__UNLIKELY(ctx->message || ctx->out))
         cf__ctx_reset(ctx);
-    atomic_store(&s->seq, i + 1); /* seq_cst: ordered before the read below */
-    if (atomic_load(&m->consumer_waits_for) == i + 1)
+    /* seq_cst: ordered before the read below.  An exchange, to learn whether the consumer
+     * gave up on this position meanwhile: then the result is ours to dispose of. */
+    if (atomic_exchange(&s->seq, i + 1) == abandoned(i))
+        dispose_slot(m, s);
+    else if (atomic_load(&m->consumer_waits_for) == i + 1)
         wake_consumer(m);
 }
 
@@ -246,8 +265,8 @@ static void restart_runners(cf_map *m)
             rc = cf__executor_admit(m->ex, f, true);
         }
         if (rc) {
-            uint32_t flags = atomic_load(&m->ex->flags);
-            m->start_error = (flags & CF__EX_CANCEL_PENDING) ? CF_ECANCELLED : rc;
+            /* Positions that can no longer start: never run, as a cancelled task. */
+            m->start_error = rc == CF_EBROKEN || rc == CF_ENOMEM ? rc : CF_ECANCELLED;
             /* A runner taken back at shutdown was cancelled and its callback has already
              * brought `active` down; otherwise that is ours to do. */
             if (!f || cf__future_remove_callback(f, &r->done))
@@ -270,13 +289,26 @@ static bool position_ready(cf_map *m, size_t i)
     return atomic_load_explicit(&slot_of(m, i)->seq, memory_order_acquire) == i + 1;
 }
 
+/*
+ * Past the deadline: gives position i up (its result, if it comes, is disposed of by the
+ * runner) and returns CF_ETIMEDOUT, or returns 0 if it was published meanwhile.
+ */
+static int abandon_position(cf_map *m, size_t i)
+{
+    slot *s = slot_of(m, i);
+    size_t seen = atomic_load(&s->seq);
+    if (seen != i + 1 && atomic_compare_exchange_strong(&s->seq, &seen, abandoned(i)))
+        return CF_ETIMEDOUT;
+    return 0;
+}
+
 /* Waits until position i is published: 0, or CF_ETIMEDOUT / the reason it never will be. */
 static int wait_position(cf_map *m, size_t i)
 {
     if (position_ready(m, i))
         return 0;
     if (m->timed_out)
-        return CF_ETIMEDOUT;
+        return abandon_position(m, i);
     int worker;
     bool helper = cf__threads_current_executor(&worker) == m->ex;
     cf__spin spin = {0};
@@ -302,7 +334,7 @@ static int wait_position(cf_map *m, size_t i)
         if (rc == CF_ETIMEDOUT && !position_ready(m, i)) {
             m->timed_out = true;
             atomic_store(&m->stop, 1);
-            return CF_ETIMEDOUT;
+            return abandon_position(m, i);
         }
     }
 }
@@ -368,14 +400,8 @@ static void map_delete(cf_map *m)
 {
     size_t claimed = atomic_load(&m->next_claim);
     for (size_t i = m->pos; i < claimed && i < m->pos + m->window; i++) {
-        slot *s = slot_of(m, i);
-        if (position_ready(m, i)) {
-            free(s->message);
-            if (m->bytes)
-                free(s->value);
-            else if (s->outcome == 0 && m->discard)
-                m->discard(s->value);
-        }
+        if (position_ready(m, i))
+            dispose_slot(m, slot_of(m, i));
     }
     forget_last(m);
     free(m->slots);
