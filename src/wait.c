@@ -82,6 +82,7 @@ typedef struct waiter {
 typedef struct wait_node {
     cf__callback base;
     waiter *w;
+    bool counted; /* counted as done by the first look */
     bool listed;
     _Atomic int fired;
 } wait_node;
@@ -146,12 +147,15 @@ int cf_wait(cf_future *const *fs, size_t n, cf_wait_mode mode, double timeout,
     }
 
     waiter w = {.total = m, .mode = mode};
-    for (size_t i = 0; i < m; i++)
-        if (done_now(uniq[i]))
+    for (size_t i = 0; i < m; i++) {
+        if (done_now(uniq[i])) {
             count_done(&w, uniq[i]);
+            nodes[i].counted = true;
+        }
+    }
     if (!condition_met(&w) && timeout != 0) {
         for (size_t i = 0; i < m; i++) {
-            if (done_now(uniq[i]))
+            if (nodes[i].counted) /* not done_now(): one done since must still count */
                 continue;
             nodes[i].base.fn = wait_node_fired;
             nodes[i].w = &w;
