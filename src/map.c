@@ -265,8 +265,7 @@ static void restart_runners(cf_map *m)
             rc = cf__executor_admit(m->ex, f, true);
         }
         if (rc) {
-            /* Positions that can no longer start: never run, as a cancelled task. */
-            m->start_error = rc == CF_EBROKEN || rc == CF_ENOMEM ? rc : CF_ECANCELLED;
+            m->start_error = rc;
             /* A runner taken back at shutdown was cancelled and its callback has already
              * brought `active` down; otherwise that is ours to do. */
             if (!f || cf__future_remove_callback(f, &r->done))
@@ -326,7 +325,8 @@ static int wait_position(cf_map *m, size_t i)
         }
         restart_runners(m);
         if (atomic_load(&m->next_claim) <= i && atomic_load(&m->active) == 0 && m->start_error)
-            return m->start_error;
+            /* Can never start: after a shutdown, that is what a cancelled task is. */
+            return m->start_error == CF_ESHUTDOWN ? CF_ECANCELLED : m->start_error;
         uint32_t seen = atomic_load(&m->progress);
         atomic_store(&m->consumer_waits_for, i + 1);
         int rc = position_ready(m, i) ? 0 : cf__futex_wait(&m->progress, seen, m->deadline);
