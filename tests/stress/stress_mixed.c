@@ -30,7 +30,7 @@
 #endif
 #define CAPACITY (TARGET + TARGET / 2 + 2000000L)
 #define CLIENTS 4
-#define ROUNDS 12
+#define ROUNDS 24
 #define MAX_ROUNDS 60
 #define BATCH_MAX 256
 #define CHILDREN_MAX 32
@@ -307,7 +307,7 @@ static void op_map(client *c)
 {
     static const size_t chunks[] = {CF_CHUNK_AUTO, CF_CHUNK_AUTO, 1, 7, 256};
     static const size_t bounds[] = {0, 0, 64, 1024};
-    long n = 1000 + next_rand(c) % 60000, base = take_ids(n), i, ok = 0;
+    long n = 100 + next_rand(c) % 4000, base = take_ids(n), i, ok = 0;
     int abandon = next_rand(c) % 8 == 0;
     void **inputs;
     cf_map_opts mo;
@@ -373,7 +373,7 @@ static void *client_main(void *arg)
             op_wait_batch(c);
         else if (op < 70)
             op_as_completed_batch(c);
-        else if (op < 85 && r->kind != ROUND_BOUNDED)
+        else if (op < 95)
             op_nested(c);
         else
             op_map(c);

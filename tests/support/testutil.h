@@ -446,6 +446,34 @@ static inline void tu_thread_join(pthread_t t)
     pthread_join(t, NULL);
 }
 
+/* Opens a gate from another thread after a delay: for releases that must happen while the
+ * test's own thread is blocked in a library call. */
+typedef struct tu_opener {
+    tu_gate *gate;
+    double delay;
+    pthread_t thread;
+} tu_opener;
+
+static inline void *tu__open_later(void *arg)
+{
+    tu_opener *o = arg;
+    tu_sleep(o->delay);
+    tu_gate_open(o->gate);
+    return NULL;
+}
+
+static inline void tu_open_later(tu_opener *o, tu_gate *gate, double delay)
+{
+    o->gate = gate;
+    o->delay = delay;
+    o->thread = tu_thread_start(tu__open_later, o);
+}
+
+static inline void tu_opener_join(tu_opener *o)
+{
+    pthread_join(o->thread, NULL);
+}
+
 /* ---- executors ---------------------------------------------------------------------- */
 
 /* The backend named by CF_TEST_BACKEND ("threads" when unset or empty). */

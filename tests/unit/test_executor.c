@@ -263,19 +263,6 @@ static void shutdown_more_than_once(void **state)
     tu_gate_destroy(&gate);
 }
 
-typedef struct opener {
-    tu_gate *gate;
-    double delay;
-} opener;
-
-static void *open_later(void *arg)
-{
-    opener *o = arg;
-    tu_sleep(o->delay);
-    tu_gate_open(o->gate);
-    return NULL;
-}
-
 /* SEMANTICS 14: freeing the executor is shutdown(wait): it returns after every accepted
  * task ran; the caller's futures stay valid afterwards.  cf_executor_free(NULL) is fine. */
 static void free_implies_shutdown_wait(void **state)
@@ -285,8 +272,7 @@ static void free_implies_shutdown_wait(void **state)
     tu_latch started;
     tu_gated task[N];
     cf_future *f[N];
-    opener op;
-    pthread_t t;
+    tu_opener op;
     cf_executor *ex;
     double t0;
     int i;
@@ -301,13 +287,11 @@ static void free_implies_shutdown_wait(void **state)
         f[i] = tu_submit(ex, tu_task_gated, &task[i]);
     }
     assert_int_equal(tu_latch_wait(&started, 2, TU_LONG), 0);
-    op.gate = &gate;
-    op.delay = 0.2;
     t0 = tu_now();
-    t = tu_thread_start(open_later, &op);
+    tu_open_later(&op, &gate, 0.2);
     cf_executor_free(ex);
     assert_true(tu_now() - t0 >= 0.2 - 1e-3);
-    tu_thread_join(t);
+    tu_opener_join(&op);
     for (i = 0; i < N; i++) {
         void *v = NULL;
         assert_int_equal(atomic_load(&task[i].ran), 1);
@@ -844,6 +828,57 @@ static void bounded_queue_block_released_by_shutdown(void **state)
     assert_int_equal(atomic_load(&count), 1);
 }
 
+typedef struct fanout {
+    int children;
+    atomic_int *count;
+} fanout;
+
+static int task_fanout(void *arg, void **result, cf_ctx *ctx)
+{
+    fanout *p = arg;
+    cf_future *c[8] = {NULL};
+    int i, rc = 0;
+    (void)result;
+    for (i = 0; i < p->children && rc == 0; i++)
+        rc = cf_submit(cf_ctx_executor(ctx), tu_task_count, p->count, &c[i]);
+    for (i = 0; i < p->children && rc == 0; i++)
+        rc = cf_future_result(c[i], TU_LONG, NULL);
+    for (i = 0; i < p->children; i++)
+        cf_future_release(c[i]);
+    return rc == 0 ? 0 : cf_fail(ctx, rc, "children: %s", cf_err_name(rc));
+}
+
+/* SEMANTICS 17, 19: with ONE worker and room for one queued task (CF_FULL_BLOCK), a task
+ * that submits 4 children and waits for them must not deadlock: the worker itself would be
+ * the one to make room.  (If it hangs, shutdown releases the blocked submit and the test
+ * fails rather than hanging.) */
+static void bounded_queue_nested_submit_does_not_deadlock(void **state)
+{
+    atomic_int count;
+    fanout p;
+    cf_executor_opts o;
+    cf_executor *ex;
+    cf_future *f;
+    int rc;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+    p.children = 4;
+    p.count = &count;
+    cf_executor_opts_init(&o);
+    o.max_queued = 1;
+    o.full_mode = CF_FULL_BLOCK;
+    ex = make_executor(1, &o);
+    f = tu_submit(ex, task_fanout, &p);
+    rc = cf_future_result(f, 10.0, NULL);
+    if (rc == CF_ETIMEDOUT)
+        cf_shutdown(ex, CF_SHUTDOWN_CANCEL_PENDING);
+    assert_int_equal(rc, 0);
+    assert_int_equal(atomic_load(&count), 4);
+    cf_future_release(f);
+    cf_executor_free(ex);
+}
+
 /* ---- SEMANTICS 18: thread names ----------------------------------------------------- */
 
 /* SEMANTICS 18: worker threads carry the name prefix, given or default ("cf"). */
@@ -1204,6 +1239,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(bounded_queue_full_fails),
     cmocka_unit_test(bounded_queue_full_blocks),
     cmocka_unit_test(bounded_queue_block_released_by_shutdown),
+    cmocka_unit_test(bounded_queue_nested_submit_does_not_deadlock),
     cmocka_unit_test(worker_threads_named_with_prefix),
     cmocka_unit_test(nested_submit_and_wait_one_worker),
     cmocka_unit_test(nested_tasks_taken_by_idle_worker),

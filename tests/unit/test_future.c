@@ -375,19 +375,6 @@ static void result_positive_timeout(void **state)
     tu_gate_destroy(&gate);
 }
 
-typedef struct opener {
-    tu_gate *gate;
-    double delay;
-} opener;
-
-static void *open_later(void *arg)
-{
-    opener *o = arg;
-    tu_sleep(o->delay);
-    tu_gate_open(o->gate);
-    return NULL;
-}
-
 /* SEMANTICS 3: any negative timeout waits for as long as it takes (here longer than the
  * absolute value of the timeout given). */
 static void result_negative_waits_forever(void **state)
@@ -395,8 +382,7 @@ static void result_negative_waits_forever(void **state)
     tu_gate gate;
     tu_latch started;
     tu_gated a, b;
-    opener op;
-    pthread_t t;
+    tu_opener op;
     cf_executor *ex;
     cf_future *fa, *fb;
     void *v = NULL;
@@ -412,17 +398,15 @@ static void result_negative_waits_forever(void **state)
     fa = tu_submit(ex, tu_task_gated, &a);
     fb = tu_submit(ex, tu_task_gated, &b);
     assert_int_equal(tu_latch_wait(&started, 2, TU_LONG), 0);
-    op.gate = &gate;
-    op.delay = 0.3;
     t0 = tu_now();
-    t = tu_thread_start(open_later, &op);
+    tu_open_later(&op, &gate, 0.3);
     assert_int_equal(cf_future_result(fa, -0.01, &v), 0);
     assert_true(tu_now() - t0 >= 0.3 - 1e-3);
     assert_ptr_equal(v, (void *)0xa);
     assert_int_equal(cf_future_result(fb, CF_FOREVER, &v), 0);
     assert_ptr_equal(v, (void *)0xb);
     assert_int_equal(cf_future_wait(fb, -1e9), 0);
-    tu_thread_join(t);
+    tu_opener_join(&op);
     cf_future_release(fa);
     cf_future_release(fb);
     cf_executor_free(ex);
@@ -564,12 +548,6 @@ static void task_error_variants(void **state)
     cf_executor_free(ex);
 }
 
-static int task_fail_with(void *arg, void **result, cf_ctx *ctx)
-{
-    (void)result;
-    return cf_fail(ctx, (int)(intptr_t)arg, "my own code %d", (int)(intptr_t)arg);
-}
-
 /* SEMANTICS 4: a task's own "timed out" (or "cancelled") code is the task's error, never
  * result()'s timeout or a cancellation. */
 static void task_own_timeout_is_not_result_timeout(void **state)
@@ -581,7 +559,7 @@ static void task_own_timeout_is_not_result_timeout(void **state)
     TU_REQUIRE_INPROCESS();
     ex = make_executor(1, NULL);
     for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        cf_future *f = tu_submit(ex, task_fail_with, (void *)(intptr_t)codes[i]);
+        cf_future *f = tu_submit(ex, tu_task_fail, (void *)&codes[i]);
         int code = 0;
         assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_ETASK);
         assert_int_equal(cf_future_wait(f, CF_POLL), 0);
@@ -954,15 +932,17 @@ enum { WAKE_N = 100, WAKE_ROUNDS = 5, WAKE_GROUP = 4 };
 
 typedef struct wake_round {
     cf_future *f[WAKE_N];
+    tu_gate *gate;
     tu_latch ready;
-    atomic_int woken;
 } wake_round;
 
 typedef struct waiter {
     wake_round *r;
     int index; /* >= 0: that future; -1: cf_wait on all; -2: as_completed on all;
                   less: cf_future_wait on each */
+    double timeout;
     int rc;
+    int early; /* returned while the gate was still closed */
     void *value;
 } waiter;
 
@@ -972,17 +952,17 @@ static void *wait_one_or_all(void *arg)
     wake_round *r = w->r;
     tu_latch_arrive(&r->ready);
     if (w->index >= 0) {
-        w->rc = cf_future_result(r->f[w->index], TU_LONG, &w->value);
+        w->rc = cf_future_result(r->f[w->index], w->timeout, &w->value);
     } else if (w->index == -1) {
         size_t nd = 0, nn = 0;
-        w->rc = cf_wait(r->f, WAKE_N, CF_ALL_COMPLETED, TU_LONG, NULL, &nd, NULL, &nn);
+        w->rc = cf_wait(r->f, WAKE_N, CF_ALL_COMPLETED, w->timeout, NULL, &nd, NULL, &nn);
         if (w->rc == 0 && (nd != WAKE_N || nn != 0))
             w->rc = CF_ETIMEDOUT;
     } else if (w->index == -2) {
         cf_as_completed *it = NULL;
         cf_future *g;
         int n = 0;
-        w->rc = cf_as_completed_new(&it, r->f, WAKE_N, TU_LONG);
+        w->rc = cf_as_completed_new(&it, r->f, WAKE_N, w->timeout);
         while (w->rc == 0 && (w->rc = cf_as_completed_next(it, &g)) == 0)
             n++;
         if (w->rc == CF_EEND && n == WAKE_N)
@@ -992,16 +972,17 @@ static void *wait_one_or_all(void *arg)
         int i;
         w->rc = 0;
         for (i = WAKE_N - 1; i >= 0 && w->rc == 0; i--)
-            w->rc = cf_future_wait(r->f[i], TU_LONG);
+            w->rc = cf_future_wait(r->f[i], w->timeout);
     }
-    atomic_fetch_add(&r->woken, 1);
+    w->early = tu_gate_wait(r->gate, CF_POLL) != 0;
     return NULL;
 }
 
 /* SEMANTICS 7: 100 tasks held at one gate on 100 workers complete together while 100
  * threads wait on one future each and others wait on all of them (cf_wait, as_completed,
- * cf_future_wait): every waiter wakes with the outcome; none times out.  Repeated to give
- * the race several chances. */
+ * cf_future_wait), all without a timeout: a lost wake-up leaves a waiter asleep for good,
+ * which the watchdog turns into a failure.  No waiter may return before the gate opens.
+ * Repeated to give the race several chances. */
 static void racing_completions_lose_no_wakeup(void **state)
 {
     static tu_gated task[WAKE_N];
@@ -1010,6 +991,7 @@ static void racing_completions_lose_no_wakeup(void **state)
     int round, i;
     (void)state;
     TU_REQUIRE_INPROCESS();
+    tu_watchdog(50);
     for (round = 0; round < WAKE_ROUNDS; round++) {
         wake_round r;
         tu_gate gate;
@@ -1018,7 +1000,7 @@ static void racing_completions_lose_no_wakeup(void **state)
         tu_gate_init(&gate);
         tu_latch_init(&started);
         tu_latch_init(&r.ready);
-        atomic_init(&r.woken, 0);
+        r.gate = &gate;
         for (i = 0; i < WAKE_N; i++) {
             tu_gated_init(&task[i], &gate, &started, (void *)(intptr_t)(i + 1000));
             r.f[i] = tu_submit(ex, tu_task_gated, &task[i]);
@@ -1027,15 +1009,17 @@ static void racing_completions_lose_no_wakeup(void **state)
         for (i = 0; i < WAKE_N + WAKE_GROUP; i++) {
             w[i].r = &r;
             w[i].index = i < WAKE_N ? i : WAKE_N - 1 - i;
+            w[i].timeout = CF_FOREVER;
             w[i].rc = -12345;
             t[i] = tu_thread_start(wait_one_or_all, &w[i]);
         }
         assert_int_equal(tu_latch_wait(&r.ready, WAKE_N + WAKE_GROUP, TU_LONG), 0);
-        assert_int_equal(atomic_load(&r.woken), 0);
         tu_gate_open(&gate);
         for (i = 0; i < WAKE_N + WAKE_GROUP; i++) {
             tu_thread_join(t[i]);
-            assert_int_equal(w[i].rc, 0);
+            if (w[i].rc != 0 || w[i].early)
+                fail_msg("round %d, waiter %d (kind %d): %s, %s", round, i, w[i].index,
+                         cf_err_name(w[i].rc), w[i].early ? "returned early" : "in time");
             if (i < WAKE_N)
                 assert_ptr_equal(w[i].value, (void *)(intptr_t)(i + 1000));
         }
@@ -1067,7 +1051,7 @@ static void waiting_burns_no_cpu(void **state)
     tu_gate_init(&gate);
     tu_latch_init(&started);
     tu_latch_init(&r.ready);
-    atomic_init(&r.woken, 0);
+    r.gate = &gate;
     tu_gated_init(&a, &gate, &started, (void *)0x8);
     ex = make_executor(1, NULL);
     r.f[0] = tu_submit(ex, tu_task_gated, &a);
@@ -1075,6 +1059,7 @@ static void waiting_burns_no_cpu(void **state)
     for (i = 0; i < WAITERS; i++) {
         w[i].r = &r;
         w[i].index = 0;
+        w[i].timeout = TU_LONG;
         t[i] = tu_thread_start(wait_one_or_all, &w[i]);
     }
     assert_int_equal(tu_latch_wait(&r.ready, WAITERS, TU_LONG), 0);

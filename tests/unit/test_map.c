@@ -467,19 +467,6 @@ static void map_free_early_stops_items(void **state)
     cf_map_free(NULL);
 }
 
-typedef struct opener {
-    tu_gate *gate;
-    double delay;
-} opener;
-
-static void *open_later(void *arg)
-{
-    opener *o = arg;
-    tu_sleep(o->delay);
-    tu_gate_open(o->gate);
-    return NULL;
-}
-
 /* SEMANTICS 13: cf_map_free waits for the items running when it is called and starts no
  * other (gated items on 2 workers: only those already running ever run). */
 static void map_free_waits_for_running_items(void **state)
@@ -489,8 +476,7 @@ static void map_free_waits_for_running_items(void **state)
     void *inputs[N];
     tu_gate gate;
     tu_latch started, finished;
-    opener op;
-    pthread_t t;
+    tu_opener op;
     cf_map_opts mo;
     cf_map *m = NULL;
     cf_executor *ex;
@@ -512,14 +498,12 @@ static void map_free_waits_for_running_items(void **state)
                  tu_latch_count(&started), N);
     running = tu_latch_count(&started);
     assert_int_equal(running, 2); /* both workers wait at the gate */
-    op.gate = &gate;
-    op.delay = 0.3;
     t0 = tu_now();
-    t = tu_thread_start(open_later, &op);
+    tu_open_later(&op, &gate, 0.3);
     cf_map_free(m);
     assert_true(tu_now() - t0 >= 0.3 - 1e-3);
     assert_int_equal(tu_latch_count(&finished), running);
-    tu_thread_join(t);
+    tu_opener_join(&op);
     cf_executor_free(ex);
     assert_int_equal(tu_latch_count(&started), running);
     tu_latch_destroy(&started);

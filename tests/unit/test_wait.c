@@ -63,19 +63,6 @@ static void do_wait(split *s, cf_future *const *fs, size_t n, cf_wait_mode mode,
     assert_int_equal(s->rc, 0);
 }
 
-typedef struct opener {
-    tu_gate *gate;
-    double delay;
-} opener;
-
-static void *open_later(void *arg)
-{
-    opener *o = arg;
-    tu_sleep(o->delay);
-    tu_gate_open(o->gate);
-    return NULL;
-}
-
 /* ---- SEMANTICS 8: cf_wait ----------------------------------------------------------- */
 
 /* SEMANTICS 8: first-completed returns with the first done future and the rest not done;
@@ -313,8 +300,7 @@ static void wait_first_error_returns_on_error(void **state)
     solo a, bad, c;
     cf_future *fs[3];
     cf_executor *ex;
-    opener op;
-    pthread_t t;
+    tu_opener op;
     split s;
     (void)state;
     TU_REQUIRE_INPROCESS();
@@ -330,11 +316,9 @@ static void wait_first_error_returns_on_error(void **state)
     fs[1] = bad.f;
     fs[2] = c.f;
     assert_int_equal(tu_latch_wait(&started, 3, TU_LONG), 0);
-    op.gate = &bad.gate;
-    op.delay = 0.05;
-    t = tu_thread_start(open_later, &op);
+    tu_open_later(&op, &bad.gate, 0.05);
     do_wait(&s, fs, 3, CF_FIRST_ERROR, TU_LONG);
-    tu_thread_join(t);
+    tu_opener_join(&op);
     assert_int_equal(s.nd, 1);
     assert_ptr_equal(s.done[0], bad.f);
     assert_int_equal(s.nn, 2);
@@ -356,8 +340,7 @@ static void wait_first_error_only_successes_waits_for_all(void **state)
     solo a, b;
     cf_future *fs[2];
     cf_executor *ex;
-    opener op;
-    pthread_t t;
+    tu_opener op;
     split s;
     (void)state;
     TU_REQUIRE_INPROCESS();
@@ -375,11 +358,9 @@ static void wait_first_error_only_successes_waits_for_all(void **state)
     assert_ptr_equal(s.done[0], a.f);
     assert_int_equal(s.nn, 1);
 
-    op.gate = &b.gate;
-    op.delay = 0.05;
-    t = tu_thread_start(open_later, &op);
+    tu_open_later(&op, &b.gate, 0.05);
     do_wait(&s, fs, 2, CF_FIRST_ERROR, TU_LONG);
-    tu_thread_join(t);
+    tu_opener_join(&op);
     assert_int_equal(s.nd, 2);
     assert_int_equal(s.nn, 0);
     solo_free(&a);
@@ -505,8 +486,7 @@ static void wait_and_as_completed_many_futures(void **state)
     cf_as_completed *it = NULL;
     size_t nd = 0, nn = 0, yielded = 0;
     cf_future *g;
-    opener op;
-    pthread_t t;
+    tu_opener op;
     int round, i, rc;
     (void)state;
     TU_REQUIRE_INPROCESS();
@@ -515,9 +495,7 @@ static void wait_and_as_completed_many_futures(void **state)
         tu_hold_workers(&hold, ex, 1);
         for (i = 0; i < MANY; i++)
             fs[i] = tu_submit(ex, tu_task_identity, (void *)(intptr_t)i);
-        op.gate = &hold.gate;
-        op.delay = 0.05;
-        t = tu_thread_start(open_later, &op);
+        tu_open_later(&op, &hold.gate, 0.05);
         if (round == 0) {
             assert_int_equal(cf_wait(fs, MANY, CF_ALL_COMPLETED, 10 * TU_LONG, NULL, &nd,
                                      NULL, &nn), 0);
@@ -539,10 +517,51 @@ static void wait_and_as_completed_many_futures(void **state)
             assert_int_equal(cf_as_completed_pending(it), 0);
             cf_as_completed_free(it);
         }
-        tu_thread_join(t);
+        tu_opener_join(&op);
         tu_hold_release(&hold);
         for (i = 0; i < MANY; i++)
             cf_future_release(fs[i]);
+    }
+    cf_executor_free(ex);
+}
+
+/* SEMANTICS 7, 8, 10: waits without a timeout on fresh batches whose tasks complete while
+ * the wait is setting up and sleeping: every mode and as_completed must wake for the last
+ * completion (a missed one leaves the waiter asleep, and the watchdog fails the test). */
+static void wait_wakes_for_completions_racing_its_setup(void **state)
+{
+    enum { B = 64, ROUNDS = 1500 };
+    static const cf_wait_mode modes[3] = {CF_ALL_COMPLETED, CF_FIRST_ERROR, CF_FIRST_COMPLETED};
+    cf_executor *ex;
+    int round, i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_watchdog(50);
+    ex = make_executor(2, NULL);
+    for (round = 0; round < ROUNDS; round++) {
+        cf_future *f[B], *g;
+        size_t nd = 0, nn = 0, n = 0;
+        cf_as_completed *it = NULL;
+        int rc;
+        for (i = 0; i < B; i++)
+            f[i] = tu_submit(ex, tu_task_identity, (void *)(intptr_t)i);
+        if (round % 4 < 3) {
+            cf_wait_mode mode = modes[round % 4];
+            assert_int_equal(cf_wait(f, B, mode, CF_FOREVER, NULL, &nd, NULL, &nn), 0);
+            assert_true(mode == CF_FIRST_COMPLETED ? nd >= 1 : nd == B);
+            assert_int_equal(nd + nn, B);
+        } else {
+            assert_int_equal(cf_as_completed_new(&it, f, B, CF_FOREVER), 0);
+            while ((rc = cf_as_completed_next(it, &g)) == 0)
+                n++;
+            assert_int_equal(rc, CF_EEND);
+            assert_int_equal(n, B);
+            cf_as_completed_free(it);
+        }
+        for (i = 0; i < B; i++) {
+            assert_int_equal(cf_future_wait(f[i], CF_FOREVER), 0);
+            cf_future_release(f[i]);
+        }
     }
     cf_executor_free(ex);
 }
@@ -612,8 +631,7 @@ static void as_completed_deadline_from_start(void **state)
     cf_future *d, *fs[3], *g = NULL;
     cf_executor *ex;
     cf_as_completed *it = NULL;
-    opener op;
-    pthread_t t;
+    tu_opener op;
     double t0;
     (void)state;
     TU_REQUIRE_INPROCESS();
@@ -628,9 +646,7 @@ static void as_completed_deadline_from_start(void **state)
     fs[2] = b.f;
     t0 = tu_now();
     assert_int_equal(cf_as_completed_new(&it, fs, 3, 0.5), 0);
-    op.gate = &a.gate;
-    op.delay = 0.8;
-    t = tu_thread_start(open_later, &op);
+    tu_open_later(&op, &a.gate, 0.8);
     tu_sleep(0.6);
     assert_int_equal(cf_as_completed_next(it, &g), 0);
     assert_ptr_equal(g, d);
@@ -640,7 +656,7 @@ static void as_completed_deadline_from_start(void **state)
     assert_int_equal(cf_as_completed_total(it), 3);
     assert_int_equal(cf_as_completed_next(it, &g), CF_ETIMEDOUT);
     assert_int_equal(cf_as_completed_pending(it), 2);
-    tu_thread_join(t);
+    tu_opener_join(&op);
     cf_as_completed_free(it);
 
     /* A deadline reached while blocked in next(): waited at least until the deadline. */
@@ -675,11 +691,11 @@ static void as_completed_early_free_leaks_nothing(void **state)
     TU_REQUIRE_INPROCESS();
     tu_latch_init(&started);
     ex = make_executor(N, NULL);
+    fs[N] = done_future(ex, 99); /* before the gated tasks take every worker */
     for (i = 0; i < N; i++) {
         solo_start(&x[i], ex, &started, i);
         fs[i] = x[i].f;
     }
-    fs[N] = done_future(ex, 99);
     assert_int_equal(tu_latch_wait(&started, N, TU_LONG), 0);
     assert_int_equal(cf_as_completed_new(&it, fs, N + 1, TU_LONG), 0);
     assert_int_equal(cf_as_completed_new(&it2, fs, N + 1, TU_LONG), 0);
@@ -760,6 +776,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(wait_and_as_completed_mixed_executors),
     cmocka_unit_test(wait_invalid_arguments),
     cmocka_unit_test(wait_and_as_completed_many_futures),
+    cmocka_unit_test(wait_wakes_for_completions_racing_its_setup),
     cmocka_unit_test(as_completed_done_first_then_completion_order),
     cmocka_unit_test(as_completed_deadline_from_start),
     cmocka_unit_test(as_completed_early_free_leaks_nothing),
