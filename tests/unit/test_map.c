@@ -9,6 +9,8 @@
  */
 #include "testutil.h"
 
+#include <math.h> /* NAN */
+
 CF_FUNCTION(xor_fn, tu_bytes_xor);
 CF_FUNCTION(maybe_fail_fn, tu_bytes_maybe_fail);
 
@@ -648,6 +650,119 @@ static void map_bytes(void **state)
         free(buf[i]);
 }
 
+
+/* ---- results nobody receives (cf_map_opts.discard) ---------------------------------- */
+
+typedef struct owned_results {
+    tu_gate *gate;       /* positions >= 1 wait for it */
+    atomic_int produced; /* results allocated by tasks */
+    atomic_int discarded;
+} owned_results;
+
+static owned_results *owned; /* the test running now: discard has no user pointer */
+
+static int task_owned(void *arg, void **result, cf_ctx *ctx)
+{
+    intptr_t i = (intptr_t)arg;
+    (void)ctx;
+    if (i >= 1 && tu_gate_wait(owned->gate, TU_LONG) != 0)
+        return 1;
+    *result = malloc(16);
+    if (*result == NULL)
+        return 2;
+    atomic_fetch_add(&owned->produced, 1);
+    return 0;
+}
+
+static void discard_owned(void *value)
+{
+    free(value);
+    atomic_fetch_add(&owned->discarded, 1);
+}
+
+/* SEMANTICS 13 (and cf_map_opts.discard): a result produced after its position reported
+ * CF_ETIMEDOUT, and results produced but never consumed before cf_map_free, are handed to
+ * discard exactly once each; results that were returned are not (ASan checks no leak). */
+static void map_discard_gets_unreturned_results(void **state)
+{
+    enum { N = 4 };
+    void *inputs[N];
+    tu_gate gate;
+    owned_results r;
+    cf_map_opts mo;
+    cf_map *m = NULL;
+    cf_executor *ex;
+    void *v = NULL;
+    size_t i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    tu_gate_init(&gate);
+    r.gate = &gate;
+    atomic_init(&r.produced, 0);
+    atomic_init(&r.discarded, 0);
+    owned = &r;
+    for (i = 0; i < N; i++)
+        inputs[i] = (void *)(intptr_t)i;
+    ex = make_executor(1, NULL);
+    cf_map_opts_init(&mo);
+    mo.chunk = 1;
+    mo.timeout = 0.2;
+    mo.discard = discard_owned;
+    assert_int_equal(cf_map_start(&m, ex, task_owned, inputs, N, &mo), 0);
+    assert_int_equal(cf_map_next(m, NULL, &v), 0); /* position 0: ours to free */
+    free(v);
+    assert_int_equal(cf_map_next(m, NULL, &v), CF_ETIMEDOUT); /* position 1 still gated */
+    tu_gate_open(&gate); /* position 1 now finishes, after its deadline */
+    cf_map_free(m);      /* waits for position 1; positions 2, 3 never start */
+    assert_int_equal(atomic_load(&r.produced), 2);
+    assert_int_equal(atomic_load(&r.discarded), 1);
+
+    /* Early free with finished but unconsumed positions. */
+    atomic_store(&r.produced, 0);
+    atomic_store(&r.discarded, 0);
+    cf_map_opts_init(&mo);
+    mo.discard = discard_owned;
+    assert_int_equal(cf_map_start(&m, ex, task_owned, inputs, N, &mo), 0);
+    assert_int_equal(cf_map_next(m, NULL, &v), 0);
+    free(v);
+    assert_int_equal(cf_map_next(m, NULL, &v), 0);
+    free(v);
+    cf_map_free(m); /* positions 2 and 3 may or may not have run: each one that did is
+                       discarded */
+    assert_int_equal(atomic_load(&r.discarded), atomic_load(&r.produced) - 2);
+    cf_executor_free(ex);
+    tu_gate_destroy(&gate);
+}
+
+/* Timeouts: NaN is CF_EINVAL for every call that takes one. */
+static void nan_timeouts_refused(void **state)
+{
+    cf_executor *ex;
+    cf_future *f;
+    cf_map *m = NULL;
+    cf_as_completed *it = NULL;
+    cf_map_opts mo;
+    void *in[1] = {NULL};
+    size_t nd;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    ex = make_executor(1, NULL);
+    f = tu_submit(ex, tu_task_identity, (void *)0x1);
+    assert_int_equal(cf_future_result(f, NAN, NULL), CF_EINVAL);
+    assert_int_equal(cf_future_wait(f, NAN), CF_EINVAL);
+    assert_int_equal(cf_future_bytes(f, NAN, NULL, NULL), CF_EINVAL);
+    assert_int_equal(cf_wait(&f, 1, CF_ALL_COMPLETED, NAN, NULL, &nd, NULL, NULL), CF_EINVAL);
+    assert_int_equal(cf_as_completed_new(&it, &f, 1, NAN), CF_EINVAL);
+    assert_null(it);
+    cf_map_opts_init(&mo);
+    mo.timeout = NAN;
+    assert_int_equal(cf_map_start(&m, ex, tu_task_identity, in, 1, &mo), CF_EINVAL);
+    assert_null(m);
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), 0);
+    cf_future_release(f);
+    cf_executor_free(ex);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(map_input_order_with_reverse_completion),
     cmocka_unit_test(map_each_position_own_outcome),
@@ -659,6 +774,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(map_edge_cases),
     cmocka_unit_test(map_million_items),
     cmocka_unit_test(map_bytes),
+    cmocka_unit_test(map_discard_gets_unreturned_results),
+    cmocka_unit_test(nan_timeouts_refused),
 };
 
 CF_TEST_MAIN(tests)
