@@ -396,9 +396,13 @@ int cf__future_wait_until(cf_future *f, int64_t deadline)
     int64_t budget = deadline - cf__now_ns();
     if (budget > WAIT_SPIN_NS)
         budget = WAIT_SPIN_NS;
-    while (cf__spin_step(&spin, budget))
-        if (cf__state_done(atomic_load_explicit(&f->state, memory_order_acquire)))
+    while (cf__spin_step(&spin, budget)) {
+        if (cf__state_done(atomic_load_explicit(&f->state, memory_order_acquire))) {
+            cf__spin_end(true);
             return 0;
+        }
+    }
+    cf__spin_end(false);
     for (;;) {
         s = atomic_load_explicit(&f->state, memory_order_acquire);
         if (cf__state_done(s))

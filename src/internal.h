@@ -49,16 +49,21 @@ void cf__futex_wake(_Atomic uint32_t *word, int count);
 
 /*
  * Spinning before sleeping, for a waiter whose result may be microseconds away: call
- * cf__spin_step between checks of the condition, starting from a zeroed cf__spin.  It
- * pauses for about the first 2 us, then yields the CPU (the thread that will produce the
- * result may be waiting for it: there can be more threads than cores) until `budget_ns`,
- * and then returns false: time to sleep.
+ * cf__spin_step between checks of the condition, starting from a zeroed cf__spin, and
+ * cf__spin_end with whether the condition came true while spinning.  A step pauses for
+ * about the first 2 us, then yields the CPU (the thread that will produce the result may be
+ * waiting for it: there can be more threads than cores), and returns false once the
+ * thread's spin budget (at most `limit_ns`) is spent: time to sleep.  The budget adapts per
+ * thread: it halves each time spinning fails and doubles back when it succeeds, so a thread
+ * that waits for long tasks soon stops taking CPU from their workers, and one that waits for
+ * short ones keeps its fast path.
  */
 typedef struct cf__spin {
     int64_t start;
     unsigned steps;
 } cf__spin;
-bool cf__spin_step(cf__spin *s, int64_t budget_ns);
+bool cf__spin_step(cf__spin *s, int64_t limit_ns);
+void cf__spin_end(bool succeeded);
 
 static inline void cf__cpu_relax(void)
 {

@@ -311,8 +311,10 @@ static int wait_position(cf_map *m, size_t i)
     int worker;
     bool helper = cf__threads_current_executor(&worker) == m->ex;
     cf__spin spin = {0};
-    while (!position_ready(m, i) && cf__spin_step(&spin, WAIT_SPIN_NS))
+    bool ready;
+    while (!(ready = position_ready(m, i)) && cf__spin_step(&spin, WAIT_SPIN_NS))
         ;
+    cf__spin_end(ready);
     for (;;) {
         if (position_ready(m, i))
             return 0;

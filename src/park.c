@@ -61,7 +61,12 @@ void cf__futex_wake(_Atomic uint32_t *word, int count)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
 }
 
-bool cf__spin_step(cf__spin *s, int64_t budget_ns)
+#define SPIN_BUDGET_MAX 20000
+#define SPIN_BUDGET_MIN 500
+
+static _Thread_local int64_t spin_budget = SPIN_BUDGET_MAX;
+
+bool cf__spin_step(cf__spin *s, int64_t limit_ns)
 {
     if (++s->steps < 64) { /* the first few hundred nanoseconds: no clock reads */
         cf__cpu_relax();
@@ -70,7 +75,7 @@ bool cf__spin_step(cf__spin *s, int64_t budget_ns)
     int64_t now = cf__now_ns();
     if (!s->start)
         s->start = now;
-    if (now - s->start >= budget_ns)
+    if (now - s->start >= (limit_ns < spin_budget ? limit_ns : spin_budget))
         return false;
     if (now - s->start < 2000)
         for (int k = 0; k < 16; k++)
@@ -78,4 +83,12 @@ bool cf__spin_step(cf__spin *s, int64_t budget_ns)
     else
         sched_yield();
     return true;
+}
+
+void cf__spin_end(bool succeeded)
+{
+    if (succeeded)
+        spin_budget = spin_budget * 2 > SPIN_BUDGET_MAX ? SPIN_BUDGET_MAX : spin_budget * 2;
+    else
+        spin_budget = spin_budget / 2 < SPIN_BUDGET_MIN ? SPIN_BUDGET_MIN : spin_budget / 2;
 }
