@@ -115,24 +115,42 @@ static void arm_exit_hook(void)
     cache.registered = true;
 }
 
+/*
+ * Both of the thread's magazines are empty (allocating) or full (freeing): hand `previous`
+ * to the depot's `give` list and load one from its `take` list (or, when freeing, a new
+ * empty one).  False if there is none to load.
+ */
+static bool exchange_magazine(magazine **take, magazine **give, bool may_create)
+{
+    magazine *m = depot_take(take);
+    if (!m && may_create && (m = malloc(sizeof *m)))
+        m->count = 0;
+    if (!m)
+        return false;
+    if (!cache.registered)
+        arm_exit_hook();
+    if (cache.previous)
+        depot_put(give, cache.previous);
+    cache.previous = cache.loaded;
+    cache.loaded = m;
+    return true;
+}
+
+static void swap_magazines(void)
+{
+    magazine *m = cache.loaded;
+    cache.loaded = cache.previous;
+    cache.previous = m;
+}
+
 static cf_future *cache_get(void)
 {
     magazine *m = cache.loaded;
     if (CF__UNLIKELY(!m || m->count == 0)) {
-        if (cache.previous && cache.previous->count) {
-            cache.loaded = cache.previous;
-            cache.previous = m;
-        } else {
-            magazine *full = depot_take(&depot.full);
-            if (!full)
-                return NULL;
-            if (!cache.registered)
-                arm_exit_hook();
-            if (cache.previous)
-                depot_put(&depot.empty, cache.previous);
-            cache.previous = m;
-            cache.loaded = full;
-        }
+        if (cache.previous && cache.previous->count)
+            swap_magazines();
+        else if (!exchange_magazine(&depot.full, &depot.empty, false))
+            return NULL;
         m = cache.loaded;
     }
     cf_future *f = m->items[--m->count];
@@ -146,21 +164,10 @@ static void cache_put(cf_future *f)
     magazine *m = cache.loaded;
     if (CF__UNLIKELY(!m || m->count == MAG_SIZE)) {
         if (cache.previous && cache.previous->count == 0) {
-            cache.loaded = cache.previous;
-            cache.previous = m;
-        } else {
-            magazine *empty = depot_take(&depot.empty);
-            if (!empty && !(empty = malloc(sizeof *empty))) {
-                free(f);
-                return;
-            }
-            empty->count = 0;
-            if (!cache.registered)
-                arm_exit_hook();
-            if (cache.previous)
-                depot_put(&depot.full, cache.previous);
-            cache.previous = m;
-            cache.loaded = empty;
+            swap_magazines();
+        } else if (!exchange_magazine(&depot.empty, &depot.full, true)) {
+            free(f); /* no memory for a magazine: let this one go */
+            return;
         }
         m = cache.loaded;
     }

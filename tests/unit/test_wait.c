@@ -65,6 +65,19 @@ static void do_wait(split *s, cf_future *const *fs, size_t n, cf_wait_mode mode,
 
 /* ---- SEMANTICS 8: cf_wait ----------------------------------------------------------- */
 
+/* Two gated tasks, running (values 1 and 2), on a new 2-worker executor; fs gets them. */
+static cf_executor *start_pair(solo *a, solo *b, cf_future **fs, tu_latch *started)
+{
+    cf_executor *ex = make_executor(2, NULL);
+    tu_latch_init(started);
+    solo_start(a, ex, started, 1);
+    solo_start(b, ex, started, 2);
+    fs[0] = a->f;
+    fs[1] = b->f;
+    assert_int_equal(tu_latch_wait(started, 2, TU_LONG), 0);
+    return ex;
+}
+
 /* SEMANTICS 8: first-completed returns with the first done future and the rest not done;
  * before anything completes, a timeout returns the all-not-done split (not an error). */
 static void wait_first_completed(void **state)
@@ -76,13 +89,7 @@ static void wait_first_completed(void **state)
     split s;
     (void)state;
     TU_REQUIRE_INPROCESS();
-    tu_latch_init(&started);
-    ex = make_executor(2, NULL);
-    solo_start(&a, ex, &started, 1);
-    solo_start(&b, ex, &started, 2);
-    fs[0] = a.f;
-    fs[1] = b.f;
-    assert_int_equal(tu_latch_wait(&started, 2, TU_LONG), 0);
+    ex = start_pair(&a, &b, fs, &started);
 
     do_wait(&s, fs, 2, CF_FIRST_COMPLETED, 0.05);
     assert_true(s.elapsed >= 0.05 - 1e-3);
@@ -344,13 +351,7 @@ static void wait_first_error_only_successes_waits_for_all(void **state)
     split s;
     (void)state;
     TU_REQUIRE_INPROCESS();
-    tu_latch_init(&started);
-    ex = make_executor(2, NULL);
-    solo_start(&a, ex, &started, 1);
-    solo_start(&b, ex, &started, 2);
-    fs[0] = a.f;
-    fs[1] = b.f;
-    assert_int_equal(tu_latch_wait(&started, 2, TU_LONG), 0);
+    ex = start_pair(&a, &b, fs, &started);
     solo_finish(&a);
     do_wait(&s, fs, 2, CF_FIRST_ERROR, 0.1);
     assert_true(s.elapsed >= 0.1 - 1e-3);
