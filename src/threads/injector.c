@@ -7,6 +7,9 @@
 
 #include <stdlib.h>
 
+#define OVERFLOW_KEEP 65536                 /* entries kept in any case (512 KiB) */
+#define OVERFLOW_RELEASE_NS 1000000000      /* a larger array goes after a quiet second */
+
 int cf__injector_init(cf__injector *q)
 {
     q->cells = malloc(sizeof *q->cells * CF__INJECTOR_SIZE);
@@ -95,6 +98,7 @@ static int overflow_append(cf__injector *q, cf_future *f)
         q->overflow = grown;
         q->overflow_cap = cap;
         q->overflow_head = 0;
+        q->overflow_grown_at = cf__now_ns();
     }
     q->overflow[(q->overflow_head + q->overflow_count) & (q->overflow_cap - 1)] = f;
     /* Only becoming non-empty can race with a worker going to sleep (its re-check must see
@@ -139,8 +143,11 @@ cf_future *cf__injector_pop(cf__injector *q, cf__deque *spill)
             break;
         overflow_take(q);
     }
-    if (q->overflow_count == 0 && q->overflow_cap > 65536) {
-        free(q->overflow); /* a past burst's memory: give it back once drained */
+    if (q->overflow_count == 0 && q->overflow_cap > OVERFLOW_KEEP &&
+        cf__now_ns() - q->overflow_grown_at > OVERFLOW_RELEASE_NS) {
+        /* A past burst's memory: give it back once drained, unless bursts are recurring
+         * (it grew within the last second), when regrowing it each time would cost more. */
+        free(q->overflow);
         q->overflow = NULL;
         q->overflow_cap = q->overflow_head = 0;
     }

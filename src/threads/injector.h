@@ -41,6 +41,7 @@ typedef struct cf__injector {
     pthread_mutex_t overflow_lock;
     cf_future **overflow;                        /* circular, under overflow_lock */
     size_t overflow_cap, overflow_head, overflow_count;
+    int64_t overflow_grown_at; /* when the array last grew (monotonic ns) */
     cf__cell *cells;
 } cf__injector;
 
