@@ -244,7 +244,12 @@ cf_future *cf_future_retain(cf_future *f)
 
 void cf_future_release(cf_future *f)
 {
-    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+    if (!f)
+        return;
+    /* The last reference needs no read-modify-write: holding it, nobody else can change the
+     * count (the acquire pairs with the release of whoever dropped the previous one). */
+    if (atomic_load_explicit(&f->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (f->extra) {
         free(f->extra->message);
