@@ -103,8 +103,10 @@ static int overflow_append(cf__injector *q, cf_future *f)
     q->overflow[(q->overflow_head + q->overflow_count) & (q->overflow_cap - 1)] = f;
     /* Only becoming non-empty can race with a worker going to sleep (its re-check must see
      * it: sequentially consistent); later appends just update the hint. */
-    atomic_store_explicit(&q->overflow_len, ++q->overflow_count,
-                          q->overflow_count == 1 ? memory_order_seq_cst : memory_order_relaxed);
+    if (++q->overflow_count == 1) /* (a run-time order would compile as seq_cst every time) */
+        atomic_store_explicit(&q->overflow_len, 1, memory_order_seq_cst);
+    else
+        atomic_store_explicit(&q->overflow_len, q->overflow_count, memory_order_relaxed);
     return 0;
 }
 
