@@ -1,10 +1,12 @@
 /*
  * injector.c -- the pool's shared submission queue (design in injector.h).
  *
- * Lock order: overflow_lock is a leaf.
+ * Lock order: overflow_lock (a spin lock) is a leaf; nothing is called while holding it but
+ * malloc and the worker's own deque push.
  */
 #include "injector.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 #define OVERFLOW_KEEP 65536                 /* entries kept in any case (512 KiB) */
@@ -22,15 +24,26 @@ int cf__injector_init(cf__injector *q)
     atomic_init(&q->overflow_len, 0);
     q->overflow = NULL;
     q->overflow_cap = q->overflow_head = q->overflow_count = 0;
-    pthread_mutex_init(&q->overflow_lock, NULL);
+    atomic_init(&q->overflow_lock, 0);
     return 0;
 }
 
 void cf__injector_destroy(cf__injector *q)
 {
-    pthread_mutex_destroy(&q->overflow_lock);
     free(q->overflow);
     free(q->cells);
+}
+
+static void overflow_lock(cf__injector *q)
+{
+    while (atomic_exchange_explicit(&q->overflow_lock, 1, memory_order_acquire))
+        while (atomic_load_explicit(&q->overflow_lock, memory_order_relaxed))
+            sched_yield(); /* the holder may be waiting for this CPU */
+}
+
+static void overflow_unlock(cf__injector *q)
+{
+    atomic_store_explicit(&q->overflow_lock, 0, memory_order_release);
 }
 
 static bool ring_push(cf__injector *q, cf_future *f)
@@ -125,9 +138,9 @@ int cf__injector_push(cf__injector *q, cf_future *f)
 {
     if (!overflow_nonempty(q) && ring_push(q, f))
         return 0;
-    pthread_mutex_lock(&q->overflow_lock);
+    overflow_lock(q);
     int rc = overflow_append(q, f);
-    pthread_mutex_unlock(&q->overflow_lock);
+    overflow_unlock(q);
     return rc;
 }
 
@@ -136,7 +149,7 @@ cf_future *cf__injector_pop(cf__injector *q, cf__deque *spill)
     cf_future *f = ring_pop(q);
     if (f || !overflow_nonempty(q))
         return f;
-    pthread_mutex_lock(&q->overflow_lock);
+    overflow_lock(q);
     f = overflow_take(q);
     for (int i = 1; f && spill && i < CF__OVERFLOW_BATCH && q->overflow_count; i++) {
         cf_future *more = q->overflow[q->overflow_head];
@@ -153,7 +166,7 @@ cf_future *cf__injector_pop(cf__injector *q, cf__deque *spill)
         q->overflow = NULL;
         q->overflow_cap = q->overflow_head = 0;
     }
-    pthread_mutex_unlock(&q->overflow_lock);
+    overflow_unlock(q);
     return f;
 }
 

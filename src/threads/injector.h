@@ -7,7 +7,9 @@
  *     own index); producers and consumers touch different index cache lines and meet only
  *     on the cells, four to a line;
  *   - for when the ring is full (a burst far larger than the workers' pace), an unbounded
- *     array of task pointers that doubles as needed, under a mutex.  A worker takes a batch
+ *     array of task pointers that doubles as needed, under a spin lock (its critical
+ *     sections are one append or moving one batch: a mutex's second atomic operation and
+ *     call cost more than waiting ever does; a contended waiter yields its CPU).  A worker takes a batch
  *     at a time into its own deque (where the others steal from it), prefetching each
  *     task as it goes: a backlog of a million tasks is far out of cache, and an array lets
  *     those misses overlap, where a list threaded through the tasks would chain them.  The
@@ -38,7 +40,7 @@ typedef struct cf__injector {
     _Atomic size_t tail CF__ALIGNED;             /* ring: next position to fill */
     _Atomic size_t head CF__ALIGNED;             /* ring: next position to take */
     _Atomic size_t overflow_len CF__ALIGNED;
-    pthread_mutex_t overflow_lock;
+    _Atomic int overflow_lock;                   /* 1 while held */
     cf_future **overflow;                        /* circular, under overflow_lock */
     size_t overflow_cap, overflow_head, overflow_count;
     int64_t overflow_grown_at; /* when the array last grew (monotonic ns) */
