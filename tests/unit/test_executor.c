@@ -1219,6 +1219,81 @@ static void bytes_task_error(void **state)
     cf_executor_free(ex);
 }
 
+
+/* ---- bursts larger than the injector's ring (its overflow array) --------------------- */
+
+#ifdef CF_STRESS_SHORT
+#define BURST_N 12000 /* still past the ring's 8192 cells */
+#else
+#define BURST_N 60000
+#endif
+
+/* Both workers of a 2-worker pool held at a gate, so everything submitted next queues up. */
+static void hold_two_workers(cf_executor *ex, tu_gated held[2], tu_gate *gate, tu_latch *started,
+                             cf_future *hf[2])
+{
+    int i;
+    tu_gate_init(gate);
+    tu_latch_init(started);
+    for (i = 0; i < 2; i++) {
+        tu_gated_init(&held[i], gate, started, NULL);
+        hf[i] = tu_submit(ex, tu_task_gated, &held[i]);
+    }
+    assert_int_equal(tu_latch_wait(started, 2, TU_LONG), 0);
+}
+
+/* SEMANTICS 12, 14, 20: a burst of queued tasks far past the ring (so through the overflow
+ * array, its growth and its batches into the workers' deques) runs every task once with its
+ * own result; and the same burst cancelled by shutdown(CANCEL_PENDING) never runs any. */
+static void burst_beyond_injector_ring(void **state)
+{
+    static cf_future *f[BURST_N];
+    tu_gated held[2];
+    cf_future *hf[2];
+    tu_gate gate;
+    tu_latch started;
+    atomic_int count;
+    cf_executor *ex;
+    intptr_t i;
+    (void)state;
+    TU_REQUIRE_INPROCESS();
+    atomic_init(&count, 0);
+
+    ex = make_executor(2, NULL);
+    hold_two_workers(ex, held, &gate, &started, hf);
+    for (i = 0; i < BURST_N; i++)
+        f[i] = tu_submit(ex, tu_task_identity, (void *)(i + 1));
+    tu_gate_open(&gate);
+    for (i = 0; i < BURST_N; i++) {
+        void *v = NULL;
+        assert_int_equal(cf_future_result(f[i], TU_LONG, &v), 0);
+        assert_ptr_equal(v, (void *)(i + 1));
+        cf_future_release(f[i]);
+    }
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(cf_future_result(hf[i], TU_LONG, NULL), 0);
+        cf_future_release(hf[i]);
+    }
+    tu_gate_destroy(&gate);
+
+    hold_two_workers(ex, held, &gate, &started, hf);
+    for (i = 0; i < BURST_N; i++)
+        f[i] = tu_submit(ex, tu_task_count, &count);
+    assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_CANCEL_PENDING), 0);
+    for (i = 0; i < BURST_N; i++) /* cancelled by shutdown itself, before it returned */
+        assert_int_equal(cf_future_state(f[i]), CF_CANCELLED);
+    tu_gate_open(&gate);
+    cf_executor_free(ex);
+    for (i = 0; i < BURST_N; i++)
+        cf_future_release(f[i]);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(cf_future_result(hf[i], CF_POLL, NULL), 0);
+        cf_future_release(hf[i]);
+    }
+    assert_int_equal(atomic_load(&count), 0);
+    tu_gate_destroy(&gate);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(submit_after_shutdown_refused),
     cmocka_unit_test(submit_bytes_after_shutdown_refused),
@@ -1251,6 +1326,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(bytes_task_empty_and_one_byte),
     cmocka_unit_test(bytes_task_one_mebibyte),
     cmocka_unit_test(bytes_task_error),
+    cmocka_unit_test(burst_beyond_injector_ring),
 };
 
 CF_TEST_MAIN(tests)
