@@ -294,16 +294,25 @@ int cf_shutdown(cf_executor *ex, unsigned flags)
 
 /* ---- running an in-process task ----------------------------------------------------- */
 
-void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx)
+void cf__cancel_queued(cf_executor *ex, cf_future *f)
 {
     if (f->bounded)
         cf__executor_unqueued(ex);
+    cf__future_complete(f, CF_PENDING, CF_CANCELLED);
+    cf_future_release(f);
+}
+
+void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx)
+{
     uint32_t flags = atomic_load_explicit(&ex->flags, memory_order_acquire);
-    if (CF__UNLIKELY(flags & (CF__EX_CANCEL_PENDING | CF__EX_BROKEN))) {
-        if (flags & CF__EX_CANCEL_PENDING)
-            cf__future_complete(f, CF_PENDING, CF_CANCELLED);
-        else
-            cf__future_fail_pending(f, CF_EBROKEN, ex->broken_code, ex->broken_message);
+    if (CF__UNLIKELY(flags & CF__EX_CANCEL_PENDING)) {
+        cf__cancel_queued(ex, f);
+        return;
+    }
+    if (f->bounded)
+        cf__executor_unqueued(ex);
+    if (CF__UNLIKELY(flags & CF__EX_BROKEN)) {
+        cf__future_fail_pending(f, CF_EBROKEN, ex->broken_code, ex->broken_message);
         cf_future_release(f);
         return;
     }

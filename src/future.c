@@ -391,11 +391,6 @@ bool cf__future_remove_callback(cf_future *f, cf__callback *cb)
 
 /* ---- waiting ------------------------------------------------------------------------ */
 
-/* How long a waiter spins before it sleeps: long enough to catch a task that is about to
- * finish (a round trip through an idle worker takes a few microseconds), short enough to
- * cost nothing noticeable when the task is long. */
-#define WAIT_SPIN_NS 20000
-
 int cf__future_wait_until(cf_future *f, int64_t deadline)
 {
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
@@ -404,11 +399,9 @@ int cf__future_wait_until(cf_future *f, int64_t deadline)
     int rc = cf__threads_wait_in_worker(f, deadline);
     if (rc != 1)
         return rc;
-    cf__spin spin = {0};
-    int64_t budget = deadline - cf__now_ns();
-    if (budget > WAIT_SPIN_NS)
-        budget = WAIT_SPIN_NS;
-    while (cf__spin_step(&spin, budget)) {
+    cf__spin spin = {0}; /* at most the thread's spin budget (park.c), never past the deadline */
+    int64_t left = deadline - cf__now_ns();
+    while (cf__spin_step(&spin, left)) {
         if (cf__state_done(atomic_load_explicit(&f->state, memory_order_acquire))) {
             cf__spin_end(true);
             return 0;

@@ -241,6 +241,9 @@ struct cf_executor {
 int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal);
 /* A task left the pending state (started or cancelled): frees a bounded-queue slot. */
 void cf__executor_unqueued(cf_executor *ex);
+/* A queued task that will not run because of cancellation: frees its bounded-queue slot,
+ * cancels it unless it already was, drops the executor's reference. */
+void cf__cancel_queued(cf_executor *ex, cf_future *f);
 /* Marks the executor broken by a failed initializer (first failure wins). */
 void cf__executor_break(cf_executor *ex, int code, const char *message);
 

@@ -281,8 +281,6 @@ static void restart_runners(cf_map *m)
 
 /* ---- the consumer ------------------------------------------------------------------- */
 
-#define WAIT_SPIN_NS 20000
-
 static bool position_ready(cf_map *m, size_t i)
 {
     return atomic_load_explicit(&slot_of(m, i)->seq, memory_order_acquire) == i + 1;
@@ -312,7 +310,8 @@ static int wait_position(cf_map *m, size_t i)
     bool helper = cf__threads_current_executor(&worker) == m->ex;
     cf__spin spin = {0};
     bool ready;
-    while (!(ready = position_ready(m, i)) && cf__spin_step(&spin, WAIT_SPIN_NS))
+    int64_t left = m->deadline - cf__now_ns();
+    while (!(ready = position_ready(m, i)) && cf__spin_step(&spin, left))
         ;
     cf__spin_end(ready);
     for (;;) {

@@ -61,6 +61,8 @@ void cf__futex_wake(_Atomic uint32_t *word, int count)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
 }
 
+/* The most a waiter spins: long enough to catch a task about to finish (a round trip through
+ * an idle worker takes under a microsecond), short enough to cost little when it is long. */
 #define SPIN_BUDGET_MAX 20000
 #define SPIN_BUDGET_MIN 500
 

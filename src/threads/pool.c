@@ -449,14 +449,6 @@ static int pool_submit(cf_executor *ex, cf_future *f)
     return 0;
 }
 
-static void cancel_queued(pool *p, cf_future *f)
-{
-    if (f->bounded)
-        cf__executor_unqueued(&p->base);
-    cf__future_complete(f, CF_PENDING, CF_CANCELLED);
-    cf_future_release(f);
-}
-
 /* Joins every worker once; concurrent callers wait for the first.  The joins happen outside
  * start_lock, because an exiting worker may still want it (add_looker). */
 static void join_workers(pool *p)
@@ -485,13 +477,13 @@ static int pool_shutdown(cf_executor *ex, unsigned flags)
     if (flags & CF_SHUTDOWN_CANCEL_PENDING) {
         cf_future *f;
         while ((f = cf__injector_pop(&p->injector, NULL)))
-            cancel_queued(p, f);
+            cf__cancel_queued(&p->base, f);
         int n = atomic_load(&p->started);
         for (int i = 0; i < n; i++) {
             cf__deque *d = &p->workers[i].deque;
             while (cf__deque_nonempty(d))
                 if ((f = cf__deque_steal(d)))
-                    cancel_queued(p, f);
+                    cf__cancel_queued(&p->base, f);
         }
     }
     atomic_store(&p->stopping, true);
