@@ -36,7 +36,10 @@ case " $(pkg-config --static --libs cfutures) " in *" -pthread "*) ;;
     *) fail "pkg-config --static --libs lacks -pthread" ;; esac
 # shellcheck disable=SC2086 # the flags are a word list
 "$cc" "$here/consumer.c" $flags -Wl,-rpath,"$prefix/$libdir" -o "$tmp/consumer_pc"
-ldd "$tmp/consumer_pc" | grep -q "$prefix/$libdir/libcfutures.so.0" ||
+# ldd's output is captured first: with pipefail, "ldd | grep -q" fails whenever grep exits
+# on its match before ldd has finished writing (SIGPIPE), which made this check flaky.
+links_to() { local deps; deps=$(ldd "$1") && grep -qF -- "$2" <<<"$deps"; }
+links_to "$tmp/consumer_pc" "$prefix/$libdir/libcfutures.so.0" ||
     fail "consumer_pc does not load the installed libcfutures.so.0"
 "$tmp/consumer_pc" || fail "consumer_pc"
 
@@ -47,9 +50,9 @@ step "find_package(cfutures)"
     { cat "$tmp/configure.log"; fail "configuring the find_package consumer"; }
 "$cmake" --build "$tmp/project-build" >"$tmp/build.log" ||
     { cat "$tmp/build.log"; fail "building the find_package consumer"; }
-ldd "$tmp/project-build/consumer_shared" | grep -q "$prefix/$libdir/libcfutures.so.0" ||
+links_to "$tmp/project-build/consumer_shared" "$prefix/$libdir/libcfutures.so.0" ||
     fail "consumer_shared does not load the installed libcfutures.so.0"
-if ldd "$tmp/project-build/consumer_static" | grep -q libcfutures; then
+if links_to "$tmp/project-build/consumer_static" libcfutures; then
     fail "consumer_static links libcfutures dynamically"
 fi
 "$tmp/project-build/consumer_shared" || fail "consumer_shared"
