@@ -71,7 +71,10 @@ CF_EXPORT const char *cf_version(void);
     XX(NOTSUP, -14, "not supported by this backend")                                       \
     XX(TASKTIMEOUT, -15, "task exceeded its time limit")                                   \
     XX(TOOBIG, -16, "payload too large")                                                   \
-    XX(END, -17, "no more items")
+    XX(END, -17, "no more items")                                                          \
+    XX(NOFUNC, -18, "function cannot be found in worker processes")                        \
+    XX(PROTO, -19, "malformed message from a worker process")                              \
+    XX(NOINIT, -20, "cf_init() was not called at the start of main()")
 
 typedef enum cf_errno {
 #define CF__ERRNO_ENUM(name, value, text) CF_E##name = value,
@@ -83,6 +86,22 @@ typedef enum cf_errno {
 CF_EXPORT const char *cf_strerror(int err);
 /* The code's name without prefix ("TIMEDOUT"); "UNKNOWN" for anything else. */
 CF_EXPORT const char *cf_err_name(int err);
+
+/*
+ * Program set-up for process pools.  Call first thing in main(), before anything with side
+ * effects:
+ *
+ *     int main(int argc, char **argv) { cf_init(&argc, &argv); ... }
+ *
+ * A process pool's workers are this same program, started again with exec (never a bare
+ * fork of a process that may run threads).  In such a worker, cf_init() runs the worker
+ * and never returns (the process exits when the pool lets it go); in every other process it
+ * returns 0 at once, having noted that main() calls it.  cf_executor_new() refuses
+ * CF_BACKEND_PROCESSES with CF_ENOINIT until it has been called, so a program that forgot
+ * it fails at once instead of starting copies of its own main().  argc and argv may be
+ * NULL; they are left unchanged.  Not needed for thread pools.  Call it once, from main.
+ */
+CF_EXPORT int cf_init(int *argc, char ***argv);
 
 /* Timeout values. */
 #define CF_FOREVER (-1.0)
@@ -121,8 +140,11 @@ typedef int (*cf_fn)(void *arg, void **result, cf_ctx *ctx);
 typedef int (*cf_bytes_fn)(const void *in, size_t len, cf_ctx *ctx);
 
 /*
- * A named bytes task.  Define one with CF_FUNCTION at file scope; the name identifies the
- * function in backends whose workers are other processes, where addresses differ.
+ * A named bytes task.  Define one with CF_FUNCTION at file scope.  Process pools find the
+ * function in their workers by module and offset (the program or a shared library it has
+ * loaded, checked by build ID and by this name), since addresses differ between
+ * processes; a function they cannot find that way (generated code, a module without a
+ * file) is refused at submit with CF_ENOFUNC.
  */
 typedef struct cf_function {
     const char *name;
@@ -147,7 +169,7 @@ CF_EXPORT int cf_fail(cf_ctx *ctx, int code, const char *fmt, ...) CF_PRINTF(3, 
 CF_EXPORT void *cf_ctx_output(cf_ctx *ctx, size_t len);
 /* Bytes tasks: copies `len` bytes as the result.  Returns 0 or CF_ENOMEM. */
 CF_EXPORT int cf_ctx_set_output(cf_ctx *ctx, const void *data, size_t len);
-/* The executor running this task, for nested submission. */
+/* The executor running this task, for nested submission; NULL in a worker process. */
 CF_EXPORT cf_executor *cf_ctx_executor(const cf_ctx *ctx);
 /* Index of the worker running this task, 0 .. workers-1. */
 CF_EXPORT int cf_ctx_worker(const cf_ctx *ctx);
@@ -157,7 +179,10 @@ CF_EXPORT int cf_ctx_worker(const cf_ctx *ctx);
 /* ------------------------------------------------------------------------------------ */
 
 typedef enum cf_backend {
-    CF_BACKEND_THREADS = 1 /* a pool of threads in this process */
+    CF_BACKEND_THREADS = 1,  /* a pool of threads in this process */
+    CF_BACKEND_PROCESSES = 2 /* a pool of worker processes: bytes tasks only; a task that
+                                crashes, exits or hangs costs its own future and a new
+                                worker, nothing else (requires cf_init in main) */
 } cf_backend;
 
 /*
@@ -165,6 +190,9 @@ typedef enum cf_backend {
  * 0, or an error code (with cf_fail for a message).  If any initializer fails, the executor
  * is broken: every pending task and every later submission fails with CF_EBROKEN, and
  * cf_future_error() / cf_executor_error() report the initializer's code and message.
+ * In a process pool it runs in each worker process (found like a CF_FUNCTION); its `arg`
+ * is a copy of the initializer_arg_len bytes at initializer_arg, or NULL when that length
+ * is 0, and a worker that dies in it counts as a failed initializer.
  */
 typedef int (*cf_init_fn)(void *arg, cf_ctx *ctx);
 
@@ -191,16 +219,40 @@ typedef struct cf_executor_opts {
                                submitted by the executor's own workers are not bounded
                                (a worker blocked on its own pool could wait forever). */
     cf_full_mode full_mode; /* what submit does when the bound is reached */
+
+    /* Process pools only (a thread pool refuses any non-zero value with CF_ENOTSUP): */
+    size_t initializer_arg_len;    /* bytes at initializer_arg copied to each worker */
+    double task_timeout;           /* seconds a task may run; 0: no limit.  The worker of a
+                                      task that runs longer is killed and replaced, and the
+                                      future fails with CF_ETASKTIMEOUT */
+    size_t memory_limit;           /* bytes of address space per worker (RLIMIT_AS); 0: none.
+                                      A task past it sees allocations fail (and usually dies
+                                      of it: CF_ELOST for that task only) */
+    unsigned max_tasks_per_worker; /* a worker is replaced after this many tasks; 0: never */
+    int kill_on_cancel;            /* cf_future_cancel of a running task kills its worker
+                                      (the future becomes CF_CANCELLED) instead of refusing
+                                      with CF_EBUSY */
+    size_t max_payload;            /* largest task input or result in bytes; 0: the default,
+                                      CF_PAYLOAD_DEFAULT; at most CF_PAYLOAD_MAX */
 } cf_executor_opts;
+
+/* Payload limits of process pools (see cf_executor_opts.max_payload). */
+#define CF_PAYLOAD_DEFAULT ((size_t)1 << 30) /* 1 GiB */
+#define CF_PAYLOAD_MAX ((size_t)1 << 32)     /* 4 GiB */
 
 /* Fills *opts with the defaults: CF_WORKERS_AUTO, the rest zero / NULL. */
 CF_EXPORT void cf_executor_opts_init(cf_executor_opts *opts);
 
 /*
  * Creates an executor of the given backend.  opts may be NULL for defaults; it is copied
- * (the name string too).  Workers start lazily, on submission, up to the maximum.
+ * (the name string too, and the initializer's bytes for process pools).  Workers start
+ * lazily, on submission, up to the maximum.
  * Errors: CF_EINVAL (unknown backend, workers 0 or negative other than CF_WORKERS_AUTO,
- * name longer than 11 characters), CF_ENOMEM, CF_ESYS.
+ * name longer than 11 characters, a negative or NaN task_timeout, max_payload over
+ * CF_PAYLOAD_MAX), CF_ENOTSUP (a process-pool option given to a thread pool), CF_ENOINIT
+ * (process pool in a program whose main() did not call cf_init), CF_ENOFUNC (an
+ * initializer a process pool cannot find in its workers), CF_ENOMEM, CF_ESYS.
+ * A process pool also runs one manager thread in this process, named "<name>-mgr".
  */
 CF_EXPORT int cf_executor_new(cf_executor **out, cf_backend backend,
                               const cf_executor_opts *opts);
@@ -214,7 +266,7 @@ CF_EXPORT void cf_executor_free(cf_executor *ex);
 
 /* The maximum number of workers of this executor. */
 CF_EXPORT int cf_executor_workers(const cf_executor *ex);
-/* The backend's name: "threads". */
+/* The backend's name: "threads" or "processes". */
 CF_EXPORT const char *cf_executor_backend(const cf_executor *ex);
 /*
  * If the executor is broken, returns CF_EBROKEN and gives the initializer's code and
@@ -236,7 +288,8 @@ CF_EXPORT int cf_submit(cf_executor *ex, cf_fn fn, void *arg, cf_future **out);
 /*
  * Submits fn->fn over a copy of the `len` bytes at `in` (the caller's buffer may be reused
  * at once).  Errors as cf_submit, plus CF_ETOOBIG beyond the backend's payload limit (the
- * thread pool has none but memory).
+ * thread pool has none but memory; a process pool's is max_payload) and CF_ENOFUNC (a
+ * process pool cannot find fn in its workers).
  */
 CF_EXPORT int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void *in,
                               size_t len, cf_future **out);
@@ -244,6 +297,10 @@ CF_EXPORT int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void
 /* Flags for cf_shutdown(). */
 #define CF_SHUTDOWN_WAIT 1u           /* return after every accepted task is done */
 #define CF_SHUTDOWN_CANCEL_PENDING 2u /* cancel tasks that have not started */
+#define CF_SHUTDOWN_KILL 4u           /* also stop running tasks: a process pool kills
+                                         their workers (those futures become
+                                         CF_CANCELLED); a thread pool cannot stop a
+                                         running thread and treats it as CANCEL_PENDING */
 
 /*
  * Stops accepting tasks: later submissions fail with CF_ESHUTDOWN.  With
@@ -261,8 +318,9 @@ CF_EXPORT int cf_shutdown(cf_executor *ex, unsigned flags);
 
 typedef enum cf_state {
     CF_PENDING = 0,   /* accepted, not started */
-    CF_RUNNING = 1,   /* started */
-    CF_CANCELLED = 2, /* cancelled before it started; done */
+    CF_RUNNING = 1,   /* started (process pools: handed to a worker process, as in Python) */
+    CF_CANCELLED = 2, /* cancelled before it started, or killed on request (process pools:
+                         kill_on_cancel, CF_SHUTDOWN_KILL); done */
     CF_FINISHED = 3   /* finished with a value or an error; done */
 } cf_state;
 
@@ -279,7 +337,9 @@ CF_EXPORT int cf_future_done(const cf_future *f);
 /*
  * Cancels a pending future: it becomes CF_CANCELLED, its task never starts, its callbacks
  * run in this thread.  Returns 0, also when it was already cancelled; CF_EBUSY when it is
- * running or finished (state unchanged).
+ * running or finished (state unchanged).  A running task of a process pool created with
+ * kill_on_cancel is cancelled too: its worker is killed (and replaced) and 0 is returned;
+ * the caller must not free that executor concurrently with this call.
  */
 CF_EXPORT int cf_future_cancel(cf_future *f);
 
@@ -317,8 +377,17 @@ CF_EXPORT int cf_future_wait(cf_future *f, double timeout);
  * own error code (or the initializer's for CF_EBROKEN; 0 when there is none) and its
  * message (NULL when there is none; valid while the caller holds a reference).  Does not
  * wait.  Returns the future's outcome code as cf_future_result would with timeout 0.
+ * When a process pool's worker ended the task (CF_ELOST, CF_ETASKTIMEOUT, CF_EPROTO), the
+ * code is the worker's wait status (test it with WIFSIGNALED / WTERMSIG / WEXITSTATUS from
+ * <sys/wait.h>) and the message names the pid and the signal or exit status.
  */
 CF_EXPORT int cf_future_error(const cf_future *f, int *code, const char **message);
+
+/*
+ * The process id of the worker process that ran (or is running) the task: process pools,
+ * once the task has been handed to a worker; 0 otherwise.
+ */
+CF_EXPORT long cf_future_pid(const cf_future *f);
 
 /*
  * A done-callback: called exactly once when the future finishes or is cancelled, with the
@@ -390,13 +459,16 @@ CF_EXPORT void cf_as_completed_free(cf_as_completed *it);
 
 typedef struct cf_map cf_map;
 
-/* cf_map_opts.chunk: let the backend choose (adaptive for threads, 1 for processes). */
+/* cf_map_opts.chunk: let the backend choose (an adaptive schedule that starts with big
+ * ranges and ends with single items, on every backend). */
 #define CF_CHUNK_AUTO ((size_t)-1)
 
 /* Start from cf_map_opts_init(), then set what you need. */
 typedef struct cf_map_opts {
-    size_t chunk;         /* items handed to a worker at a time (>= 1), or CF_CHUNK_AUTO;
-                             for threads, the smallest chunk of an adaptive schedule */
+    size_t chunk;         /* items handed to a worker at a time (>= 1), or CF_CHUNK_AUTO:
+                             the smallest range of an adaptive schedule.  Process pools
+                             send each range's items to one worker in as few messages as
+                             their sizes allow */
     size_t max_in_flight; /* bound on items started but not yet consumed by cf_map_next
                              (backpressure: memory stays bounded); 0 = no bound */
     double timeout;       /* deadline for the whole map from its start; CF_FOREVER: none */
@@ -413,7 +485,7 @@ CF_EXPORT void cf_map_opts_init(cf_map_opts *opts);
  * order.  The caller keeps `inputs` (and what it points to) valid until cf_map_free.
  * opts may be NULL.  Work is handed out in chunks, not as n separate submissions.
  * Errors: CF_EINVAL (fn NULL, inputs NULL with n > 0, chunk 0), CF_ESHUTDOWN, CF_EBROKEN,
- * CF_ENOTSUP, CF_ENOMEM.
+ * CF_ENOTSUP (pointer tasks on a process pool), CF_ENOMEM.
  */
 CF_EXPORT int cf_map_start(cf_map **out, cf_executor *ex, cf_fn fn, void *const *inputs,
                            size_t n, const cf_map_opts *opts);
@@ -424,7 +496,9 @@ typedef struct cf_bytes {
     size_t len;
 } cf_bytes;
 
-/* As cf_map_start for a bytes task; inputs[i] must stay valid until cf_map_free. */
+/* As cf_map_start for a bytes task; inputs[i] must stay valid until cf_map_free.  Every
+ * backend accepts it; process pools also refuse CF_ENOFUNC, and an input over their
+ * max_payload reports CF_ETOOBIG at its own position. */
 CF_EXPORT int cf_map_bytes_start(cf_map **out, cf_executor *ex, const cf_function *fn,
                                  const cf_bytes *inputs, size_t n, const cf_map_opts *opts);
 

@@ -32,6 +32,7 @@
 
 static const cf__backend *const backends[] = {
     &cf__threads_backend,
+    &cf__processes_backend,
 };
 
 static _Atomic int live_executors;
@@ -82,8 +83,15 @@ int cf_executor_new(cf_executor **out, cf_backend backend, const cf_executor_opt
             b = backends[i];
     const char *name = opts->name ? opts->name : "cf";
     if (!b || (opts->workers < 1 && opts->workers != CF_WORKERS_AUTO) || strlen(name) > 11 ||
-        (opts->full_mode != CF_FULL_BLOCK && opts->full_mode != CF_FULL_FAIL))
+        (opts->full_mode != CF_FULL_BLOCK && opts->full_mode != CF_FULL_FAIL) ||
+        CF__BAD_TIMEOUT(opts->task_timeout) || opts->task_timeout < 0 ||
+        opts->max_payload > CF_PAYLOAD_MAX)
         return CF_EINVAL;
+    /* Options only a backend whose tasks run in other processes can honour. */
+    if (b->pointer_tasks && (opts->initializer_arg_len || opts->task_timeout > 0 ||
+                             opts->memory_limit || opts->max_tasks_per_worker ||
+                             opts->kill_on_cancel || opts->max_payload))
+        return CF_ENOTSUP;
 
     cf_executor *ex;
     if (posix_memalign((void **)&ex, CF__CACHELINE, b->struct_size))
@@ -97,7 +105,7 @@ int cf_executor_new(cf_executor **out, cf_backend backend, const cf_executor_opt
     ex->max_queued = opts->max_queued;
     ex->full_mode = opts->full_mode;
     pthread_mutex_init(&ex->broken_lock, NULL);
-    int rc = b->start(ex);
+    int rc = b->start(ex, opts);
     if (rc) {
         pthread_mutex_destroy(&ex->broken_lock);
         free(ex);
@@ -259,6 +267,11 @@ int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void *in, size
         *out = NULL;
     if (!ex || !fn || !fn->fn || (!in && len))
         return CF_EINVAL;
+    if (ex->backend->check_bytes) {
+        int rc = ex->backend->check_bytes(ex, fn, len);
+        if (rc)
+            return rc;
+    }
     cf_future *f = cf__future_alloc(1);
     if (!f)
         return CF_ENOMEM;
@@ -271,6 +284,8 @@ int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void *in, size
         return CF_ENOMEM;
     }
     x->in_len = len;
+    if (ex->backend->cancel_running)
+        x->owner = ex;
     atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
     if (len)
         memcpy(f->arg, in, len);
@@ -282,6 +297,8 @@ int cf_shutdown(cf_executor *ex, unsigned flags)
     if (!ex)
         return CF_EINVAL;
     uint32_t set = CF__EX_SHUTDOWN;
+    if (flags & CF_SHUTDOWN_KILL)
+        flags |= CF_SHUTDOWN_CANCEL_PENDING;
     if (flags & CF_SHUTDOWN_CANCEL_PENDING)
         set |= CF__EX_CANCEL_PENDING;
     atomic_fetch_or(&ex->flags, set); /* seq_cst: see the gate in cf__executor_admit */

@@ -454,7 +454,15 @@ int cf_future_cancel(cf_future *f)
         return CF_EINVAL;
     if (cf__future_complete(f, CF_PENDING, CF_CANCELLED))
         return 0;
-    return cf_future_state(f) == CF_CANCELLED ? 0 : CF_EBUSY;
+    cf_state st = cf_future_state(f);
+    if (st == CF_RUNNING && f->extra && f->extra->owner)
+        return f->extra->owner->backend->cancel_running(f->extra->owner, f);
+    return st == CF_CANCELLED ? 0 : CF_EBUSY;
+}
+
+long cf_future_pid(const cf_future *f)
+{
+    return f && f->extra ? __atomic_load_n(&f->extra->pid, __ATOMIC_RELAXED) : 0;
 }
 
 int cf_future_wait(cf_future *f, double timeout)

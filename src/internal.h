@@ -9,6 +9,7 @@
  *   wait.c      cf_wait and cf_as_completed, both built on internal done-callbacks
  *   map.c       ordered, bounded map through runner tasks that claim chunks of positions
  *   threads/    the thread-pool backend
+ *   processes/  the process-pool backend (worker processes, wire format, function lookup)
  *
  * A future's life: allocated by submit with two references (caller, executor) -> queued by
  * the backend -> started (PENDING -> RUNNING) or cancelled (PENDING -> CANCELLED) by exactly
@@ -89,7 +90,8 @@ static inline bool cf__state_done(uint32_t s)
 
 typedef enum cf__task_kind {
     CF__TASK_POINTER = 0,
-    CF__TASK_BYTES = 1
+    CF__TASK_BYTES = 1,
+    CF__TASK_MAP_RUNNER = 2 /* backends without pointer tasks: arg is the cf_map */
 } cf__task_kind;
 
 /*
@@ -110,6 +112,8 @@ typedef struct cf__future_extra {
     char *message;     /* malloc'd, or NULL */
     size_t in_len;     /* bytes tasks: input length */
     size_t value_len;  /* bytes tasks: result length */
+    long pid;          /* process pools: the worker process that took the task */
+    cf_executor *owner; /* process pools: for kill_on_cancel of a running task */
 } cf__future_extra;
 
 /* Exactly one cache line: a task costs one line moved to the worker and back. */
@@ -199,8 +203,20 @@ typedef struct cf__backend {
     cf_backend id;
     bool pointer_tasks; /* accepts cf_fn tasks (shares our address space) */
     size_t struct_size; /* the backend's executor struct, which starts with cf_executor */
-    int (*start)(cf_executor *ex);            /* set up after the common fields */
+    /* Set up after the common fields; reads its own options.  Must leave nothing behind
+     * when it fails. */
+    int (*start)(cf_executor *ex, const cf_executor_opts *opts);
     int (*submit)(cf_executor *ex, cf_future *f); /* queue an admitted task */
+    /* Backends whose tasks run elsewhere (pointer_tasks false), else NULL:
+     *   check_bytes: may fn and an input of len bytes be submitted?  (CF_ENOFUNC,
+     *                CF_ETOOBIG), called before anything is allocated;
+     *   cancel_running: cancel a running task on request (kill_on_cancel): 0 if it was
+     *                cancelled, CF_EBUSY if not.
+     * Such a backend's submit also takes map runners (kind CF__TASK_MAP_RUNNER, arg the
+     * cf_map): it claims ranges of the map (cf__map_claim), runs their positions and
+     * publishes each (cf__map_publish) until nothing is left, then finishes the runner. */
+    int (*check_bytes)(cf_executor *ex, const cf_function *fn, size_t len);
+    int (*cancel_running)(cf_executor *ex, cf_future *f);
     /* After the gate has closed: cancel / wake / join as flags say.  CF_EINVAL when asked
      * to wait from one of the executor's own workers (the rest is still done). */
     int (*shutdown)(cf_executor *ex, unsigned flags);
@@ -251,9 +267,26 @@ void cf__executor_break(cf_executor *ex, int code, const char *message);
  * cancel-pending), call, publish the outcome, drop the executor's reference. */
 void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx);
 
+/* ---- map.c: what a backend that runs map positions elsewhere needs ------------------ */
+
+/* Claims the next range [lo, hi) of positions to run; false when there is none (all
+ * claimed, the map stopped, or the executor is cancelling pending work). */
+bool cf__map_claim(cf_map *m, size_t *lo, size_t *hi);
+/* Position i's function and input. */
+const cf_function *cf__map_function(const cf_map *m);
+cf_bytes cf__map_input(const cf_map *m, size_t i);
+/* Publishes position i's outcome (0 or CF_E*), the task's code, a malloc'd message (taken,
+ * may be NULL) and a malloc'd value of len bytes (taken, may be NULL). */
+void cf__map_publish(cf_map *m, size_t i, int outcome, int code, char *message, void *value,
+                     size_t len);
+
 /* ---- backends ---------------------------------------------------------------------- */
 
 extern const cf__backend cf__threads_backend;
+extern const cf__backend cf__processes_backend;
+
+/* Set by cf_init in the program's own process (not in workers). */
+extern _Atomic int cf__init_called;
 
 /*
  * Called by a thread about to block until f is done: if it is a thread-pool worker, it runs

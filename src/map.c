@@ -109,7 +109,7 @@ static size_t claim_limit(cf_map *m)
     return limit < m->n ? limit : m->n;
 }
 
-static bool claim(cf_map *m, size_t *lo, size_t *hi)
+bool cf__map_claim(cf_map *m, size_t *lo, size_t *hi)
 {
     size_t c = atomic_load_explicit(&m->next_claim, memory_order_relaxed);
     for (;;) {
@@ -154,6 +154,39 @@ static void dispose_slot(cf_map *m, slot *s)
         m->discard(s->value);
 }
 
+/* Makes position i's slot, already filled, visible to the consumer. */
+static void publish_slot(cf_map *m, size_t i, slot *s)
+{
+    /* seq_cst: ordered before the read below.  An exchange, to learn whether the consumer
+     * gave up on this position meanwhile: then the result is ours to dispose of. */
+    if (atomic_exchange(&s->seq, i + 1) == abandoned(i))
+        dispose_slot(m, s);
+    else if (atomic_load(&m->consumer_waits_for) == i + 1)
+        wake_consumer(m);
+}
+
+void cf__map_publish(cf_map *m, size_t i, int outcome, int code, char *message, void *value,
+                     size_t len)
+{
+    slot *s = slot_of(m, i);
+    s->outcome = outcome;
+    s->code = code;
+    s->message = message;
+    s->value = value;
+    s->len = len;
+    publish_slot(m, i, s);
+}
+
+const cf_function *cf__map_function(const cf_map *m)
+{
+    return m->bytes_fn;
+}
+
+cf_bytes cf__map_input(const cf_map *m, size_t i)
+{
+    return m->bytes_inputs[i];
+}
+
 static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
 {
     slot *s = slot_of(m, i);
@@ -181,19 +214,14 @@ static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
         ctx->message = NULL;
     if (CF__UNLIKELY(ctx->message || ctx->out))
         cf__ctx_reset(ctx);
-    /* seq_cst: ordered before the read below.  An exchange, to learn whether the consumer
-     * gave up on this position meanwhile: then the result is ours to dispose of. */
-    if (atomic_exchange(&s->seq, i + 1) == abandoned(i))
-        dispose_slot(m, s);
-    else if (atomic_load(&m->consumer_waits_for) == i + 1)
-        wake_consumer(m);
+    publish_slot(m, i, s);
 }
 
 /* Runs claimed ranges until nothing can be claimed; the callback below does the rest. */
 static void run_claims(cf_map *m, cf_ctx *ctx)
 {
     size_t lo, hi;
-    while (claim(m, &lo, &hi))
+    while (cf__map_claim(m, &lo, &hi))
         for (size_t i = lo; i < hi && !atomic_load_explicit(&m->stop, memory_order_relaxed); i++)
             run_position(m, i, ctx);
 }
@@ -254,7 +282,10 @@ static void restart_runners(cf_map *m)
         cf_future *f = NULL;
         if (m->runners_len < m->runners_cap && (r = malloc(sizeof *r)) &&
             (f = cf__future_alloc(2))) {
-            f->task.fn = runner_task;
+            if (m->ex->backend->pointer_tasks)
+                f->task.fn = runner_task;
+            else
+                f->kind = CF__TASK_MAP_RUNNER;
             f->arg = m;
             r->done.fn = runner_done;
             r->future = f;
@@ -439,8 +470,6 @@ static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, siz
     }
     if (!ex || (inputs_missing && n) || opts->chunk == 0 || CF__BAD_TIMEOUT(opts->timeout))
         return CF_EINVAL;
-    if (!ex->backend->pointer_tasks)
-        return CF_ENOTSUP;
     uint32_t flags = atomic_load(&ex->flags);
     if (flags & CF__EX_SHUTDOWN)
         return CF_ESHUTDOWN;
@@ -461,7 +490,9 @@ static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, siz
         m->slot_mask = nslots - 1;
     }
     m->chunk = opts->chunk == CF_CHUNK_AUTO ? 1 : opts->chunk;
-    m->runners_max = ex->workers;
+    /* Runners elsewhere keep one range in flight each: two per worker hide the round trip
+     * between a range's last result and the next range. */
+    m->runners_max = ex->backend->pointer_tasks ? ex->workers : 2 * ex->workers;
     m->deadline = cf__deadline(opts->timeout);
     m->discard = opts->discard;
     m->slots = calloc(nslots, sizeof *m->slots);
@@ -492,6 +523,10 @@ int cf_map_start(cf_map **out, cf_executor *ex, cf_fn fn, void *const *inputs, s
                  const cf_map_opts *opts)
 {
     cf_map *m;
+    if (out && ex && !ex->backend->pointer_tasks) {
+        *out = NULL;
+        return CF_ENOTSUP;
+    }
     int rc = map_begin(out, ex, opts, n, inputs == NULL, &m);
     if (rc == 0 && !fn) {
         map_delete(m);
@@ -513,6 +548,8 @@ int cf_map_bytes_start(cf_map **out, cf_executor *ex, const cf_function *fn,
         map_delete(m);
         rc = CF_EINVAL;
     }
+    if (rc == 0 && ex->backend->check_bytes && (rc = ex->backend->check_bytes(ex, fn, 0)))
+        map_delete(m);
     if (rc)
         return rc;
     m->bytes = true;

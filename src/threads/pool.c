@@ -405,8 +405,9 @@ static void notify(pool *p)
 
 /* ---- backend operations ------------------------------------------------------------- */
 
-static int pool_start(cf_executor *ex)
+static int pool_start(cf_executor *ex, const cf_executor_opts *opts)
 {
+    (void)opts; /* executor.c has refused the options a thread pool cannot honour */
     pool *p = (pool *)ex;
     if (posix_memalign((void **)&p->workers, CF__CACHELINE, sizeof(worker) * ex->workers))
         return CF_ENOMEM;

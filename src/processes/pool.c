@@ -1,0 +1,1418 @@
+/*
+ * pool.c -- the process-pool backend, parent side.
+ *
+ * Workers are this program started again (posix_spawn of /proc/self/exe, which is exec:
+ * nothing of a multithreaded parent's state, locks included, survives into the child;
+ * cf_init() in the worker's main() turns it into a worker, see worker.c).  Each worker has
+ * its own channel (a stream socketpair), a control block and payload slots (process.h).
+ *
+ * Threads: callers submit and may write tasks straight into an idle worker's channel; one
+ * manager thread per pool does the rest: it starts workers (always this thread, because a
+ * worker asks to die with the thread that started it), reads results, notices deaths
+ * through pidfds, enforces time limits, and finishes futures.
+ *
+ * Queue and flight: tasks wait in `queue` (FIFO of jobs) until a worker has room; then they
+ * become items in that worker's ring, in the order they were written, which is the order
+ * the worker runs them and answers.  A future is RUNNING from the moment it is written to a
+ * worker (as in Python: it cannot be cancelled any more except by killing the worker).
+ * How many items a worker holds (`depth`) follows the average task time: many for tiny
+ * tasks (one write carries a batch), two for long ones (the next is there when one ends),
+ * one with kill_on_cancel.
+ *
+ * A death is charged to one item: the one the control block says was running (or the one
+ * whose answer was malformed or truncated); it fails with CF_ELOST / CF_ETASKTIMEOUT /
+ * CF_EPROTO and the wait status; items behind it never started and go back to the head of
+ * the queue for another worker.  A worker that dies before saying HELLO breaks the pool
+ * (its initializer failed), so a program that cannot start workers does not loop.
+ *
+ * Map: a map runner (CF__TASK_MAP_RUNNER) is a job that claims ranges of positions from
+ * the map and writes a whole range to one worker at a time; positions come back one result
+ * each and are published into the map's slots.
+ *
+ * Lock order: `lock` (everything above) is the only lock; futures are finished, and their
+ * callbacks run, only after it is released (callbacks may submit).
+ */
+#define _GNU_SOURCE
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define DEPTH_MAX 64
+#define RANGE_MAX 4096 /* positions of one range written to a worker at a time */
+#define TARGET_BATCH_NS 100000 /* a worker's queue should hold about this much work */
+
+typedef struct runner {
+    cf_future *f;
+    cf_map *m;
+    size_t outstanding;  /* positions claimed and not yet published */
+    bool started;
+    bool claiming_done;  /* the map gave the last range it will give this runner */
+} runner;
+
+typedef struct job {
+    struct job *next;
+    cf_future *f;   /* a task; NULL for a runner's positions */
+    runner *r;
+    size_t lo, hi;  /* runner: positions still to write (lo == hi: claim the next range) */
+    bool main;      /* the runner's own job (claims); else positions requeued after a death */
+    bool started;   /* a task requeued after a death: already RUNNING */
+} job;
+
+typedef struct item {
+    cf_future *f;   /* the task; NULL for a map position or a task already cancelled */
+    runner *r;
+    size_t index;
+    uint64_t seq;
+    int slot;       /* input slot in use, or -1 */
+} item;
+
+enum { W_FREE, W_STARTING, W_READY };
+enum { K_NONE, K_TIMEOUT, K_CANCEL, K_SHUTDOWN, K_PROTO };
+
+typedef struct pworker {
+    int state;
+    uint32_t gen;
+    pid_t pid;
+    int pidfd, chan;
+    cf__control *ctl;
+    int in_fd[2];
+    uint8_t *in_map[2];
+    size_t in_size[2];
+    bool in_busy[2];
+    int out_fd;
+    uint8_t *out_map;
+    size_t out_size;
+    item *items; /* ring */
+    size_t head, count, cap;
+    uint64_t handed; /* tasks written to it, for max_tasks_per_worker */
+    cf__wbuf wb;
+    bool want_out;   /* wb holds unsent bytes: the manager watches for EPOLLOUT */
+    uint8_t *rbuf;
+    size_t rlen, rcap;
+    uint8_t *fn_sent; /* bitmap over fn ids */
+    size_t fn_sent_bytes;
+    int kill_reason;
+    uint64_t kill_seq;
+    bool eof;
+} pworker;
+
+typedef struct fn_rec {
+    const cf_function *fn;
+    cf__modref_buf ref;
+} fn_rec;
+
+typedef struct done_rec {
+    cf_future *f;
+    int act;
+} done_rec;
+enum { ACT_FINISH, ACT_CANCEL_RUNNING, ACT_CANCEL_QUEUED, ACT_BROKEN, ACT_RELEASE };
+
+typedef struct ppool {
+    cf_executor base;
+    pthread_mutex_t lock;
+    pthread_t manager;
+    bool manager_running;
+    int epfd, evfd;
+    bool wake_pending;
+    pworker *w;
+    int live;
+    job *qhead, *qtail;
+    size_t qlen;
+    uint64_t next_seq;
+    fn_rec *fns;
+    uint32_t fns_len, fns_cap;
+    int64_t avg_task_ns;
+    /* options */
+    int64_t timeout_ns;
+    uint64_t memory_limit, max_payload;
+    uint32_t max_tasks;
+    bool kill_on_cancel;
+    bool has_init;
+    cf__modref_buf init_ref;
+    uint8_t *init_arg;
+    uint32_t init_arg_len;
+    /* finishing, outside the lock */
+    done_rec *done;
+    size_t done_len, done_cap;
+    /* joining the manager once */
+    pthread_cond_t joined_cond;
+    bool joining, joined;
+} ppool;
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+static void wake_manager(ppool *p)
+{
+    if (!p->wake_pending) {
+        p->wake_pending = true;
+        uint64_t one = 1;
+        ssize_t rc = write(p->evfd, &one, sizeof one);
+        (void)rc; /* an eventfd cannot be full here: the manager reads it before sleeping */
+    }
+}
+
+static void defer(ppool *p, cf_future *f, int act)
+{
+    if (p->done_len == p->done_cap) {
+        size_t cap = p->done_cap ? 2 * p->done_cap : 64;
+        done_rec *grown = realloc(p->done, cap * sizeof *grown);
+        if (!grown)
+            abort(); /* finishing a future cannot be dropped; no way to report it */
+        p->done = grown;
+        p->done_cap = cap;
+    }
+    p->done[p->done_len++] = (done_rec){f, act};
+}
+
+/* Unlocks, then finishes what was deferred (callbacks run here, lock not held). */
+static void unlock_and_finish(ppool *p)
+{
+    done_rec *list = p->done;
+    size_t n = p->done_len;
+    p->done = NULL;
+    p->done_len = p->done_cap = 0;
+    pthread_mutex_unlock(&p->lock);
+    for (size_t i = 0; i < n; i++) {
+        cf_future *f = list[i].f;
+        switch (list[i].act) {
+        case ACT_FINISH:
+            cf__future_complete(f, CF_RUNNING, CF_FINISHED);
+            break;
+        case ACT_CANCEL_RUNNING:
+            cf__future_complete(f, CF_RUNNING, CF_CANCELLED);
+            break;
+        case ACT_CANCEL_QUEUED:
+            cf__cancel_queued(&p->base, f);
+            continue; /* it dropped the executor's reference */
+        case ACT_BROKEN:
+            if (f->bounded)
+                cf__executor_unqueued(&p->base);
+            cf__future_fail_pending(f, CF_EBROKEN, p->base.broken_code,
+                                    p->base.broken_message);
+            break;
+        default: /* ACT_RELEASE: only the executor's reference to drop */
+            break;
+        }
+        cf_future_release(f);
+    }
+    free(list);
+}
+
+static char *describe_status(pid_t pid, int status, const char *what)
+{
+    char buf[256];
+    if (WIFSIGNALED(status))
+        snprintf(buf, sizeof buf, "%s: worker %ld killed by signal %d (%s)", what, (long)pid,
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, sizeof buf, "%s: worker %ld exited with status %d", what, (long)pid,
+                 WEXITSTATUS(status));
+    return strdup(buf);
+}
+
+/* ---- functions ----------------------------------------------------------------------- */
+
+/* The id of fn for this pool, describing it on first use; CF_ENOFUNC if it cannot be. */
+static int fn_id_locked(ppool *p, const cf_function *fn, uint32_t *id)
+{
+    for (uint32_t i = p->fns_len; i-- > 0;)
+        if (p->fns[i].fn == fn) {
+            *id = i;
+            return 0;
+        }
+    if (p->fns_len == p->fns_cap) {
+        uint32_t cap = p->fns_cap ? 2 * p->fns_cap : 8;
+        fn_rec *grown = realloc(p->fns, cap * sizeof *grown);
+        if (!grown)
+            return CF_ENOMEM;
+        p->fns = grown;
+        p->fns_cap = cap;
+    }
+    fn_rec *r = &p->fns[p->fns_len];
+    int rc = cf__modref_describe(fn, 0, fn->name, &r->ref);
+    if (rc)
+        return rc;
+    r->fn = fn;
+    *id = p->fns_len++;
+    return 0;
+}
+
+static void flush(ppool *p, pworker *w);
+
+/* ---- workers: start ------------------------------------------------------------------ */
+
+static int fd_above(int fd, int floor)
+{
+    if (fd < 0 || fd >= floor)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    close(fd);
+    return moved;
+}
+
+static int new_memfd(const char *name, size_t size, unsigned seals)
+{
+    int fd = fd_above(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING), 16);
+    if (fd < 0)
+        return -1;
+    if ((size && ftruncate(fd, (off_t)size) != 0) || fcntl(fd, F_ADD_SEALS, seals) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void close_worker(ppool *p, pworker *w)
+{
+    if (w->chan >= 0) {
+        epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->chan, NULL);
+        close(w->chan);
+    }
+    if (w->pidfd >= 0) {
+        epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->pidfd, NULL);
+        close(w->pidfd);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (w->in_map[i])
+            munmap(w->in_map[i], w->in_size[i]);
+        if (w->in_fd[i] >= 0)
+            close(w->in_fd[i]);
+    }
+    if (w->out_map)
+        munmap(w->out_map, w->out_size);
+    if (w->out_fd >= 0)
+        close(w->out_fd);
+    if (w->ctl)
+        munmap(w->ctl, CF__CONTROL_SIZE);
+    cf__wbuf_free(&w->wb);
+    free(w->items);
+    free(w->rbuf);
+    free(w->fn_sent);
+    uint32_t gen = w->gen;
+    memset(w, 0, sizeof *w);
+    w->gen = gen + 1;
+    w->state = W_FREE;
+    w->chan = w->pidfd = w->out_fd = w->in_fd[0] = w->in_fd[1] = -1;
+}
+
+static int watch(ppool *p, int fd, uint32_t events, int index, int kind)
+{
+    struct epoll_event ev = {.events = events};
+    ev.data.u64 = (uint64_t)p->w[index].gen << 32 | (uint64_t)index << 2 | (uint64_t)kind;
+    return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int spawn_locked(ppool *p, pworker *w, int index)
+{
+    int sv[2] = {-1, -1}, ctl_fd = -1;
+    int rc = CF_ESYS;
+    w->items = malloc(DEPTH_MAX * sizeof *w->items);
+    w->cap = DEPTH_MAX;
+    w->rcap = CF__WIRE_HDR + CF__BODY_MAX;
+    w->rbuf = malloc(w->rcap);
+    if (!w->items || !w->rbuf) {
+        rc = CF_ENOMEM;
+        goto fail;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        goto fail;
+    sv[0] = fd_above(sv[0], 16);
+    sv[1] = fd_above(sv[1], 16);
+    ctl_fd = new_memfd("cf-control", CF__CONTROL_SIZE,
+                       F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    w->in_fd[0] = new_memfd("cf-in0", 0, F_SEAL_SHRINK);
+    w->in_fd[1] = new_memfd("cf-in1", 0, F_SEAL_SHRINK);
+    w->out_fd = new_memfd("cf-out", 0, F_SEAL_SHRINK);
+    if (sv[0] < 0 || sv[1] < 0 || ctl_fd < 0 || w->in_fd[0] < 0 || w->in_fd[1] < 0 ||
+        w->out_fd < 0)
+        goto fail;
+    w->ctl = mmap(NULL, CF__CONTROL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ctl_fd, 0);
+    if (w->ctl == MAP_FAILED) {
+        w->ctl = NULL;
+        goto fail;
+    }
+
+    /* The environment: ours plus the worker marker (naming this process, the parent). */
+    size_t n_env = 0;
+    while (environ && environ[n_env])
+        n_env++;
+    char **envp = malloc((n_env + 2) * sizeof *envp);
+    char marker[64];
+    snprintf(marker, sizeof marker, "%s=%ld", CF__WORKER_ENV, (long)getpid());
+    if (!envp) {
+        rc = CF_ENOMEM;
+        goto fail;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n_env; i++)
+        if (strncmp(environ[i], CF__WORKER_ENV "=", sizeof CF__WORKER_ENV) != 0)
+            envp[k++] = environ[i];
+    envp[k++] = marker;
+    envp[k] = NULL;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], CF__WFD_CHANNEL);
+    posix_spawn_file_actions_adddup2(&fa, ctl_fd, CF__WFD_CONTROL);
+    posix_spawn_file_actions_adddup2(&fa, w->in_fd[0], CF__WFD_IN0);
+    posix_spawn_file_actions_adddup2(&fa, w->in_fd[1], CF__WFD_IN1);
+    posix_spawn_file_actions_adddup2(&fa, w->out_fd, CF__WFD_OUT);
+    /* Nothing else of ours: a worker holding a caller's descriptor open is a leak. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, CF__WFD_FIRST_FREE);
+    posix_spawnattr_init(&attr);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    char argv0[32];
+    snprintf(argv0, sizeof argv0, "%s-p%d", p->base.name, index);
+    char *argv[] = {argv0, NULL};
+    int err = posix_spawn(&w->pid, "/proc/self/exe", &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    free(envp);
+    if (err) {
+        errno = err;
+        goto fail;
+    }
+    close(sv[1]);
+    sv[1] = -1;
+    close(ctl_fd);
+    ctl_fd = -1;
+    w->chan = sv[0];
+    fcntl(w->chan, F_SETFL, O_NONBLOCK);
+    w->pidfd = fd_above((int)syscall(SYS_pidfd_open, w->pid, 0), 16);
+    if (w->pidfd >= 0)
+        fcntl(w->pidfd, F_SETFD, FD_CLOEXEC);
+    w->state = W_STARTING;
+    p->live++;
+    if (watch(p, w->chan, EPOLLIN | EPOLLRDHUP, index, 0) != 0 ||
+        (w->pidfd >= 0 && watch(p, w->pidfd, EPOLLIN, index, 1) != 0))
+        kill(w->pid, SIGKILL); /* handled as a death before HELLO */
+
+    cf__wire_msg c = {.index = (uint32_t)index,
+                      .max_tasks = p->max_tasks,
+                      .memory_limit = p->memory_limit,
+                      .max_payload = p->max_payload,
+                      .has_init = p->has_init,
+                      .name = p->base.name,
+                      .name_len = (uint32_t)strlen(p->base.name),
+                      .init_arg = p->init_arg,
+                      .init_arg_len = p->init_arg_len};
+    if (p->has_init)
+        c.ref = p->init_ref.ref;
+    if (cf__wire_put(&w->wb, CF__W_CONFIG, &c) != 0)
+        kill(w->pid, SIGKILL);
+    flush(p, w);
+    return 0;
+fail:
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (ctl_fd >= 0)
+        close(ctl_fd);
+    if (rc == CF_ESYS) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "cannot start a worker process: %s", strerror(errno));
+        cf__executor_break(&p->base, CF_ESYS, msg);
+    } else {
+        cf__executor_break(&p->base, rc, "cannot start a worker process: out of memory");
+    }
+    close_worker(p, w);
+    return rc;
+}
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+/* Writes what w's buffer holds; what does not fit waits for EPOLLOUT in the manager. */
+static void flush(ppool *p, pworker *w)
+{
+    while (w->wb.sent < w->wb.len) {
+        ssize_t n = send(w->chan, w->wb.data + w->wb.sent, w->wb.len - w->wb.sent,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            w->wb.sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            w->wb.sent = w->wb.len; /* the worker is gone; its death is handled elsewhere */
+            break;
+        }
+        if (!w->want_out) {
+            w->want_out = true;
+            wake_manager(p);
+        }
+        return;
+    }
+    w->wb.len = w->wb.sent = 0;
+}
+
+static int depth(const ppool *p)
+{
+    if (p->kill_on_cancel)
+        return 1;
+    if (p->avg_task_ns <= 0)
+        return 2;
+    int64_t d = 1 + TARGET_BATCH_NS / p->avg_task_ns;
+    return d < 2 ? 2 : d > DEPTH_MAX ? DEPTH_MAX : (int)d;
+}
+
+/* The ready worker with the most room for one more task (NULL: none). */
+static pworker *pick_worker(ppool *p, bool big)
+{
+    pworker *best = NULL;
+    size_t limit = (size_t)depth(p);
+    for (int i = 0; i < p->base.workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state != W_READY || w->count >= limit || w->kill_reason ||
+            (p->max_tasks && w->handed >= p->max_tasks) ||
+            (big && w->in_busy[0] && w->in_busy[1]))
+            continue;
+        if (!best || w->count < best->count)
+            best = w;
+    }
+    return best;
+}
+
+static bool fn_sent(pworker *w, uint32_t id)
+{
+    return id / 8 < w->fn_sent_bytes && (w->fn_sent[id / 8] >> (id % 8) & 1);
+}
+
+/* Appends a task for item `it` (fn id, input) to w's buffer and its ring. */
+static int write_item(ppool *p, pworker *w, item it, uint32_t id, const void *in, size_t len)
+{
+    if (!fn_sent(w, id)) {
+        if (id / 8 >= w->fn_sent_bytes) {
+            size_t n = id / 8 + 8;
+            uint8_t *grown = realloc(w->fn_sent, n);
+            if (!grown)
+                return CF_ENOMEM;
+            memset(grown + w->fn_sent_bytes, 0, n - w->fn_sent_bytes);
+            w->fn_sent = grown;
+            w->fn_sent_bytes = n;
+        }
+        cf__wire_msg d = {.fn_id = id, .ref = p->fns[id].ref.ref};
+        if (cf__wire_put(&w->wb, CF__W_FUNC, &d))
+            return CF_ENOMEM;
+        w->fn_sent[id / 8] |= (uint8_t)(1u << (id % 8));
+    }
+    cf__wire_msg t = {.seq = it.seq, .fn_id = id, .data_len = len, .data = in};
+    it.slot = -1;
+    if (len > CF__INLINE_MAX) {
+        int s = w->in_busy[0] ? 1 : 0;
+        if (w->in_size[s] < len) {
+            size_t size = len + len / 4;
+            if (ftruncate(w->in_fd[s], (off_t)size) != 0)
+                return CF_ENOMEM;
+            uint8_t *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, w->in_fd[s], 0);
+            if (map == MAP_FAILED)
+                return CF_ENOMEM;
+            if (w->in_map[s])
+                munmap(w->in_map[s], w->in_size[s]);
+            w->in_map[s] = map;
+            w->in_size[s] = size;
+        }
+        memcpy(w->in_map[s], in, len);
+        w->in_busy[s] = true;
+        it.slot = s;
+        t.where = s == 0 ? CF__WHERE_IN0 : CF__WHERE_IN1;
+        t.data = NULL;
+    }
+    if (cf__wire_put(&w->wb, CF__W_TASK, &t)) {
+        if (it.slot >= 0)
+            w->in_busy[it.slot] = false;
+        return CF_ENOMEM;
+    }
+    if (w->count == w->cap) {
+        item *grown = malloc(2 * w->cap * sizeof *grown);
+        if (!grown)
+            return CF_ENOMEM; /* the message is queued already: see the caller */
+        for (size_t i = 0; i < w->count; i++)
+            grown[i] = w->items[(w->head + i) % w->cap];
+        free(w->items);
+        w->items = grown;
+        w->head = 0;
+        w->cap *= 2;
+    }
+    w->items[(w->head + w->count++) % w->cap] = it;
+    w->handed++;
+    return 0;
+}
+
+/* ---- runners ------------------------------------------------------------------------- */
+
+static void runner_position_done(ppool *p, runner *r)
+{
+    r->outstanding--;
+    if (r->outstanding == 0 && r->claiming_done) {
+        defer(p, r->f, ACT_FINISH);
+        free(r);
+    }
+}
+
+static void publish_error(ppool *p, runner *r, size_t i, int outcome, int code,
+                          const char *message)
+{
+    cf__map_publish(r->m, i, outcome, code, message ? strdup(message) : NULL, NULL, 0);
+    runner_position_done(p, r);
+}
+
+/* Finishes item `it` with an error outcome (the code and message are the wait status and
+ * its description for deaths). */
+static void fail_item(ppool *p, item it, int outcome, int code, const char *message,
+                      int act)
+{
+    if (it.r) {
+        publish_error(p, it.r, it.index, outcome == CF_ECANCELLED ? CF_ECANCELLED : outcome,
+                      code, message);
+    } else if (it.f) {
+        if (act == ACT_FINISH)
+            cf__future_set_error(it.f, outcome, code, message ? strdup(message) : NULL);
+        defer(p, it.f, act);
+    }
+}
+
+/* ---- the queue ----------------------------------------------------------------------- */
+
+static void push_tail(ppool *p, job *j)
+{
+    j->next = NULL;
+    if (p->qtail)
+        p->qtail->next = j;
+    else
+        p->qhead = j;
+    p->qtail = j;
+    p->qlen++;
+}
+
+static void push_head(ppool *p, job *j)
+{
+    j->next = p->qhead;
+    p->qhead = j;
+    if (!p->qtail)
+        p->qtail = j;
+    p->qlen++;
+}
+
+static job *pop_head(ppool *p)
+{
+    job *j = p->qhead;
+    p->qhead = j->next;
+    if (!p->qhead)
+        p->qtail = NULL;
+    p->qlen--;
+    return j;
+}
+
+/* Positions of a job that will never be written: each gets `outcome`. */
+static void drop_positions(ppool *p, job *j, int outcome)
+{
+    runner *r = j->r;
+    if (j->main)
+        r->claiming_done = true;
+    size_t lo = j->lo, hi = j->hi;
+    j->lo = j->hi;
+    r->outstanding++; /* held while publishing, so the runner cannot finish midway */
+    for (size_t i = lo; i < hi; i++)
+        publish_error(p, r, i, outcome, outcome == CF_EBROKEN ? p->base.broken_code : 0,
+                      outcome == CF_EBROKEN ? p->base.broken_message : NULL);
+    runner_position_done(p, r);
+}
+
+/* Ends a job that will never run (shutdown with cancel, or a broken pool). */
+static void drop_job(ppool *p, job *j, int outcome)
+{
+    if (j->f && j->started) { /* requeued after a death: RUNNING already */
+        item it = {.f = j->f};
+        fail_item(p, it, outcome, outcome == CF_EBROKEN ? p->base.broken_code : 0,
+                  outcome == CF_EBROKEN ? p->base.broken_message : NULL,
+                  outcome == CF_EBROKEN ? ACT_FINISH : ACT_CANCEL_RUNNING);
+    } else if (j->f) {
+        defer(p, j->f, outcome == CF_EBROKEN ? ACT_BROKEN : ACT_CANCEL_QUEUED);
+    } else if (!j->r->started) {
+        defer(p, j->r->f, outcome == CF_EBROKEN ? ACT_BROKEN : ACT_CANCEL_QUEUED);
+        free(j->r);
+    } else {
+        drop_positions(p, j, outcome);
+    }
+    free(j);
+}
+
+static void drop_queue(ppool *p, int outcome)
+{
+    while (p->qhead)
+        drop_job(p, pop_head(p), outcome);
+}
+
+/* A task ready to write.  False if it must not run (cancelled while queued). */
+static bool start_task(ppool *p, job *j)
+{
+    if (j->started)
+        return true;
+    cf_future *f = j->f;
+    if (f->bounded)
+        cf__executor_unqueued(&p->base);
+    if (!cf__future_start(f)) {
+        defer(p, f, ACT_RELEASE);
+        return false;
+    }
+    j->started = true;
+    return true;
+}
+
+/* Writes one queued job (or part of a runner's range) to a worker.  False when nothing
+ * could be written now (no worker has room). */
+static bool dispatch_one(ppool *p)
+{
+    job *j = p->qhead;
+    uint32_t flags = atomic_load(&p->base.flags);
+    if (flags & CF__EX_BROKEN) {
+        drop_job(p, pop_head(p), CF_EBROKEN);
+        return true;
+    }
+    if (j->f) {
+        size_t len = j->f->extra->in_len;
+        pworker *w = pick_worker(p, len > CF__INLINE_MAX);
+        if (!w)
+            return false;
+        pop_head(p);
+        if (!start_task(p, j)) {
+            free(j);
+            return true;
+        }
+        uint32_t id;
+        item it = {.f = j->f, .seq = ++p->next_seq};
+        int rc = fn_id_locked(p, j->f->task.bytes_fn, &id);
+        if (!rc)
+            rc = write_item(p, w, it, id, j->f->arg, len);
+        if (rc) {
+            cf__future_set_error(j->f, rc, 0, strdup("cannot hand the task to a worker"));
+            defer(p, j->f, ACT_FINISH);
+        } else {
+            __atomic_store_n(&j->f->extra->pid, (long)w->pid, __ATOMIC_RELAXED);
+        }
+        free(j);
+        flush(p, w);
+        return true;
+    }
+
+    runner *r = j->r;
+    if (!r->started) {
+        if (!cf__future_start(r->f)) { /* cancelled while queued */
+            pop_head(p);
+            defer(p, r->f, ACT_RELEASE);
+            free(r);
+            free(j);
+            return true;
+        }
+        r->started = true;
+    }
+    if (j->lo == j->hi) {
+        size_t lo, hi;
+        if (!j->main || !cf__map_claim(r->m, &lo, &hi)) {
+            pop_head(p);
+            if (j->main) {
+                r->claiming_done = true;
+                r->outstanding++;
+                runner_position_done(p, r); /* finishes the runner if nothing is left */
+            }
+            free(j);
+            return true;
+        }
+        j->lo = lo;
+        j->hi = hi;
+        r->outstanding += hi - lo;
+    }
+    const cf_function *fn = cf__map_function(r->m);
+    cf_bytes first = cf__map_input(r->m, j->lo);
+    pworker *w = pick_worker(p, first.len > CF__INLINE_MAX);
+    if (!w)
+        return false;
+    uint32_t id;
+    int rc = fn_id_locked(p, fn, &id);
+    size_t end = j->hi - j->lo > RANGE_MAX ? j->lo + RANGE_MAX : j->hi;
+    while (j->lo < end) {
+        size_t i = j->lo;
+        cf_bytes in = cf__map_input(r->m, i);
+        if (in.len > p->max_payload) {
+            j->lo++;
+            char msg[128];
+            snprintf(msg, sizeof msg, "input of %zu bytes exceeds the pool's max_payload",
+                     in.len);
+            publish_error(p, r, i, CF_ETOOBIG, 0, msg);
+            continue;
+        }
+        if (in.len > CF__INLINE_MAX && w->in_busy[0] && w->in_busy[1])
+            break; /* the rest goes out when a slot frees */
+        item it = {.r = r, .index = i, .seq = ++p->next_seq};
+        if (rc || (rc = write_item(p, w, it, id, in.data, in.len))) {
+            j->lo++;
+            publish_error(p, r, i, rc, 0, "cannot hand the position to a worker");
+            continue;
+        }
+        j->lo++;
+    }
+    flush(p, w);
+    if (j->lo == j->hi && !j->main) {
+        pop_head(p);
+        free(j);
+    }
+    return true;
+}
+
+static void dispatch(ppool *p)
+{
+    while (p->qhead && dispatch_one(p))
+        ;
+}
+
+/* ---- results --------------------------------------------------------------------------- */
+
+static item *front(pworker *w)
+{
+    return w->count ? &w->items[w->head] : NULL;
+}
+
+static item pop_item(pworker *w)
+{
+    item it = w->items[w->head];
+    w->head = (w->head + 1) % w->cap;
+    w->count--;
+    if (it.slot >= 0)
+        w->in_busy[it.slot] = false;
+    return it;
+}
+
+/* Copies a result's payload out of the message or the output slot; NULL on failure. */
+static void *take_payload(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
+{
+    (void)p;
+    if (m->data_len == 0)
+        return NULL;
+    void *copy = malloc((size_t)m->data_len);
+    if (!copy)
+        return NULL;
+    if (m->where == CF__WHERE_INLINE) {
+        memcpy(copy, m->data, (size_t)m->data_len);
+        return copy;
+    }
+    if (w->out_size < m->data_len) {
+        struct stat st;
+        /* The slot only grows (sealed), so what fstat reports stays mapped safely. */
+        if (fstat(w->out_fd, &st) != 0 || (uint64_t)st.st_size < m->data_len) {
+            *bad = true;
+            free(copy);
+            return NULL;
+        }
+        uint8_t *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, w->out_fd, 0);
+        if (map == MAP_FAILED) {
+            free(copy);
+            return NULL;
+        }
+        if (w->out_map)
+            munmap(w->out_map, w->out_size);
+        w->out_map = map;
+        w->out_size = (size_t)st.st_size;
+    }
+    memcpy(copy, w->out_map, (size_t)m->data_len);
+    atomic_store(&w->ctl->out_busy, 0);
+    syscall(SYS_futex, &w->ctl->out_busy, FUTEX_WAKE, 1, NULL, NULL, 0);
+    return copy;
+}
+
+static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
+{
+    item *fr = front(w);
+    if (!fr || fr->seq != m->seq) {
+        *bad = true;
+        return;
+    }
+    void *value = NULL;
+    if (m->outcome == 0 && m->data_len) {
+        value = take_payload(p, w, m, bad);
+        if (*bad)
+            return;
+    }
+    int outcome = m->outcome;
+    int code = m->code;
+    char *text = m->text_len ? strndup(m->text, m->text_len) : NULL;
+    if (outcome == 0 && m->data_len && !value) {
+        outcome = CF_ENOMEM;
+        free(text);
+        text = strdup("out of memory for the result in the parent");
+    }
+    p->avg_task_ns = p->avg_task_ns ? p->avg_task_ns - p->avg_task_ns / 8 +
+                                          (int64_t)(m->run_ns / 8)
+                                    : (int64_t)m->run_ns + 1;
+    item it = pop_item(w);
+    if (it.r) {
+        cf__map_publish(it.r->m, it.index, outcome, code, text, value, (size_t)m->data_len);
+        runner_position_done(p, it.r);
+    } else if (it.f) {
+        cf_future *f = it.f;
+        if (outcome) {
+            cf__future_set_error(f, outcome, code, text);
+        } else {
+            free(text);
+            f->value = value;
+            f->extra->value_len = (size_t)m->data_len;
+        }
+        defer(p, f, ACT_FINISH);
+    } else {
+        free(text);
+        free(value);
+    }
+}
+
+static void on_hello(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
+{
+    if (w->state != W_STARTING || m->pid != w->pid) {
+        *bad = true;
+        return;
+    }
+    if (m->outcome) {
+        char *text = m->text_len ? strndup(m->text, m->text_len) : NULL;
+        cf__executor_break(&p->base, m->code, text ? text : "initializer failed");
+        free(text);
+        drop_queue(p, CF_EBROKEN);
+        return;
+    }
+    w->state = W_READY;
+}
+
+/* Reads what the worker sent; a malformed message gets it killed (charged at its death). */
+static void read_worker(ppool *p, pworker *w)
+{
+    for (;;) {
+        if (w->rlen == w->rcap)
+            break; /* cannot happen with valid messages; garbage is caught below */
+        ssize_t n = recv(w->chan, w->rbuf + w->rlen, w->rcap - w->rlen, MSG_DONTWAIT);
+        if (n == 0) {
+            w->eof = true;
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                w->eof = true;
+            break;
+        }
+        w->rlen += (size_t)n;
+        size_t at = 0;
+        bool bad = false;
+        while (!bad && w->kill_reason != K_PROTO) {
+            cf__wire_msg m;
+            long used = cf__wire_decode(w->rbuf + at, w->rlen - at, 1, p->max_payload, &m);
+            if (used == 0)
+                break;
+            if (used < 0) {
+                bad = true;
+                break;
+            }
+            if (m.type == CF__W_HELLO)
+                on_hello(p, w, &m, &bad);
+            else if (w->state != W_READY)
+                bad = true;
+            else
+                on_result(p, w, &m, &bad);
+            if (!bad)
+                at += (size_t)used;
+        }
+        memmove(w->rbuf, w->rbuf + at, w->rlen - at);
+        w->rlen -= at;
+        if (bad && !w->kill_reason) {
+            w->kill_reason = K_PROTO;
+            item *fr = front(w);
+            w->kill_seq = fr ? fr->seq : 0;
+            kill(w->pid, SIGKILL);
+        }
+        if (w->kill_reason == K_PROTO)
+            w->rlen = 0; /* nothing more from it is believed */
+    }
+}
+
+/* ---- deaths -------------------------------------------------------------------------- */
+
+static void requeue_item(ppool *p, item it, job **tail)
+{
+    job *j = calloc(1, sizeof *j);
+    if (!j) {
+        fail_item(p, it, CF_ENOMEM, 0, "out of memory requeueing a task", ACT_FINISH);
+        return;
+    }
+    j->f = it.f;
+    j->r = it.r;
+    j->lo = it.index;
+    j->hi = it.index + 1;
+    j->started = true;
+    /* Keep the order: after the ones requeued before it from this worker. */
+    if (*tail) {
+        j->next = (*tail)->next;
+        (*tail)->next = j;
+        if (p->qtail == *tail)
+            p->qtail = j;
+        p->qlen++;
+    } else {
+        push_head(p, j);
+    }
+    *tail = j;
+}
+
+static void reap(ppool *p, int index)
+{
+    pworker *w = &p->w[index];
+    if (w->kill_reason != K_PROTO)
+        read_worker(p, w); /* whatever it finished before dying counts */
+    int status = 0;
+    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    bool starting = w->state == W_STARTING;
+    bool partial = w->rlen > 0;
+    uint64_t running = atomic_load(&w->ctl->running_seq);
+    uint64_t charged = 0;
+    int outcome = CF_ELOST;
+    const char *what = "worker lost";
+    if (w->kill_reason == K_PROTO || (partial && !w->kill_reason)) {
+        outcome = CF_EPROTO;
+        what = w->kill_reason ? "malformed message from the worker; killed"
+                              : "truncated message from the worker";
+        charged = w->kill_reason ? w->kill_seq : (front(w) ? front(w)->seq : 0);
+    } else if (w->kill_reason == K_TIMEOUT && running == w->kill_seq) {
+        outcome = CF_ETASKTIMEOUT;
+        what = "task exceeded its time limit";
+        charged = running;
+    } else {
+        charged = running;
+        if (p->memory_limit)
+            what = "worker lost (it had a memory limit)";
+    }
+    char *message = describe_status(w->pid, status, what);
+
+    if (starting && w->kill_reason != K_SHUTDOWN && w->kill_reason != K_CANCEL) {
+        cf__executor_break(&p->base, status, message ? message : "worker failed to start");
+        drop_queue(p, CF_EBROKEN);
+    }
+    job *tail = NULL;
+    uint32_t flags = atomic_load(&p->base.flags);
+    while (w->count) {
+        item it = pop_item(w);
+        if (!it.f && !it.r)
+            continue; /* a task already cancelled by kill_on_cancel */
+        if (w->kill_reason == K_SHUTDOWN)
+            fail_item(p, it, CF_ECANCELLED, 0, NULL, ACT_CANCEL_RUNNING);
+        else if (charged && it.seq <= charged)
+            fail_item(p, it, outcome, status, message, ACT_FINISH);
+        else if (flags & CF__EX_BROKEN)
+            fail_item(p, it, CF_EBROKEN, p->base.broken_code, p->base.broken_message,
+                      ACT_FINISH);
+        else if (flags & CF__EX_CANCEL_PENDING)
+            fail_item(p, it, CF_ECANCELLED, 0, NULL, ACT_CANCEL_RUNNING);
+        else
+            requeue_item(p, it, &tail);
+    }
+    free(message);
+    close_worker(p, w);
+    p->live--;
+}
+
+/* ---- the manager ----------------------------------------------------------------------- */
+
+static bool quiet(ppool *p)
+{
+    if (p->qhead)
+        return false;
+    for (int i = 0; i < p->base.workers; i++)
+        if (p->w[i].count)
+            return false;
+    return true;
+}
+
+static void spawn_needed(ppool *p)
+{
+    if (atomic_load(&p->base.flags) & CF__EX_BROKEN)
+        return;
+    size_t starting = 0;
+    for (int i = 0; i < p->base.workers; i++)
+        starting += p->w[i].state == W_STARTING;
+    size_t want = p->qlen > starting ? p->qlen - starting : 0;
+    for (int i = 0; i < p->base.workers && want > 0 && p->live < p->base.workers; i++) {
+        if (p->w[i].state != W_FREE)
+            continue;
+        if (spawn_locked(p, &p->w[i], i) != 0) {
+            drop_queue(p, CF_EBROKEN);
+            return;
+        }
+        want--;
+    }
+}
+
+/* Kills workers past their task's time limit; returns ms until the next check (-1: none). */
+static int check_timeouts(ppool *p)
+{
+    if (p->timeout_ns <= 0)
+        return -1;
+    int64_t now = cf__now_ns(), next = INT64_MAX;
+    for (int i = 0; i < p->base.workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state != W_READY || !w->count || w->kill_reason)
+            continue;
+        uint64_t seq = atomic_load(&w->ctl->running_seq);
+        int64_t since = atomic_load(&w->ctl->running_since);
+        if (seq == 0 || since > now) {
+            /* It will start one soon and cannot tell us when: look again shortly. */
+            int64_t again = now + (p->timeout_ns / 16 > 1000000 ? p->timeout_ns / 16 : 1000000);
+            next = again < next ? again : next;
+            continue;
+        }
+        int64_t deadline = since + p->timeout_ns;
+        if (deadline <= now) {
+            w->kill_reason = K_TIMEOUT;
+            w->kill_seq = seq;
+            kill(w->pid, SIGKILL);
+        } else if (deadline < next) {
+            next = deadline;
+        }
+    }
+    if (next == INT64_MAX)
+        return -1;
+    int64_t ms = (next - now + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static void update_out_interest(ppool *p, int index)
+{
+    pworker *w = &p->w[index];
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (w->want_out ? EPOLLOUT : 0)};
+    ev.data.u64 = (uint64_t)w->gen << 32 | (uint64_t)index << 2;
+    epoll_ctl(p->epfd, EPOLL_CTL_MOD, w->chan, &ev);
+}
+
+static void handle_event(ppool *p, const struct epoll_event *ev)
+{
+    if (ev->data.u64 == UINT64_MAX) {
+        uint64_t v;
+        ssize_t rc = read(p->evfd, &v, sizeof v);
+        (void)rc;
+        p->wake_pending = false;
+        for (int i = 0; i < p->base.workers; i++)
+            if (p->w[i].state != W_FREE && p->w[i].want_out)
+                update_out_interest(p, i);
+        return;
+    }
+    int index = (int)(ev->data.u64 >> 2 & 0x3fffffff);
+    uint32_t gen = (uint32_t)(ev->data.u64 >> 32);
+    int kind = (int)(ev->data.u64 & 3);
+    if (index >= p->base.workers)
+        return;
+    pworker *w = &p->w[index];
+    if (w->state == W_FREE || w->gen != gen)
+        return; /* about a worker already gone */
+    if (kind == 1) {
+        reap(p, index);
+        return;
+    }
+    if (ev->events & EPOLLOUT) {
+        flush(p, w);
+        if (w->wb.len == 0) {
+            w->want_out = false;
+            update_out_interest(p, index);
+        }
+    }
+    if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        read_worker(p, w);
+    if (w->eof && w->pidfd < 0)
+        reap(p, index); /* no pidfd: the closed channel is the news */
+    else if (w->eof)
+        epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->chan, NULL);
+}
+
+static void *manager_main(void *arg)
+{
+    ppool *p = arg;
+    char name[16];
+    snprintf(name, sizeof name, "%s-mgr", p->base.name);
+    pthread_setname_np(pthread_self(), name);
+    struct epoll_event evs[64];
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        uint32_t flags = atomic_load(&p->base.flags);
+        if (flags & CF__EX_CANCEL_PENDING)
+            drop_queue(p, CF_ECANCELLED);
+        spawn_needed(p);
+        dispatch(p);
+        if ((flags & CF__EX_SHUTDOWN) && quiet(p)) {
+            /* Let the workers go: each sees the channel close and exits. */
+            bool any = false;
+            for (int i = 0; i < p->base.workers; i++) {
+                pworker *w = &p->w[i];
+                if (w->state == W_FREE)
+                    continue;
+                any = true;
+                if (w->state == W_STARTING && !w->kill_reason) {
+                    w->kill_reason = K_SHUTDOWN;
+                    kill(w->pid, SIGKILL);
+                }
+                if (w->chan >= 0 && !w->eof) {
+                    epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->chan, NULL);
+                    shutdown(w->chan, SHUT_RDWR);
+                    w->eof = true;
+                    if (w->pidfd < 0)
+                        reap(p, i);
+                }
+            }
+            if (!any)
+                break;
+        }
+        int timeout = check_timeouts(p);
+        unlock_and_finish(p);
+        int n = epoll_wait(p->epfd, evs, 64, timeout);
+        pthread_mutex_lock(&p->lock);
+        for (int i = 0; i < n; i++)
+            handle_event(p, &evs[i]);
+    }
+    unlock_and_finish(p);
+    return NULL;
+}
+
+/* ---- backend operations ---------------------------------------------------------------- */
+
+static void pool_free_parts(ppool *p)
+{
+    if (p->epfd >= 0)
+        close(p->epfd);
+    if (p->evfd >= 0)
+        close(p->evfd);
+    free(p->w);
+    free(p->fns);
+    free(p->init_arg);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->joined_cond);
+}
+
+static int pool_start(cf_executor *ex, const cf_executor_opts *opts)
+{
+    ppool *p = (ppool *)ex;
+    if (!atomic_load(&cf__init_called))
+        return CF_ENOINIT;
+    if (opts->initializer_arg_len > CF__INLINE_MAX ||
+        (opts->initializer_arg_len && !opts->initializer_arg))
+        return CF_EINVAL;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->joined_cond, NULL);
+    p->epfd = p->evfd = -1;
+    p->timeout_ns = (int64_t)(opts->task_timeout * 1e9);
+    p->memory_limit = opts->memory_limit;
+    p->max_payload = opts->max_payload ? opts->max_payload : CF_PAYLOAD_DEFAULT;
+    p->max_tasks = opts->max_tasks_per_worker;
+    p->kill_on_cancel = opts->kill_on_cancel != 0;
+    int rc = CF_ENOMEM;
+    if (opts->initializer) {
+        p->has_init = true;
+        if ((rc = cf__modref_describe((const void *)opts->initializer, 1, NULL, &p->init_ref)))
+            goto fail;
+        rc = CF_ENOMEM;
+        p->init_arg_len = (uint32_t)opts->initializer_arg_len;
+        if (p->init_arg_len) {
+            if (!(p->init_arg = malloc(p->init_arg_len)))
+                goto fail;
+            memcpy(p->init_arg, opts->initializer_arg, p->init_arg_len);
+        }
+    }
+    p->w = calloc((size_t)ex->workers, sizeof *p->w);
+    if (!p->w)
+        goto fail;
+    for (int i = 0; i < ex->workers; i++) {
+        p->w[i].chan = p->w[i].pidfd = p->w[i].out_fd = -1;
+        p->w[i].in_fd[0] = p->w[i].in_fd[1] = -1;
+    }
+    rc = CF_ESYS;
+    p->epfd = fd_above(epoll_create1(EPOLL_CLOEXEC), 16);
+    p->evfd = fd_above(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), 16);
+    if (p->epfd < 0 || p->evfd < 0)
+        goto fail;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) != 0)
+        goto fail;
+    /* The manager must not take signals meant for the program. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&p->manager, NULL, manager_main, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err)
+        goto fail;
+    p->manager_running = true;
+    return 0;
+fail:
+    pool_free_parts(p);
+    return rc;
+}
+
+static int pool_check_bytes(cf_executor *ex, const cf_function *fn, size_t len)
+{
+    ppool *p = (ppool *)ex;
+    if (len > p->max_payload)
+        return CF_ETOOBIG;
+    uint32_t id;
+    pthread_mutex_lock(&p->lock);
+    int rc = fn_id_locked(p, fn, &id);
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static int pool_submit(cf_executor *ex, cf_future *f)
+{
+    ppool *p = (ppool *)ex;
+    job *j = calloc(1, sizeof *j);
+    if (!j)
+        return CF_ENOMEM;
+    if (f->kind == CF__TASK_MAP_RUNNER) {
+        runner *r = calloc(1, sizeof *r);
+        if (!r) {
+            free(j);
+            return CF_ENOMEM;
+        }
+        r->f = f;
+        r->m = f->arg;
+        j->r = r;
+        j->main = true;
+    } else {
+        j->f = f;
+    }
+    pthread_mutex_lock(&p->lock);
+    push_tail(p, j);
+    dispatch(p);
+    if (p->qhead && p->live < p->base.workers)
+        wake_manager(p); /* a worker to start */
+    unlock_and_finish(p);
+    return 0;
+}
+
+static int pool_cancel_running(cf_executor *ex, cf_future *f)
+{
+    ppool *p = (ppool *)ex;
+    if (!p->kill_on_cancel)
+        return cf_future_state(f) == CF_CANCELLED ? 0 : CF_EBUSY;
+    int rc = CF_EBUSY;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->base.workers && rc; i++) {
+        pworker *w = &p->w[i];
+        for (size_t k = 0; k < w->count; k++) {
+            item *it = &w->items[(w->head + k) % w->cap];
+            if (it->f != f)
+                continue;
+            it->f = NULL; /* finished here; its death charges nobody for it */
+            if (!w->kill_reason) {
+                w->kill_reason = K_CANCEL;
+                w->kill_seq = it->seq;
+                kill(w->pid, SIGKILL);
+            }
+            defer(p, f, ACT_CANCEL_RUNNING);
+            rc = 0;
+            break;
+        }
+    }
+    unlock_and_finish(p);
+    if (rc)
+        return cf_future_state(f) == CF_CANCELLED ? 0 : CF_EBUSY;
+    return 0;
+}
+
+static void join_manager(ppool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool mine = !p->joining;
+    p->joining = true;
+    if (!mine)
+        while (!p->joined)
+            pthread_cond_wait(&p->joined_cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    if (!mine)
+        return;
+    pthread_join(p->manager, NULL);
+    pthread_mutex_lock(&p->lock);
+    p->joined = true;
+    pthread_cond_broadcast(&p->joined_cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static int pool_shutdown(cf_executor *ex, unsigned flags)
+{
+    ppool *p = (ppool *)ex;
+    pthread_mutex_lock(&p->lock);
+    if (flags & CF_SHUTDOWN_CANCEL_PENDING)
+        drop_queue(p, CF_ECANCELLED);
+    if (flags & CF_SHUTDOWN_KILL)
+        for (int i = 0; i < p->base.workers; i++) {
+            pworker *w = &p->w[i];
+            if (w->state != W_FREE && w->kill_reason != K_SHUTDOWN) {
+                w->kill_reason = K_SHUTDOWN;
+                kill(w->pid, SIGKILL);
+            }
+        }
+    wake_manager(p);
+    unlock_and_finish(p);
+    if (!(flags & CF_SHUTDOWN_WAIT))
+        return 0;
+    if (pthread_equal(pthread_self(), p->manager))
+        return CF_EINVAL; /* a callback run by the manager cannot wait for it */
+    join_manager(p);
+    return 0;
+}
+
+static void pool_destroy(cf_executor *ex)
+{
+    ppool *p = (ppool *)ex;
+    join_manager(p);
+    /* Left in the queue only: tasks their submitters took back at shutdown. */
+    while (p->qhead) {
+        job *j = pop_head(p);
+        if (j->f)
+            cf_future_release(j->f);
+        else {
+            cf_future_release(j->r->f);
+            free(j->r);
+        }
+        free(j);
+    }
+    pool_free_parts(p);
+}
+
+const cf__backend cf__processes_backend = {
+    .name = "processes",
+    .id = CF_BACKEND_PROCESSES,
+    .pointer_tasks = false,
+    .struct_size = sizeof(ppool),
+    .start = pool_start,
+    .submit = pool_submit,
+    .shutdown = pool_shutdown,
+    .destroy = pool_destroy,
+    .check_bytes = pool_check_bytes,
+    .cancel_running = pool_cancel_running,
+};

@@ -1,0 +1,180 @@
+/*
+ * process.h -- what the parent side (pool.c), the worker side (worker.c), the wire format
+ * (wire.c) and function lookup (resolve.c) of the process pool share.
+ *
+ * A worker is this same program started again with posix_spawn + exec of /proc/self/exe,
+ * recognised in cf_init() by the CF__WORKER_ENV variable.  It inherits exactly five
+ * descriptors at fixed numbers: the channel (one end of a stream socketpair that carries
+ * every message both ways), the control block and three payload slots (memfds).
+ *
+ * Payloads up to CF__INLINE_MAX travel inside messages; bigger ones are copied into a slot
+ * (two input slots written by the parent, so one can be filled while the worker reads the
+ * other; one output slot written by the worker) and the message only names the slot.
+ * Slots only grow: the parent seals them against shrinking, so a worker cannot truncate a
+ * slot under the parent's reads (SIGBUS).
+ *
+ * Trust: everything a worker writes (messages, the control block, the output slot) is
+ * untrusted input to the parent, validated before use; the parent never dereferences a
+ * value it read from a worker without a bound check.
+ */
+#ifndef CF_PROCESS_H
+#define CF_PROCESS_H
+
+#include "../internal.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CF__WORKER_ENV "CFUTURES_WORKER"
+
+/* The descriptors a worker starts with. */
+#define CF__WFD_CHANNEL 3
+#define CF__WFD_CONTROL 4
+#define CF__WFD_IN0 5
+#define CF__WFD_IN1 6
+#define CF__WFD_OUT 7
+#define CF__WFD_FIRST_FREE 8
+
+/* Payloads up to this size travel inside messages; bigger ones through a slot. */
+#define CF__INLINE_MAX ((size_t)64 * 1024)
+/* A task's failure message is cut to this length. */
+#define CF__TEXT_MAX 4096u
+/* The largest message body of any kind: an inline payload plus text and fields. */
+#define CF__BODY_MAX (CF__INLINE_MAX + 3 * CF__TEXT_MAX)
+
+/*
+ * The control block: one page shared by the parent and one worker.  The worker announces
+ * the task it is running (so a worker's death is charged to that task only, and a task's
+ * time limit counts from its real start); the output slot is handed back and forth.
+ */
+typedef struct cf__control {
+    _Atomic uint64_t running_seq;  /* seq of the task running now; 0 between tasks */
+    _Atomic int64_t running_since; /* CLOCK_MONOTONIC ns when it started */
+    _Atomic uint32_t out_busy;     /* 1: the output slot holds a result the parent has not
+                                      copied yet (futex word, shared) */
+} cf__control;
+#define CF__CONTROL_SIZE 4096
+
+/* ---- wire.c: messages ---------------------------------------------------------------- */
+
+/*
+ * A message is a 16-byte header -- tag (magic << 16 | type), body length, seq -- and a
+ * body of fixed fields followed by variable parts.  Lengths are native-endian: both ends
+ * are the same program on the same machine.
+ */
+#define CF__WIRE_MAGIC 0xCF5Au
+#define CF__WIRE_HDR 16u
+
+typedef enum cf__wire_type {
+    /* parent -> worker */
+    CF__W_CONFIG = 1, /* once, first: index, limits, name, initializer */
+    CF__W_FUNC = 2,   /* defines fn_id before the first task that uses it */
+    CF__W_TASK = 3,   /* seq: run fn_id over the input */
+    /* worker -> parent */
+    CF__W_HELLO = 16, /* once, after the initializer: its outcome */
+    CF__W_RESULT = 17 /* seq: one task's outcome and result */
+} cf__wire_type;
+
+/* Where a payload is. */
+#define CF__WHERE_INLINE 0u
+#define CF__WHERE_IN0 1u /* parent -> worker */
+#define CF__WHERE_IN1 2u
+#define CF__WHERE_OUT 3u /* worker -> parent */
+
+/* How a worker finds a function: by module and offset, checked by build ID and name. */
+typedef struct cf__modref {
+    uint64_t offset;       /* address minus the module's load bias */
+    uint32_t code;         /* 1: the address is code (an initializer); 0: a cf_function */
+    const char *path;      /* "" for the main program */
+    uint32_t path_len;
+    const uint8_t *build_id;
+    uint32_t build_id_len; /* 0 when the module has none */
+    const char *name;      /* the cf_function's name; "" for code */
+    uint32_t name_len;
+} cf__modref;
+
+/* A decoded message.  Pointers point into the buffer that was decoded. */
+typedef struct cf__wire_msg {
+    uint32_t type;
+    uint64_t seq;
+    /* HELLO, RESULT */
+    int32_t outcome;   /* 0 or a CF_E* code */
+    int32_t code;      /* the task's (initializer's) own code */
+    int32_t pid;       /* HELLO */
+    uint64_t run_ns;   /* RESULT: how long the task ran */
+    const char *text;  /* failure message, not terminated */
+    uint32_t text_len;
+    /* RESULT, TASK: the payload */
+    uint32_t where;    /* CF__WHERE_* */
+    uint64_t data_len;
+    const uint8_t *data; /* inline payloads only */
+    /* FUNC, TASK */
+    uint32_t fn_id;
+    /* FUNC, CONFIG (the initializer, when has_init) */
+    cf__modref ref;
+    /* CONFIG */
+    uint32_t index, max_tasks, has_init;
+    uint64_t memory_limit, max_payload;
+    const char *name;
+    uint32_t name_len;
+    const uint8_t *init_arg;
+    uint32_t init_arg_len;
+} cf__wire_msg;
+
+/*
+ * Decodes the message at the start of buf[0 .. len).  Returns the bytes it takes (> 0)
+ * with *m filled in, 0 when the bytes so far are a valid but incomplete message, or
+ * CF_EPROTO when they can never be a valid message from that side (from_worker: only HELLO
+ * and RESULT are valid; else only CONFIG, FUNC and TASK).  A payload longer than
+ * max_payload is malformed.  Reads nothing beyond buf[len).
+ */
+long cf__wire_decode(const uint8_t *buf, size_t len, int from_worker, uint64_t max_payload,
+                     cf__wire_msg *m);
+
+/* A growable output buffer. */
+typedef struct cf__wbuf {
+    uint8_t *data;
+    size_t len, cap, sent; /* sent: bytes already written out from the front */
+} cf__wbuf;
+
+void cf__wbuf_free(cf__wbuf *b);
+/* Drops what was sent, keeping the rest at the front. */
+void cf__wbuf_compact(cf__wbuf *b);
+
+/* Appends one message; 0 or CF_ENOMEM.  Only the fields its type uses are read. */
+int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m);
+
+/* ---- resolve.c: finding functions across processes ------------------------------------ */
+
+/* Storage for a cf__modref the parent builds (its pointers point in here). */
+typedef struct cf__modref_buf {
+    cf__modref ref;
+    char path[4096];
+    uint8_t build_id[64];
+} cf__modref_buf;
+
+/*
+ * Parent: describes `addr` (code when `code`, else a cf_function whose name is `name`) as
+ * module + offset.  CF_ENOFUNC when no loaded module with a file maps it.
+ */
+int cf__modref_describe(const void *addr, int code, const char *name, cf__modref_buf *out);
+
+/*
+ * Worker: finds what `ref` names in this process (loading the module if this process has
+ * not), checking build ID, segment and name.  Returns the address, or NULL with a reason
+ * in why[0 .. why_len).
+ */
+void *cf__modref_resolve(const cf__modref *ref, char *why, size_t why_len);
+
+/* ---- worker.c --------------------------------------------------------------------------- */
+
+/* Runs this process as a worker (cf_init found CF__WORKER_ENV set); never returns. */
+void cf__worker_main(const char *env) __attribute__((noreturn));
+
+/*
+ * Test hook: writes raw bytes to the worker's channel from inside a task, as a broken
+ * worker would.  CF_EINVAL outside a worker process.
+ */
+int cf__worker_send_raw(const void *bytes, size_t len);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * worker.c -- cf_init() and the life of a worker process.
+ *
+ * cf_init() in a process started by a pool (CF__WORKER_ENV set) never returns: the worker
+ * asks to be killed when the pool's manager thread goes (PR_SET_PDEATHSIG, then checks the
+ * parent is still the one that started it, which closes the race), names itself
+ * "<name>-p<index>", applies its memory limit, runs the initializer, says HELLO, and then
+ * serves messages in order until the parent closes the channel.
+ *
+ * A task runs between two stores to the control block: running_seq = seq before the call
+ * and 0 after its RESULT is written, so a death is charged to exactly that task, and
+ * tasks behind it in the channel (never started) go to another worker.  Results are
+ * written one by one, never held back, so everything finished before a crash has reached
+ * the parent.  Single-threaded; no locks.
+ */
+#define _GNU_SOURCE
+#include "process.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+_Atomic int cf__init_called;
+
+typedef struct slot {
+    int fd;
+    uint8_t *map;
+    size_t size;
+} slot;
+
+typedef struct fn_entry {
+    const cf_function *fn; /* NULL: not found, see why */
+    char *why;
+} fn_entry;
+
+static struct worker_state {
+    int active;
+    int fd;
+    cf__control *ctl;
+    slot in[2], out;
+    uint32_t index, max_tasks;
+    uint64_t max_payload;
+    uint64_t tasks_done;
+    fn_entry *fns;
+    uint32_t fns_len;
+    uint8_t *buf;
+    size_t buf_len, buf_cap;
+    cf__wbuf wb;
+} W;
+
+static void __attribute__((noreturn)) leave(int status)
+{
+    fflush(NULL);
+    _exit(status);
+}
+
+static void write_all(const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(W.fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            leave(1); /* the parent is gone */
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+static void send_message(uint32_t type, const cf__wire_msg *m)
+{
+    W.wb.len = 0;
+    if (cf__wire_put(&W.wb, type, m))
+        leave(1);
+    write_all(W.wb.data, W.wb.len);
+}
+
+static uint32_t text_len(const char *text)
+{
+    size_t n = text ? strlen(text) : 0;
+    return (uint32_t)(n > CF__TEXT_MAX ? CF__TEXT_MAX : n);
+}
+
+/* Maps slot s with at least `need` bytes (growing the file first when `grow`). */
+static int map_slot(slot *s, size_t need, int grow)
+{
+    if (s->map && s->size >= need)
+        return 0;
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return -1;
+    size_t size = (size_t)st.st_size;
+    if (size < need) {
+        if (!grow)
+            return -1;
+        size = need + need / 4;
+        if (ftruncate(s->fd, (off_t)size) != 0)
+            return -1;
+    }
+    if (s->map)
+        munmap(s->map, s->size);
+    s->map = mmap(NULL, size, grow ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, s->fd, 0);
+    if (s->map == MAP_FAILED) {
+        s->map = NULL;
+        s->size = 0;
+        return -1;
+    }
+    s->size = size;
+    return 0;
+}
+
+static void wait_out_slot_free(void)
+{
+    while (atomic_load(&W.ctl->out_busy))
+        syscall(SYS_futex, &W.ctl->out_busy, FUTEX_WAIT, 1, NULL, NULL, 0);
+}
+
+static void send_result(uint64_t seq, int rc, cf_ctx *ctx, uint64_t run_ns)
+{
+    cf__wire_msg r = {.seq = seq, .run_ns = run_ns, .where = CF__WHERE_INLINE};
+    char why[160];
+    if (rc) {
+        r.outcome = CF_ETASK;
+        r.code = rc;
+        r.text = ctx->message;
+        r.text_len = text_len(ctx->message);
+    } else if (ctx->out_len > W.max_payload) {
+        r.outcome = CF_ETOOBIG;
+        snprintf(why, sizeof why, "result of %zu bytes exceeds the pool's max_payload of %llu",
+                 ctx->out_len, (unsigned long long)W.max_payload);
+        r.text = why;
+        r.text_len = text_len(why);
+    } else if (ctx->out_len > CF__INLINE_MAX) {
+        wait_out_slot_free();
+        if (map_slot(&W.out, ctx->out_len, 1) != 0) {
+            r.outcome = CF_ENOMEM;
+            r.text = "cannot grow the output slot";
+            r.text_len = text_len(r.text);
+        } else {
+            memcpy(W.out.map, ctx->out, ctx->out_len);
+            atomic_store(&W.ctl->out_busy, 1);
+            r.where = CF__WHERE_OUT;
+            r.data_len = ctx->out_len;
+        }
+    } else {
+        r.data = ctx->out;
+        r.data_len = ctx->out_len;
+    }
+    send_message(CF__W_RESULT, &r);
+}
+
+static void fail_task(uint64_t seq, int outcome, const char *why)
+{
+    cf__wire_msg r = {.seq = seq, .outcome = outcome, .text = why, .text_len = text_len(why)};
+    send_message(CF__W_RESULT, &r);
+}
+
+/* ---- messages ------------------------------------------------------------------------ */
+
+static void on_config(const cf__wire_msg *m)
+{
+    W.index = m->index;
+    W.max_tasks = m->max_tasks;
+    W.max_payload = m->max_payload;
+    char name[32];
+    snprintf(name, sizeof name, "%.*s-p%u", (int)m->name_len, m->name, m->index);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+    if (m->memory_limit) {
+        struct rlimit rl = {(rlim_t)m->memory_limit, (rlim_t)m->memory_limit};
+        setrlimit(RLIMIT_AS, &rl);
+    }
+    cf__wire_msg hello = {.pid = (int32_t)getpid()};
+    cf_ctx ctx = {.worker = (int)m->index};
+    char why[512];
+    if (m->has_init) {
+        cf_init_fn init = (cf_init_fn)cf__modref_resolve(&m->ref, why, sizeof why);
+        if (!init) {
+            hello.outcome = CF_EBROKEN;
+            hello.text = why;
+        } else {
+            void *arg = NULL;
+            if (m->init_arg_len && (arg = malloc(m->init_arg_len)))
+                memcpy(arg, m->init_arg, m->init_arg_len);
+            /* arg stays for the worker's life: the initializer may keep it. */
+            int rc = init(arg, &ctx);
+            if (rc) {
+                hello.outcome = CF_EBROKEN;
+                hello.code = rc;
+                hello.text = ctx.message;
+            }
+        }
+        hello.text_len = text_len(hello.text);
+    }
+    send_message(CF__W_HELLO, &hello);
+    cf__ctx_reset(&ctx);
+    if (hello.outcome)
+        leave(0);
+}
+
+static void on_func(const cf__wire_msg *m)
+{
+    if (m->fn_id >= W.fns_len) {
+        uint32_t n = m->fn_id + 16;
+        fn_entry *grown = realloc(W.fns, n * sizeof *grown);
+        if (!grown)
+            leave(1);
+        memset(grown + W.fns_len, 0, (n - W.fns_len) * sizeof *grown);
+        W.fns = grown;
+        W.fns_len = n;
+    }
+    char why[512];
+    fn_entry *e = &W.fns[m->fn_id];
+    free(e->why);
+    e->why = NULL;
+    e->fn = cf__modref_resolve(&m->ref, why, sizeof why);
+    if (!e->fn)
+        e->why = strdup(why);
+}
+
+static void on_task(const cf__wire_msg *m)
+{
+    fn_entry *e = m->fn_id < W.fns_len ? &W.fns[m->fn_id] : NULL;
+    if (!e || !e->fn) {
+        fail_task(m->seq, CF_ENOFUNC, e && e->why ? e->why : "function was never defined");
+        return;
+    }
+    const void *in = m->data;
+    if (m->where != CF__WHERE_INLINE) {
+        slot *s = &W.in[m->where - CF__WHERE_IN0];
+        if (map_slot(s, (size_t)m->data_len, 0) != 0) {
+            fail_task(m->seq, CF_ENOMEM, "cannot map the input slot");
+            return;
+        }
+        in = s->map;
+    }
+    int64_t start = cf__now_ns();
+    atomic_store(&W.ctl->running_since, start);
+    atomic_store(&W.ctl->running_seq, m->seq);
+    cf_ctx ctx = {.worker = (int)W.index};
+    int rc = e->fn->fn(in, (size_t)m->data_len, &ctx);
+    send_result(m->seq, rc, &ctx, (uint64_t)(cf__now_ns() - start));
+    cf__ctx_reset(&ctx);
+    atomic_store(&W.ctl->running_seq, 0);
+    if (W.max_tasks && ++W.tasks_done >= W.max_tasks)
+        leave(0); /* retired: the parent starts a fresh worker */
+}
+
+void cf__worker_main(const char *env)
+{
+    pid_t parent = (pid_t)atol(env);
+    unsetenv(CF__WORKER_ENV); /* the tasks' own children are not workers */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent)
+        leave(1);
+    W.active = 1;
+    W.fd = CF__WFD_CHANNEL;
+    W.in[0].fd = CF__WFD_IN0;
+    W.in[1].fd = CF__WFD_IN1;
+    W.out.fd = CF__WFD_OUT;
+    W.ctl = mmap(NULL, CF__CONTROL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, CF__WFD_CONTROL, 0);
+    W.buf_cap = CF__WIRE_HDR + CF__BODY_MAX;
+    W.buf = malloc(W.buf_cap);
+    if (W.ctl == MAP_FAILED || !W.buf)
+        leave(1);
+    for (;;) {
+        ssize_t n = read(W.fd, W.buf + W.buf_len, W.buf_cap - W.buf_len);
+        if (n == 0)
+            leave(0); /* the pool let us go */
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            leave(1);
+        }
+        W.buf_len += (size_t)n;
+        size_t at = 0;
+        for (;;) {
+            cf__wire_msg m;
+            long used = cf__wire_decode(W.buf + at, W.buf_len - at, 0, CF_PAYLOAD_MAX, &m);
+            if (used < 0)
+                leave(1); /* the parent never sends garbage: something is badly wrong */
+            if (used == 0)
+                break;
+            if (m.type == CF__W_CONFIG)
+                on_config(&m);
+            else if (m.type == CF__W_FUNC)
+                on_func(&m);
+            else
+                on_task(&m);
+            at += (size_t)used;
+        }
+        memmove(W.buf, W.buf + at, W.buf_len - at);
+        W.buf_len -= at;
+    }
+}
+
+int cf__worker_send_raw(const void *bytes, size_t len)
+{
+    if (!W.active)
+        return CF_EINVAL;
+    write_all(bytes, len);
+    return 0;
+}
+
+int cf_init(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *env = getenv(CF__WORKER_ENV);
+    if (env)
+        cf__worker_main(env);
+    atomic_store(&cf__init_called, 1);
+    return 0;
+}
