@@ -6,10 +6,17 @@
  * cf_init() in the worker's main() turns it into a worker, see worker.c).  Each worker has
  * its own channel (a stream socketpair), a control block and payload slots (process.h).
  *
- * Threads: callers submit and may write tasks straight into an idle worker's channel; one
+ * Threads: callers submit and write tasks straight into an idle worker's channel; one
  * manager thread per pool does the rest: it starts workers (always this thread, because a
- * worker asks to die with the thread that started it), reads results, notices deaths
- * through pidfds, enforces time limits, and finishes futures.
+ * worker asks to die with the thread that started it), reads results from the rings,
+ * writes the next batches, notices deaths through pidfds, enforces time limits, and
+ * finishes futures.  A submitter flushes a worker's channel only when the worker had
+ * nothing (so a lone task leaves at once); tasks added behind others wait for the manager,
+ * which flushes each worker's batch in one write when results come back.  That keeps the
+ * invariant "a worker with unsent tasks has a sent one whose result will wake the
+ * manager".  The manager sleeps in epoll_wait only after setting parent_sleeps in every
+ * control block and finding every ring empty, so a result published meanwhile rings the
+ * doorbell.
  *
  * Queue and flight: tasks wait in `queue` (FIFO of jobs) until a worker has room; then they
  * become items in that worker's ring, in the order they were written, which is the order
@@ -58,6 +65,7 @@ extern char **environ;
 #define DEPTH_MAX 64
 #define RANGE_MAX 4096 /* positions of one range written to a worker at a time */
 #define TARGET_BATCH_NS 100000 /* a worker's queue should hold about this much work */
+#define MANAGER_SPIN_NS 50000   /* the longest the manager watches rings before sleeping */
 
 typedef struct runner {
     cf_future *f;
@@ -105,12 +113,14 @@ typedef struct pworker {
     uint64_t handed; /* tasks written to it, for max_tasks_per_worker */
     cf__wbuf wb;
     bool want_out;   /* wb holds unsent bytes: the manager watches for EPOLLOUT */
-    uint8_t *rbuf;
-    size_t rlen, rcap;
+    bool needs_flush; /* its first item since it was idle waits in wb */
+    uint8_t *ring;   /* the result ring, mapped twice */
+    uint64_t tail;   /* ring bytes consumed */
     uint8_t *fn_sent; /* bitmap over fn ids */
     size_t fn_sent_bytes;
-    int kill_reason;
+    int kill_reason;  /* set under the lock by any thread */
     uint64_t kill_seq;
+    bool distrusted;  /* it sent a malformed message: nothing more is read (manager only) */
     bool eof;
 } pworker;
 
@@ -131,7 +141,7 @@ typedef struct ppool {
     pthread_t manager;
     bool manager_running;
     int epfd, evfd;
-    bool wake_pending;
+    _Atomic bool wake_pending; /* the eventfd was written and not yet read */
     pworker *w;
     int live;
     job *qhead, *qtail;
@@ -302,9 +312,10 @@ static void close_worker(ppool *p, pworker *w)
         close(w->out_fd);
     if (w->ctl)
         munmap(w->ctl, CF__CONTROL_SIZE);
+    if (w->ring)
+        munmap(w->ring, 2 * CF__RING_SIZE);
     cf__wbuf_free(&w->wb);
     free(w->items);
-    free(w->rbuf);
     free(w->fn_sent);
     uint32_t gen = w->gen;
     memset(w, 0, sizeof *w);
@@ -324,11 +335,10 @@ static int spawn_locked(ppool *p, pworker *w, int index)
 {
     int sv[2] = {-1, -1}, ctl_fd = -1;
     int rc = CF_ESYS;
+    int ring_fd = -1;
     w->items = malloc(DEPTH_MAX * sizeof *w->items);
     w->cap = DEPTH_MAX;
-    w->rcap = CF__WIRE_HDR + CF__BODY_MAX;
-    w->rbuf = malloc(w->rcap);
-    if (!w->items || !w->rbuf) {
+    if (!w->items) {
         rc = CF_ENOMEM;
         goto fail;
     }
@@ -341,8 +351,9 @@ static int spawn_locked(ppool *p, pworker *w, int index)
     w->in_fd[0] = new_memfd("cf-in0", 0, F_SEAL_SHRINK);
     w->in_fd[1] = new_memfd("cf-in1", 0, F_SEAL_SHRINK);
     w->out_fd = new_memfd("cf-out", 0, F_SEAL_SHRINK);
+    ring_fd = new_memfd("cf-ring", CF__RING_SIZE, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
     if (sv[0] < 0 || sv[1] < 0 || ctl_fd < 0 || w->in_fd[0] < 0 || w->in_fd[1] < 0 ||
-        w->out_fd < 0)
+        w->out_fd < 0 || ring_fd < 0 || !(w->ring = cf__ring_map(ring_fd, CF__RING_SIZE)))
         goto fail;
     w->ctl = mmap(NULL, CF__CONTROL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ctl_fd, 0);
     if (w->ctl == MAP_FAILED) {
@@ -376,6 +387,7 @@ static int spawn_locked(ppool *p, pworker *w, int index)
     posix_spawn_file_actions_adddup2(&fa, w->in_fd[0], CF__WFD_IN0);
     posix_spawn_file_actions_adddup2(&fa, w->in_fd[1], CF__WFD_IN1);
     posix_spawn_file_actions_adddup2(&fa, w->out_fd, CF__WFD_OUT);
+    posix_spawn_file_actions_adddup2(&fa, ring_fd, CF__WFD_RING);
     /* Nothing else of ours: a worker holding a caller's descriptor open is a leak. */
     posix_spawn_file_actions_addclosefrom_np(&fa, CF__WFD_FIRST_FREE);
     posix_spawnattr_init(&attr);
@@ -399,7 +411,7 @@ static int spawn_locked(ppool *p, pworker *w, int index)
     close(sv[1]);
     sv[1] = -1;
     close(ctl_fd);
-    ctl_fd = -1;
+    close(ring_fd);
     w->chan = sv[0];
     fcntl(w->chan, F_SETFL, O_NONBLOCK);
     w->pidfd = fd_above((int)syscall(SYS_pidfd_open, w->pid, 0), 16);
@@ -433,6 +445,8 @@ fail:
         close(sv[0]);
     if (ctl_fd >= 0)
         close(ctl_fd);
+    if (ring_fd >= 0)
+        close(ring_fd);
     if (rc == CF_ESYS) {
         char msg[160];
         snprintf(msg, sizeof msg, "cannot start a worker process: %s", strerror(errno));
@@ -466,9 +480,29 @@ static void flush(ppool *p, pworker *w)
             w->want_out = true;
             wake_manager(p);
         }
+        w->needs_flush = false; /* the manager owns the rest */
         return;
     }
     w->wb.len = w->wb.sent = 0;
+    w->needs_flush = false;
+}
+
+/* A submitter's flush: only workers whose first item since idle is unsent. */
+static void flush_idle(ppool *p)
+{
+    for (int i = 0; i < p->base.workers; i++)
+        if (p->w[i].needs_flush && p->w[i].state != W_FREE)
+            flush(p, &p->w[i]);
+}
+
+/* The manager's flush: every worker with unsent bytes it is not already waiting on. */
+static void flush_all(ppool *p)
+{
+    for (int i = 0; i < p->base.workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state != W_FREE && w->wb.len > w->wb.sent && !w->want_out)
+            flush(p, w);
+    }
 }
 
 static int depth(const ppool *p)
@@ -559,6 +593,8 @@ static int write_item(ppool *p, pworker *w, item it, uint32_t id, const void *in
         w->head = 0;
         w->cap *= 2;
     }
+    if (w->count == 0)
+        w->needs_flush = true;
     w->items[(w->head + w->count++) % w->cap] = it;
     w->handed++;
     return 0;
@@ -717,7 +753,6 @@ static bool dispatch_one(ppool *p)
             __atomic_store_n(&j->f->extra->pid, (long)w->pid, __ATOMIC_RELAXED);
         }
         free(j);
-        flush(p, w);
         return true;
     }
 
@@ -777,7 +812,6 @@ static bool dispatch_one(ppool *p)
         }
         j->lo++;
     }
-    flush(p, w);
     if (j->lo == j->hi && !j->main) {
         pop_head(p);
         free(j);
@@ -905,56 +939,81 @@ static void on_hello(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
     w->state = W_READY;
 }
 
-/* Reads what the worker sent; a malformed message gets it killed (charged at its death). */
+/* A malformed message: the worker is killed, and its death is charged to the item whose
+ * answer it was. */
+static void protocol_error(pworker *w)
+{
+    if (w->distrusted)
+        return;
+    w->distrusted = true;
+    w->kill_reason = K_PROTO;
+    item *fr = front(w);
+    w->kill_seq = fr ? fr->seq : 0;
+    kill(w->pid, SIGKILL);
+}
+
+/* Takes every complete message the worker has published in its ring. */
+static void drain_ring(ppool *p, pworker *w)
+{
+    if (w->distrusted)
+        return; /* nothing more from it is believed */
+    uint64_t head = atomic_load_explicit(&w->ctl->ring_head, memory_order_acquire);
+    uint64_t avail = head - w->tail;
+    if (avail == 0)
+        return;
+    if (avail > CF__RING_SIZE) { /* a head no honest worker writes */
+        protocol_error(w);
+        return;
+    }
+    bool bad = false;
+    while (avail && !bad) {
+        cf__wire_msg m;
+        long used = cf__wire_decode(w->ring + (w->tail & (CF__RING_SIZE - 1)), (size_t)avail, 1,
+                                    p->max_payload, &m);
+        if (used == 0)
+            break;
+        if (used < 0) {
+            bad = true;
+            break;
+        }
+        if (m.type == CF__W_HELLO)
+            on_hello(p, w, &m, &bad);
+        else if (w->state != W_READY)
+            bad = true;
+        else
+            on_result(p, w, &m, &bad);
+        if (!bad) {
+            w->tail += (uint64_t)used;
+            avail -= (uint64_t)used;
+        }
+    }
+    atomic_store(&w->ctl->ring_tail, w->tail); /* seq_cst: before reading worker_waits */
+    if (atomic_load(&w->ctl->worker_waits)) {
+        atomic_fetch_add(&w->ctl->tail_moved, 1);
+        syscall(SYS_futex, &w->ctl->tail_moved, FUTEX_WAKE, 1, NULL, NULL, 0);
+    }
+    if (bad)
+        protocol_error(w);
+}
+
+/* Reads the channel (doorbells; the end of the channel means the worker is going) and the
+ * ring. */
 static void read_worker(ppool *p, pworker *w)
 {
+    char bells[256];
     for (;;) {
-        if (w->rlen == w->rcap)
-            break; /* cannot happen with valid messages; garbage is caught below */
-        ssize_t n = recv(w->chan, w->rbuf + w->rlen, w->rcap - w->rlen, MSG_DONTWAIT);
-        if (n == 0) {
+        ssize_t n = recv(w->chan, bells, sizeof bells, MSG_DONTWAIT);
+        if (n == (ssize_t)sizeof bells)
+            continue;
+        if (n > 0)
+            break; /* drained: no need for the EAGAIN round trip */
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
             w->eof = true;
-            break;
-        }
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                w->eof = true;
-            break;
-        }
-        w->rlen += (size_t)n;
-        size_t at = 0;
-        bool bad = false;
-        while (!bad && w->kill_reason != K_PROTO) {
-            cf__wire_msg m;
-            long used = cf__wire_decode(w->rbuf + at, w->rlen - at, 1, p->max_payload, &m);
-            if (used == 0)
-                break;
-            if (used < 0) {
-                bad = true;
-                break;
-            }
-            if (m.type == CF__W_HELLO)
-                on_hello(p, w, &m, &bad);
-            else if (w->state != W_READY)
-                bad = true;
-            else
-                on_result(p, w, &m, &bad);
-            if (!bad)
-                at += (size_t)used;
-        }
-        memmove(w->rbuf, w->rbuf + at, w->rlen - at);
-        w->rlen -= at;
-        if (bad && !w->kill_reason) {
-            w->kill_reason = K_PROTO;
-            item *fr = front(w);
-            w->kill_seq = fr ? fr->seq : 0;
-            kill(w->pid, SIGKILL);
-        }
-        if (w->kill_reason == K_PROTO)
-            w->rlen = 0; /* nothing more from it is believed */
+        break;
     }
+    drain_ring(p, w);
 }
 
 /* ---- deaths -------------------------------------------------------------------------- */
@@ -993,7 +1052,7 @@ static void reap(ppool *p, int index)
     while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
         ;
     bool starting = w->state == W_STARTING;
-    bool partial = w->rlen > 0;
+    bool partial = atomic_load(&w->ctl->ring_head) != w->tail;
     uint64_t running = atomic_load(&w->ctl->running_seq);
     uint64_t charged = 0;
     int outcome = CF_ELOST;
@@ -1152,6 +1211,57 @@ static void handle_event(ppool *p, const struct epoll_event *ev)
         epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->chan, NULL);
 }
 
+/*
+ * Announces (sleeping) or withdraws the manager's sleep in every worker's control block.
+ * Announcing returns false if a ring already holds something (then it must not sleep):
+ * the store of parent_sleeps and the load of ring_head here, and the worker's store of
+ * ring_head and load of parent_sleeps, are sequentially consistent, so either the worker
+ * rings the doorbell or the manager sees its message.
+ */
+static bool may_sleep(ppool *p, bool sleeping)
+{
+    bool empty = true;
+    for (int i = 0; i < p->base.workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state == W_FREE)
+            continue;
+        atomic_store(&w->ctl->parent_sleeps, sleeping);
+        if (sleeping && atomic_load(&w->ctl->ring_head) != w->tail && !w->distrusted)
+            empty = false;
+    }
+    return empty;
+}
+
+/* Does any worker's ring hold something?  Manager only: workers' slots change only in
+ * this thread, so it may look without the lock. */
+static bool rings_ready(ppool *p)
+{
+    for (int i = 0; i < p->base.workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state != W_FREE && !w->distrusted &&
+            atomic_load_explicit(&w->ctl->ring_head, memory_order_relaxed) != w->tail)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * With tasks in flight, the manager watches the rings for a few microseconds before it
+ * sleeps: a short task's result then costs neither the worker's doorbell nor the
+ * manager's wake-up.  The budget is the thread's adaptive one (park.c): it shrinks when
+ * results are slow to come, so long tasks do not pay for it in CPU.
+ */
+static bool spin_for_results(ppool *p)
+{
+    cf__spin s = {0};
+    bool ready;
+    while (!(ready = rings_ready(p)) && !atomic_load(&p->wake_pending) &&
+           cf__spin_step(&s, MANAGER_SPIN_NS))
+        ;
+    cf__spin_end(ready);
+    return ready;
+}
+
 static void *manager_main(void *arg)
 {
     ppool *p = arg;
@@ -1189,12 +1299,29 @@ static void *manager_main(void *arg)
             if (!any)
                 break;
         }
+        flush_all(p);
+        bool in_flight = !quiet(p);
+        unlock_and_finish(p);
+        if (in_flight && spin_for_results(p)) {
+            pthread_mutex_lock(&p->lock);
+            for (int i = 0; i < p->base.workers; i++)
+                if (p->w[i].state != W_FREE)
+                    drain_ring(p, &p->w[i]);
+            continue;
+        }
+        pthread_mutex_lock(&p->lock);
         int timeout = check_timeouts(p);
+        if (timeout != 0 && !may_sleep(p, true))
+            timeout = 0;
         unlock_and_finish(p);
         int n = epoll_wait(p->epfd, evs, 64, timeout);
         pthread_mutex_lock(&p->lock);
+        may_sleep(p, false);
         for (int i = 0; i < n; i++)
             handle_event(p, &evs[i]);
+        for (int i = 0; i < p->base.workers; i++)
+            if (p->w[i].state != W_FREE)
+                drain_ring(p, &p->w[i]);
     }
     unlock_and_finish(p);
     return NULL;
@@ -1308,6 +1435,7 @@ static int pool_submit(cf_executor *ex, cf_future *f)
     pthread_mutex_lock(&p->lock);
     push_tail(p, j);
     dispatch(p);
+    flush_idle(p);
     if (p->qhead && p->live < p->base.workers)
         wake_manager(p); /* a worker to start */
     unlock_and_finish(p);

@@ -3,9 +3,16 @@
  * (wire.c) and function lookup (resolve.c) of the process pool share.
  *
  * A worker is this same program started again with posix_spawn + exec of /proc/self/exe,
- * recognised in cf_init() by the CF__WORKER_ENV variable.  It inherits exactly five
- * descriptors at fixed numbers: the channel (one end of a stream socketpair that carries
- * every message both ways), the control block and three payload slots (memfds).
+ * recognised in cf_init() by the CF__WORKER_ENV variable.  It inherits exactly six
+ * descriptors at fixed numbers: the channel (one end of a stream socketpair), the control
+ * block, the result ring and three payload slots (memfds).
+ *
+ * Parent -> worker messages go through the channel: the worker sleeps in read() when it
+ * has nothing to do.  Worker -> parent messages go into the result ring, a shared-memory
+ * ring mapped twice back to back (so a message that crosses the end is still contiguous);
+ * the worker rings the doorbell (one byte on the channel) only when the manager has said
+ * it is going to sleep.  So a busy pool makes no system call per result, and everything a
+ * worker finished before it died is in the ring for the parent to read.
  *
  * Payloads up to CF__INLINE_MAX travel inside messages; bigger ones are copied into a slot
  * (two input slots written by the parent, so one can be filled while the worker reads the
@@ -33,7 +40,11 @@
 #define CF__WFD_IN0 5
 #define CF__WFD_IN1 6
 #define CF__WFD_OUT 7
-#define CF__WFD_FIRST_FREE 8
+#define CF__WFD_RING 8
+#define CF__WFD_FIRST_FREE 9
+
+/* The result ring's size: a power of two, much bigger than the largest message. */
+#define CF__RING_SIZE ((size_t)1 << 20)
 
 /* Payloads up to this size travel inside messages; bigger ones through a slot. */
 #define CF__INLINE_MAX ((size_t)64 * 1024)
@@ -52,6 +63,12 @@ typedef struct cf__control {
     _Atomic int64_t running_since; /* CLOCK_MONOTONIC ns when it started */
     _Atomic uint32_t out_busy;     /* 1: the output slot holds a result the parent has not
                                       copied yet (futex word, shared) */
+    /* The result ring: bytes written ever (worker) and bytes consumed ever (parent). */
+    _Atomic uint64_t ring_head CF__ALIGNED;
+    _Atomic uint64_t ring_tail CF__ALIGNED;
+    _Atomic uint32_t tail_moved;     /* futex word: bumped when the parent frees ring space */
+    _Atomic uint32_t worker_waits;   /* the worker sleeps on tail_moved */
+    _Atomic uint32_t parent_sleeps CF__ALIGNED; /* the manager may sleep: ring the doorbell */
 } cf__control;
 #define CF__CONTROL_SIZE 4096
 
@@ -143,6 +160,10 @@ void cf__wbuf_compact(cf__wbuf *b);
 
 /* Appends one message; 0 or CF_ENOMEM.  Only the fields its type uses are read. */
 int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m);
+
+/* Maps a ring memfd of `size` bytes twice, back to back; NULL on failure.  Unmap with
+ * munmap(ring, 2 * size). */
+uint8_t *cf__ring_map(int fd, size_t size);
 
 /* ---- resolve.c: finding functions across processes ------------------------------------ */
 

@@ -25,6 +25,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MODREF_FIELDS 24u
 
@@ -197,6 +198,22 @@ long cf__wire_decode(const uint8_t *buf, size_t len, int from_worker, uint64_t m
     if (r.bad || r.left != 0)
         return CF_EPROTO;
     return (long)(CF__WIRE_HDR + body_len);
+}
+
+/* ---- the ring's mapping ------------------------------------------------------------ */
+
+uint8_t *cf__ring_map(int fd, size_t size)
+{
+    uint8_t *base = mmap(NULL, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    for (int i = 0; i < 2; i++)
+        if (mmap(base + i * size, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
+            MAP_FAILED) {
+            munmap(base, 2 * size);
+            return NULL;
+        }
+    return base;
 }
 
 /* ---- encoding ------------------------------------------------------------------------ */
