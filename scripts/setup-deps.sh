@@ -10,9 +10,11 @@
 set -euo pipefail
 
 base=(build-essential cmake pkg-config)
-# Tests need cmocka; python3 runs the scripted tests.  The demo builds the default
-# configuration, which includes the tests, so it needs the same set.
-test_pkgs=("${base[@]}" libcmocka-dev python3)
+# Tests need cmocka; python3 runs the scripted tests; the wire decoder's fuzz test needs
+# clang and its libFuzzer/sanitizer runtimes (libclang-rt-14-dev: only recommended by clang
+# on Debian 12, which --no-install-recommends skips; 14 is the version `clang` means there).
+# The demo builds the default configuration, which includes the tests, so it needs the same set.
+test_pkgs=("${base[@]}" libcmocka-dev python3 clang libclang-rt-14-dev)
 # The benchmarks compare against GLib's thread pool, libuv's work queue and oneTBB.
 bench_pkgs=("${test_pkgs[@]}" libglib2.0-dev libuv1-dev libtbb-dev)
 

@@ -127,12 +127,12 @@ long cf__wire_decode(const uint8_t *buf, size_t len, int from_worker, uint64_t m
     memcpy(&tag, buf, 4);
     if ((tag >> 16) != CF__WIRE_MAGIC || !type_allowed(tag & 0xffffu, from_worker))
         return CF_EPROTO;
-    if (len < CF__WIRE_HDR)
+    if (len < 8)
         return 0;
     memcpy(&body_len, buf + 4, 4);
     if (body_len > CF__BODY_MAX)
         return CF_EPROTO;
-    if (len - CF__WIRE_HDR < body_len)
+    if (len < CF__WIRE_HDR || len - CF__WIRE_HDR < body_len)
         return 0;
 
     memset(m, 0, sizeof *m);
@@ -164,10 +164,11 @@ long cf__wire_decode(const uint8_t *buf, size_t len, int from_worker, uint64_t m
         m->fn_id = u32(&r);
         m->where = u32(&r);
         m->data_len = u64(&r);
-        if (m->where == CF__WHERE_INLINE)
+        if (m->data_len > max_payload)
+            r.bad = 1;
+        else if (m->where == CF__WHERE_INLINE)
             m->data = part(&r, m->data_len, CF__INLINE_MAX);
-        else if ((m->where != CF__WHERE_IN0 && m->where != CF__WHERE_IN1) ||
-                 m->data_len > max_payload)
+        else if (m->where != CF__WHERE_IN0 && m->where != CF__WHERE_IN1)
             r.bad = 1;
         break;
     case CF__W_HELLO:
@@ -187,9 +188,11 @@ long cf__wire_decode(const uint8_t *buf, size_t len, int from_worker, uint64_t m
         m->text_len = u32(&r);
         m->data_len = u64(&r);
         m->text = (const char *)part(&r, m->text_len, CF__TEXT_MAX);
-        if (m->where == CF__WHERE_INLINE)
+        if (m->data_len > max_payload)
+            r.bad = 1;
+        else if (m->where == CF__WHERE_INLINE)
             m->data = part(&r, m->data_len, CF__INLINE_MAX);
-        else if (m->where != CF__WHERE_OUT || m->data_len > max_payload)
+        else if (m->where != CF__WHERE_OUT)
             r.bad = 1;
         if (!valid_outcome(m->outcome, 1) || (m->outcome && m->data_len))
             r.bad = 1;
@@ -222,15 +225,6 @@ void cf__wbuf_free(cf__wbuf *b)
 {
     free(b->data);
     memset(b, 0, sizeof *b);
-}
-
-void cf__wbuf_compact(cf__wbuf *b)
-{
-    if (b->sent == 0)
-        return;
-    memmove(b->data, b->data + b->sent, b->len - b->sent);
-    b->len -= b->sent;
-    b->sent = 0;
 }
 
 static int reserve(cf__wbuf *b, size_t n)
