@@ -100,6 +100,8 @@ CF_EXPORT const char *cf_err_name(int err);
  * CF_BACKEND_PROCESSES with CF_ENOINIT until it has been called, so a program that forgot
  * it fails at once instead of starting copies of its own main().  argc and argv may be
  * NULL; they are left unchanged.  Not needed for thread pools.  Call it once, from main.
+ * Tasks running in a worker process may use thread pools; creating a process pool there
+ * fails with CF_ENOINIT (workers do not start workers).
  */
 CF_EXPORT int cf_init(int *argc, char ***argv);
 
@@ -133,7 +135,8 @@ typedef int (*cf_fn)(void *arg, void **result, cf_ctx *ctx);
 
 /*
  * A bytes-in / bytes-out task, accepted by every backend.  `in` holds `len` bytes owned by
- * the library for the duration of the call.  The result is set with cf_ctx_output() or
+ * the library for the duration of the call, with no particular alignment (copy multi-byte
+ * values out with memcpy: in a worker process they sit inside a message buffer).  The result is set with cf_ctx_output() or
  * cf_ctx_set_output() (none set means an empty result).  Return 0 or the task's own error
  * code, as for cf_fn.
  */
@@ -212,8 +215,9 @@ typedef struct cf_executor_opts {
     const char *name;       /* worker thread name prefix, at most 11 chars; "cf" default;
                                threads are named "<name>-<index>" */
     cf_init_fn initializer; /* optional per-worker initializer */
-    void *initializer_arg;  /* must stay valid until the executor is freed (workers start
-                               lazily) */
+    void *initializer_arg;  /* thread pools: must stay valid until the executor is freed
+                               (workers start lazily); process pools copy
+                               initializer_arg_len bytes from it at creation */
     size_t max_queued;      /* bound on tasks waiting to start; 0 = unbounded.  A cancelled
                                task frees its place when a worker discards it; tasks
                                submitted by the executor's own workers are not bounded
@@ -221,7 +225,8 @@ typedef struct cf_executor_opts {
     cf_full_mode full_mode; /* what submit does when the bound is reached */
 
     /* Process pools only (a thread pool refuses any non-zero value with CF_ENOTSUP): */
-    size_t initializer_arg_len;    /* bytes at initializer_arg copied to each worker */
+    size_t initializer_arg_len;    /* bytes at initializer_arg copied to each worker, at
+                                      most 64 KiB */
     double task_timeout;           /* seconds a task may run; 0: no limit.  The worker of a
                                       task that runs longer is killed and replaced, and the
                                       future fails with CF_ETASKTIMEOUT */
@@ -249,7 +254,7 @@ CF_EXPORT void cf_executor_opts_init(cf_executor_opts *opts);
  * lazily, on submission, up to the maximum.
  * Errors: CF_EINVAL (unknown backend, workers 0 or negative other than CF_WORKERS_AUTO,
  * name longer than 11 characters, a negative or NaN task_timeout, max_payload over
- * CF_PAYLOAD_MAX), CF_ENOTSUP (a process-pool option given to a thread pool), CF_ENOINIT
+ * CF_PAYLOAD_MAX, initializer_arg_len over 64 KiB or with a NULL initializer_arg), CF_ENOTSUP (a process-pool option given to a thread pool), CF_ENOINIT
  * (process pool in a program whose main() did not call cf_init), CF_ENOFUNC (an
  * initializer a process pool cannot find in its workers), CF_ENOMEM, CF_ESYS.
  * A process pool also runs one manager thread in this process, named "<name>-mgr".
@@ -352,6 +357,9 @@ CF_EXPORT int cf_future_cancel(cf_future *f);
  *   CF_ETIMEDOUT   not done within the timeout; the future is unchanged
  *   CF_ELOST, CF_ETASKTIMEOUT   the worker running it died / the task hit its time limit
  *                  (process backends)
+ *   CF_EPROTO      its worker sent a malformed or truncated message (process backends)
+ *   CF_ETOOBIG, CF_ENOFUNC, CF_ENOMEM   process backends: the result exceeded max_payload,
+ *                  the worker could not find the function, memory ran out moving it
  *   CF_EBROKEN     the executor broke (failed initializer) before the task ran; such a
  *                  future is CF_FINISHED with an error (it counts for CF_FIRST_ERROR)
  * May be called any number of times from any thread.  Inside a task of the thread pool,
@@ -518,9 +526,11 @@ CF_EXPORT int cf_map_next(cf_map *m, size_t *index, void **value);
 
 /* Byte length of the value last returned by cf_map_next (bytes maps; 0 otherwise). */
 CF_EXPORT size_t cf_map_value_len(const cf_map *m);
-/* The task's own code and message for the position last returned with CF_ETASK (0 and NULL
- * otherwise).  The message stays valid until the next cf_map_next or cf_map_free.  Either
- * pointer may be NULL. */
+/* The code and message of the position last returned with an error: the task's own for
+ * CF_ETASK; for positions a process pool's worker ended (CF_ELOST, CF_ETASKTIMEOUT,
+ * CF_EPROTO) the worker's wait status and a message naming its pid, as cf_future_error
+ * gives; else what the failure has (0 and NULL when nothing).  The message stays valid
+ * until the next cf_map_next or cf_map_free.  Either pointer may be NULL. */
 CF_EXPORT void cf_map_error(const cf_map *m, int *code, const char **message);
 
 /* Stops the map: items not started never start; waits for running ones; frees everything.

@@ -843,9 +843,8 @@ static item pop_item(pworker *w)
 }
 
 /* Copies a result's payload out of the message or the output slot; NULL on failure. */
-static void *take_payload(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
+static void *take_payload(pworker *w, const cf__wire_msg *m, bool *bad)
 {
-    (void)p;
     if (m->data_len == 0)
         return NULL;
     void *copy = malloc((size_t)m->data_len);
@@ -888,7 +887,7 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
     }
     void *value = NULL;
     if (m->outcome == 0 && m->data_len) {
-        value = take_payload(p, w, m, bad);
+        value = take_payload(w, m, bad);
         if (*bad)
             return;
     }
@@ -1100,6 +1099,26 @@ static void reap(ppool *p, int index)
     p->live--;
 }
 
+/*
+ * Kills w for the item `seq` (running, or for a cancel, not started yet), unless the
+ * worker has moved on to another task meanwhile: the kill handshake of process.h.  Under
+ * the lock.  Returns whether it killed.
+ */
+static bool request_kill(pworker *w, uint64_t seq, int reason)
+{
+    atomic_store(&w->ctl->kill_pending, 1); /* seq_cst: before reading running_seq */
+    uint64_t running = atomic_load(&w->ctl->running_seq);
+    if (running == seq || (reason == K_CANCEL && running == 0)) {
+        w->kill_reason = reason;
+        w->kill_seq = seq;
+        kill(w->pid, SIGKILL);
+        return true;
+    }
+    atomic_store(&w->ctl->kill_pending, 0);
+    syscall(SYS_futex, &w->ctl->kill_pending, FUTEX_WAKE, 1, NULL, NULL, 0);
+    return false;
+}
+
 /* ---- the manager ----------------------------------------------------------------------- */
 
 static bool quiet(ppool *p)
@@ -1151,9 +1170,7 @@ static int check_timeouts(ppool *p)
         }
         int64_t deadline = since + p->timeout_ns;
         if (deadline <= now) {
-            w->kill_reason = K_TIMEOUT;
-            w->kill_seq = seq;
-            kill(w->pid, SIGKILL);
+            request_kill(w, seq, K_TIMEOUT);
         } else if (deadline < next) {
             next = deadline;
         }
@@ -1455,16 +1472,30 @@ static int pool_cancel_running(cf_executor *ex, cf_future *f)
             item *it = &w->items[(w->head + k) % w->cap];
             if (it->f != f)
                 continue;
+            /* With kill_on_cancel a worker holds one task (depth 1): this one, running or
+             * about to start.  Refused only if it finished meanwhile. */
+            if (!w->kill_reason && !request_kill(w, it->seq, K_CANCEL))
+                break;
             it->f = NULL; /* finished here; its death charges nobody for it */
-            if (!w->kill_reason) {
-                w->kill_reason = K_CANCEL;
-                w->kill_seq = it->seq;
-                kill(w->pid, SIGKILL);
-            }
             defer(p, f, ACT_CANCEL_RUNNING);
             rc = 0;
             break;
         }
+    }
+    /* Or back in the queue after its worker died, waiting for another. */
+    for (job **link = &p->qhead; rc && *link; link = &(*link)->next) {
+        job *j = *link;
+        if (j->f != f)
+            continue;
+        *link = j->next;
+        if (p->qtail == j)
+            p->qtail = NULL;
+        for (job *t = p->qhead; t; t = t->next)
+            p->qtail = t;
+        p->qlen--;
+        free(j);
+        defer(p, f, ACT_CANCEL_RUNNING);
+        rc = 0;
     }
     unlock_and_finish(p);
     if (rc)

@@ -63,6 +63,11 @@ typedef struct cf__control {
     _Atomic int64_t running_since; /* CLOCK_MONOTONIC ns when it started */
     _Atomic uint32_t out_busy;     /* 1: the output slot holds a result the parent has not
                                       copied yet (futex word, shared) */
+    /* The kill handshake: the parent sets kill_pending, then kills only if running_seq
+     * still names the task it means; a worker that sees kill_pending does not start its next
+     * task (it shows running_seq 0 and waits) until the parent withdraws the request or
+     * kills it.  So a kill meant for one task never lands on the task after it. */
+    _Atomic uint32_t kill_pending; /* futex word */
     /* The result ring: bytes written ever (worker) and bytes consumed ever (parent). */
     _Atomic uint64_t ring_head CF__ALIGNED;
     _Atomic uint64_t ring_tail CF__ALIGNED;
@@ -155,8 +160,6 @@ typedef struct cf__wbuf {
 } cf__wbuf;
 
 void cf__wbuf_free(cf__wbuf *b);
-/* Drops what was sent, keeping the rest at the front. */
-void cf__wbuf_compact(cf__wbuf *b);
 
 /* Appends one message; 0 or CF_ENOMEM.  Only the fields its type uses are read. */
 int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m);

@@ -266,7 +266,16 @@ static void on_task(const cf__wire_msg *m)
     }
     int64_t start = cf__now_ns();
     atomic_store(&W.ctl->running_since, start);
-    atomic_store(&W.ctl->running_seq, m->seq);
+    for (;;) { /* the kill handshake (process.h) */
+        atomic_store(&W.ctl->running_seq, m->seq); /* seq_cst: before reading kill_pending */
+        if (!atomic_load(&W.ctl->kill_pending))
+            break;
+        atomic_store(&W.ctl->running_seq, 0);
+        while (atomic_load(&W.ctl->kill_pending))
+            syscall(SYS_futex, &W.ctl->kill_pending, FUTEX_WAIT, 1, NULL, NULL, 0);
+        start = cf__now_ns();
+        atomic_store(&W.ctl->running_since, start);
+    }
     cf_ctx ctx = {.worker = (int)W.index};
     int rc = e->fn->fn(in, (size_t)m->data_len, &ctx);
     send_result(m->seq, rc, &ctx, (uint64_t)(cf__now_ns() - start));
