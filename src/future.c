@@ -569,8 +569,12 @@ int cf_fail(cf_ctx *ctx, int code, const char *fmt, ...)
 
 void *cf_ctx_output(cf_ctx *ctx, size_t len)
 {
-    free(ctx->out);
-    ctx->out = malloc(len ? len : 1);
+    if (!ctx->out_is_slot)
+        free(ctx->out);
+    ctx->out = ctx->out_in_slot ? ctx->out_in_slot(len) : NULL;
+    ctx->out_is_slot = ctx->out != NULL;
+    if (!ctx->out)
+        ctx->out = malloc(len ? len : 1);
     ctx->out_len = ctx->out ? len : 0;
     return ctx->out;
 }
@@ -598,7 +602,9 @@ int cf_ctx_worker(const cf_ctx *ctx)
 void cf__ctx_reset(cf_ctx *ctx)
 {
     free(ctx->message);
-    free(ctx->out);
+    if (!ctx->out_is_slot)
+        free(ctx->out);
+    ctx->out_is_slot = false;
     ctx->message = NULL;
     ctx->out = NULL;
     ctx->out_len = 0;

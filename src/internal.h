@@ -195,6 +195,10 @@ struct cf_ctx {
     char *message;  /* set by cf_fail */
     void *out;      /* bytes output, set by cf_ctx_output */
     size_t out_len;
+    /* Worker processes: gives output memory of len bytes in the shared output slot, or
+     * NULL to use malloc (NULL everywhere else).  Output it gave is never freed. */
+    void *(*out_in_slot)(size_t len);
+    bool out_is_slot;
 };
 
 /* What every backend provides, chosen at build time (see executor.c's table). */

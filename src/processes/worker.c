@@ -146,6 +146,16 @@ static void wait_out_slot_free(void)
         syscall(SYS_futex, &W.ctl->out_busy, FUTEX_WAIT, 1, NULL, NULL, 0);
 }
 
+/* cf_ctx_output in a worker: a big result is written straight into the output slot, which
+ * the parent reads, instead of a private buffer copied there afterwards. */
+static void *output_in_slot(size_t len)
+{
+    if (len <= CF__INLINE_MAX || len > W.max_payload)
+        return NULL;
+    wait_out_slot_free();
+    return map_slot(&W.out, len, 1) == 0 ? W.out.map : NULL;
+}
+
 static void send_result(uint64_t seq, int rc, cf_ctx *ctx, uint64_t run_ns)
 {
     cf__wire_msg r = {.seq = seq, .run_ns = run_ns, .where = CF__WHERE_INLINE};
@@ -162,13 +172,16 @@ static void send_result(uint64_t seq, int rc, cf_ctx *ctx, uint64_t run_ns)
         r.text = why;
         r.text_len = text_len(why);
     } else if (ctx->out_len > CF__INLINE_MAX) {
-        wait_out_slot_free();
-        if (map_slot(&W.out, ctx->out_len, 1) != 0) {
+        if (!ctx->out_is_slot) { /* cf_ctx_output could not take the slot then */
+            wait_out_slot_free();
+            if (map_slot(&W.out, ctx->out_len, 1) == 0)
+                memcpy(W.out.map, ctx->out, ctx->out_len);
+        }
+        if (!W.out.map || W.out.size < ctx->out_len) {
             r.outcome = CF_ENOMEM;
             r.text = "cannot grow the output slot";
             r.text_len = text_len(r.text);
         } else {
-            memcpy(W.out.map, ctx->out, ctx->out_len);
             atomic_store(&W.ctl->out_busy, 1);
             r.where = CF__WHERE_OUT;
             r.data_len = ctx->out_len;
@@ -276,7 +289,7 @@ static void on_task(const cf__wire_msg *m)
         start = cf__now_ns();
         atomic_store(&W.ctl->running_since, start);
     }
-    cf_ctx ctx = {.worker = (int)W.index};
+    cf_ctx ctx = {.worker = (int)W.index, .out_in_slot = output_in_slot};
     int rc = e->fn->fn(in, (size_t)m->data_len, &ctx);
     send_result(m->seq, rc, &ctx, (uint64_t)(cf__now_ns() - start));
     cf__ctx_reset(&ctx);
