@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 """run.py -- runs cfutures' benchmark and its peers' and writes bench/RESULTS.md.
 
-Runs each program of bench/ one after another (never two at once: they would share the
-cores) with a per-program timeout, collects the lines they print
+Two tables, each with its own programs: thread pools (W1-W5: bench_cfutures and the C/C++
+peers, py_threads.py) and process pools (P1-P4: bench_cfutures --processes, and
+py_processes.py on ProcessPoolExecutor and on multiprocessing.Pool).  Runs each program
+one after another (never two at once: they would share the cores) with a per-program
+timeout, collects the lines they print
 
     RESULT <workload> <median> <unit> min=<x> max=<y> reps=<n>
     NOTE <workload> <text>
     INFO <key> <value>
 
-and prints one table -- rows are workloads, columns cfutures and each peer with its
+and prints each table -- rows are workloads, columns cfutures and each peer with its
 figure and its ratio to cfutures, plus the goal and whether cfutures meets it -- which it
 also writes to bench/RESULTS.md with the machine, the library versions, the date and the
 command.  A program that fails or times out keeps the figures it printed before; its cells
@@ -35,15 +38,25 @@ BENCH_DIR = Path(__file__).resolve().parent
 BUSY_SHARE = 0.05
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
-# column, program in <build>/bench (None: the Python peer), the library's pkg-config name
+# column, program (in <build>/bench, or a .py script of bench/ run with PYTHON), the
+# library's pkg-config name
 PEERS = [
     ("cfutures", "bench_cfutures", None),
     ("GLib", "bench_glib", "glib-2.0"),
     ("libuv", "bench_libuv", "libuv"),
     ("OpenMP", "bench_openmp", None),
     ("oneTBB", "bench_tbb", "tbb"),
-    ("Python", None, None),
+    ("Python", "py_threads.py", None),
 ]
+
+# column, program as in PEERS, its arguments that select the process-pool workloads
+PROCESS_PEERS = [
+    ("cfutures", "bench_cfutures", ["--processes"]),
+    ("ProcessPoolExecutor", "py_processes.py", ["--pool", "executor"]),
+    ("multiprocessing.Pool", "py_processes.py", ["--pool", "multiprocessing"]),
+]
+# The library of a column whose name is not the library's (for the versions).
+LIBRARY_OF = {"ProcessPoolExecutor": "Python", "multiprocessing.Pool": "Python"}
 
 
 class Workload:
@@ -76,8 +89,41 @@ WORKLOADS = [
     Workload("W5", "idle", "% of a core", "<", 1, True, decimals=3, ratio=False),
 ]
 
+PROCESS_WORKLOADS = [
+    Workload("P1", "submit+wait", "us/task", "<=", 3, True),
+    Workload("P2", "ping-pong", "us/round", "<=", 20, True),
+    Workload("P3", "1 MiB in + 1 MiB out", "GB/s in+out", ">=", 2, False),
+    Workload("P4", "cpu 10 ms", "% efficiency", ">=", 95, False, decimals=2),
+]
+
 # Workloads a peer has no equivalent for (its program does not print them).
 NOT_APPLICABLE = {("GLib", "W2"), ("libuv", "W2")}
+
+# The tables --tables chooses from: name -> workloads, peers; and their headings and
+# explanations in RESULTS.md.
+TABLES = {"threads": (WORKLOADS, PEERS), "processes": (PROCESS_WORKLOADS, PROCESS_PEERS)}
+TABLE_TITLES = {"threads": "Thread pools", "processes": "Process pools"}
+TABLE_TEXTS = {
+    "threads":
+        "Each peer's cell is its figure and, in parentheses, how many times better "
+        "cfutures is: peer / cfutures for times, cfutures / peer for W4's efficiency; "
+        "above 1 means cfutures is better.  W5 has no ratio: its figures are near zero.  "
+        "\"goal met\" compares cfutures with the goal of the issue.  n/a: the peer has no "
+        "equivalent.  Python runs 10x fewer tasks in W1-W3 (the figures are per task).",
+    "processes":
+        "Every pool has as many worker processes as the thread pools have threads.  Each "
+        "peer's cell is its figure and, in parentheses, how many times better cfutures is: "
+        "peer / cfutures for P1 and P2 (times), cfutures / peer for P3 (throughput) and P4 "
+        "(efficiency); above 1 means cfutures is better.  \"goal met\" compares cfutures "
+        "with the goal of the issue.  P3: each task takes 1 MiB and returns a 1 MiB copy; "
+        "the figure is (input bytes + output bytes) / wall time of a batch submitted, then "
+        "waited for in order, and the details give the input-only figure.  P4: "
+        "T_seq / (workers × T_par), each program against its own sequential run of the "
+        "same tasks (Python's are the same loop in pure Python, calibrated to the same "
+        "10 ms), so the efficiencies compare and the times do not.  The Python pools run "
+        "fewer tasks in P1-P3 (counts in the details); the figures are per task, per "
+        "round and per byte.",
+}
 
 
 def fmt(v):
@@ -124,9 +170,9 @@ class Run:
                 self.info[parts[1]] = parts[2]
 
 
-def command_of(peer, program, build, args):
-    if program is None:
-        return [PYTHON, str(BENCH_DIR / "py_threads.py")] + args
+def command_of(program, build, args):
+    if program.endswith(".py"):
+        return [PYTHON, str(BENCH_DIR / program)] + args
     return [str(build / "bench" / program)] + args
 
 
@@ -169,12 +215,12 @@ def cell(w, run, cf):
     return f"{text} ({fmt_ratio(a / b)})" if b > 0 else text
 
 
-def table(runs):
+def table(runs, workloads):
     cf_run = next((r for r in runs if r.peer == "cfutures"), None)
     head = ["Workload", "Goal", "cfutures", "goal met"] + [r.peer for r in runs
                                                           if r.peer != "cfutures"]
     rows = []
-    for w in WORKLOADS:
+    for w in workloads:
         cf = cf_run.results.get(w.key, {}).get("value") if cf_run else None
         verdict = "—" if cf is None else ("PASS" if w.meets_goal(cf) else "MISS")
         row = [f"{w.key} {w.title} ({w.unit})", w.goal_text(),
@@ -220,8 +266,9 @@ def cpu_model():
 
 
 def version_of(runs, peer, pkg):
-    run = next((r for r in runs if r.peer == peer), None)
-    if run is not None and "version" in run.info:
+    run = next((r for r in runs if LIBRARY_OF.get(r.peer, r.peer) == peer
+                and "version" in r.info), None)
+    if run is not None:
         return run.info["version"]
     if pkg and shutil.which("pkg-config"):
         v = first_line(["pkg-config", "--modversion", pkg])
@@ -246,16 +293,20 @@ def machine(build, runs, workers):
     lines.append(f"- Build: {build} (CMAKE_BUILD_TYPE={cache.get('CMAKE_BUILD_TYPE', '?')})")
     lines.append("- Versions: " + ", ".join(
         f"{peer} {version_of(runs, peer, pkg)}" for peer, _, pkg in PEERS))
+    methods = sorted({r.info["start_method"] for r in runs if "start_method" in r.info})
+    if methods:
+        lines.append(f"- Python process pools' start method: {', '.join(methods)} "
+                     "(the platform's default)")
     return "\n".join(lines)
 
 
-def details(runs):
+def details(runs, workloads, prefix=""):
     """Per program: how it ended, each figure's spread, and its notes."""
     out = []
     for run in runs:
-        out.append(f"### {run.peer}\n")
+        out.append(f"### {prefix}{run.peer}\n")
         out.append(f"Status: {run.status}, {run.seconds:.1f} s.\n")
-        for w in WORKLOADS:
+        for w in workloads:
             r = run.results.get(w.key)
             notes = run.notes.get(w.key, [])
             if r is None and not notes:
@@ -323,15 +374,22 @@ def main():
     ap.add_argument("--timeout", type=float, help="seconds per program (default 150, "
                     "--quick 90)")
     ap.add_argument("--peers", help="comma-separated columns to run (default: all)")
+    ap.add_argument("--tables", default="threads,processes",
+                    help="comma-separated tables to run: threads (W1-W5), processes "
+                    "(P1-P4) (default: both)")
     ap.add_argument("--output", default=str(BENCH_DIR / "RESULTS.md"),
                     help="where to write the results (default: bench/RESULTS.md)")
     a = ap.parse_args()
     reps = a.reps or (2 if a.quick else 5)
     timeout = a.timeout or (90.0 if a.quick else 150.0)
     build = Path(a.build).resolve()
+    tables = a.tables.split(",")
+    if not set(tables) <= set(TABLES):
+        ap.error(f"--tables takes some of {', '.join(TABLES)}")
+    columns = [p for t in tables for p, _, _ in TABLES[t][1]]
     wanted = set(a.peers.split(",")) if a.peers else None
-    if wanted is not None and not wanted <= {p for p, _, _ in PEERS}:
-        ap.error(f"--peers takes some of {', '.join(p for p, _, _ in PEERS)}")
+    if wanted is not None and not wanted <= set(columns):
+        ap.error(f"--peers takes some of {', '.join(dict.fromkeys(columns))}")
 
     env = dict(os.environ, UV_THREADPOOL_SIZE=str(a.workers))
     args = ["--reps", str(reps), "--workers", str(a.workers)]
@@ -340,23 +398,27 @@ def main():
     load_before = os.getloadavg()
     stat_before, usage_before = busy_seconds(), own_cpu_seconds()
     t0 = time.monotonic()
-    runs = []
-    for peer, program, _ in PEERS:
-        if wanted is not None and peer not in wanted:
-            continue
-        cmd = command_of(peer, program, build, args)
-        if program is not None and not os.access(cmd[0], os.X_OK):
-            run = Run(peer)
-            run.status = run.outcome = "not built"
-            print(f"== {peer}: {cmd[0]} not built", flush=True)
-        else:
-            run = run_program(peer, cmd, timeout, env)
-        runs.append(run)
+    runs_of = {}  # table -> its runs
+    for t in tables:
+        runs_of[t] = []
+        for peer, program, extra in TABLES[t][1]:
+            if wanted is not None and peer not in wanted:
+                continue
+            cmd = command_of(program, build, (extra if t == "processes" else []) + args)
+            if not os.access(cmd[0], os.X_OK):
+                run = Run(peer)
+                run.status = run.outcome = "not built"
+                print(f"== {peer}: {cmd[0]} not built", flush=True)
+            else:
+                run = run_program(peer, cmd, timeout, env)
+            runs_of[t].append(run)
     total = time.monotonic() - t0
     load_after = os.getloadavg()
 
-    tab = table(runs)
-    print("\n" + tab)
+    runs = [r for t in tables for r in runs_of[t]]
+    tabs = {t: table(runs_of[t], TABLES[t][0]) for t in tables}
+    for t in tables:
+        print(f"\n{TABLE_TITLES[t]}\n\n{tabs[t]}")
     failed = [r for r in runs if r.outcome != "ok"]
     others = cpu_used_by_others(stat_before, usage_before, total)
     warning = (f"**The machine was busy**: other processes used {others:.0%} of its CPU "
@@ -374,7 +436,8 @@ def main():
         f"- Date: {started.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- Command: {command_text(sys.argv[1:])}",
         f"- Repetitions: one warm-up round, then the median of {reps} timed rounds per "
-        f"figure (W5: at most 3 rounds of 2 s){' -- a --quick run' if a.quick else ''}",
+        f"figure (W5: at most 3 rounds of 2 s; P4: at most 3 rounds)"
+        f"{' -- a --quick run' if a.quick else ''}",
         f"- Total time: {total:.0f} s; other processes used {others:.1%} of the machine's "
         f"CPU time meanwhile; load average before {load_before[0]:.2f}, after "
         f"{load_after[0]:.2f}",
@@ -382,17 +445,10 @@ def main():
     ]
     if warning:
         doc += [warning, ""]
+    doc += ["## Results", ""]
+    for t in tables:
+        doc += [f"### {TABLE_TITLES[t]}", "", TABLE_TEXTS[t], "", tabs[t], ""]
     doc += [
-        "## Results",
-        "",
-        "Each peer's cell is its figure and, in parentheses, how many times better "
-        "cfutures is: peer / cfutures for times, cfutures / peer for W4's efficiency; "
-        "above 1 means cfutures is better.  W5 has no ratio: its figures are near zero.  "
-        "\"goal met\" compares cfutures with the goal of the issue.  n/a: the peer has no "
-        "equivalent.  Python runs 10x fewer tasks in W1-W3 (the figures are per task).",
-        "",
-        tab,
-        "",
         "## Machine",
         "",
         machine(build, runs, a.workers),
@@ -400,7 +456,10 @@ def main():
     ]
     if skipped:
         doc += ["## Peers not built", "", "```", skipped, "```", ""]
-    doc += ["## Details", "", details(runs)]
+    doc += ["## Details", ""]
+    for t in tables:
+        prefix = "" if t == "threads" else f"{TABLE_TITLES[t]}: "
+        doc.append(details(runs_of[t], TABLES[t][0], prefix))
     out = Path(a.output)
     out.write_text("\n".join(doc).rstrip() + "\n")
     print(f"\nwrote {out} ({total:.0f} s)")
