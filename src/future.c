@@ -34,6 +34,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 /* ---- recycling ---------------------------------------------------------------------- */
@@ -251,13 +252,16 @@ void cf_future_release(cf_future *f)
     if (atomic_load_explicit(&f->refs, memory_order_acquire) != 1 &&
         atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (f->kind == CF__TASK_BYTES) {
+        if (f->extra && f->extra->value_mapped)
+            munmap(f->value, f->extra->value_len);
+        else
+            free(f->value);
+        free(f->arg); /* the input, if the task never completed (never submitted) */
+    }
     if (f->extra) {
         free(f->extra->message);
         free(f->extra);
-    }
-    if (f->kind == CF__TASK_BYTES) {
-        free(f->value);
-        free(f->arg); /* the input, if the task never completed (never submitted) */
     }
     cache_put(f);
 }
@@ -569,10 +573,10 @@ int cf_fail(cf_ctx *ctx, int code, const char *fmt, ...)
 
 void *cf_ctx_output(cf_ctx *ctx, size_t len)
 {
-    if (!ctx->out_is_slot)
+    if (!ctx->out_is_shared)
         free(ctx->out);
-    ctx->out = ctx->out_in_slot ? ctx->out_in_slot(len) : NULL;
-    ctx->out_is_slot = ctx->out != NULL;
+    ctx->out = ctx->out_shared ? ctx->out_shared(len) : NULL;
+    ctx->out_is_shared = ctx->out != NULL;
     if (!ctx->out)
         ctx->out = malloc(len ? len : 1);
     ctx->out_len = ctx->out ? len : 0;
@@ -602,9 +606,9 @@ int cf_ctx_worker(const cf_ctx *ctx)
 void cf__ctx_reset(cf_ctx *ctx)
 {
     free(ctx->message);
-    if (!ctx->out_is_slot)
+    if (!ctx->out_is_shared)
         free(ctx->out);
-    ctx->out_is_slot = false;
+    ctx->out_is_shared = false;
     ctx->message = NULL;
     ctx->out = NULL;
     ctx->out_len = 0;

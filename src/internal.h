@@ -113,6 +113,7 @@ typedef struct cf__future_extra {
     size_t in_len;     /* bytes tasks: input length */
     size_t value_len;  /* bytes tasks: result length */
     long pid;          /* process pools: the worker process that took the task */
+    bool value_mapped; /* the bytes result is a read-only mapping (munmap, not free) */
     cf_executor *owner; /* process pools: for kill_on_cancel of a running task */
 } cf__future_extra;
 
@@ -195,10 +196,10 @@ struct cf_ctx {
     char *message;  /* set by cf_fail */
     void *out;      /* bytes output, set by cf_ctx_output */
     size_t out_len;
-    /* Worker processes: gives output memory of len bytes in the shared output slot, or
-     * NULL to use malloc (NULL everywhere else).  Output it gave is never freed. */
-    void *(*out_in_slot)(size_t len);
-    bool out_is_slot;
+    /* Worker processes: gives output memory of len bytes in shared memory the parent will
+     * map, or NULL to use malloc (NULL everywhere else).  Output it gave is not freed. */
+    void *(*out_shared)(size_t len);
+    bool out_is_shared;
 };
 
 /* What every backend provides, chosen at build time (see executor.c's table). */

@@ -63,6 +63,7 @@
 extern char **environ;
 
 #define DEPTH_MAX 64
+#define FDQ_MAX 16 /* result descriptors a worker may have sent ahead of their RESULTs */
 #define RANGE_MAX 4096 /* positions of one range written to a worker at a time */
 #define TARGET_BATCH_NS 100000 /* a worker's queue should hold about this much work */
 #define MANAGER_SPIN_NS 50000   /* the longest the manager watches rings before sleeping */
@@ -105,9 +106,8 @@ typedef struct pworker {
     uint8_t *in_map[2];
     size_t in_size[2];
     bool in_busy[2];
-    int out_fd;
-    uint8_t *out_map;
-    size_t out_size;
+    int fdq[FDQ_MAX]; /* result memfds received, not yet claimed by their RESULT */
+    size_t fdq_head, fdq_len;
     item *items; /* ring */
     size_t head, count, cap;
     uint64_t handed; /* tasks written to it, for max_tasks_per_worker */
@@ -306,10 +306,11 @@ static void close_worker(ppool *p, pworker *w)
         if (w->in_fd[i] >= 0)
             close(w->in_fd[i]);
     }
-    if (w->out_map)
-        munmap(w->out_map, w->out_size);
-    if (w->out_fd >= 0)
-        close(w->out_fd);
+    while (w->fdq_len) {
+        close(w->fdq[w->fdq_head]);
+        w->fdq_head = (w->fdq_head + 1) % FDQ_MAX;
+        w->fdq_len--;
+    }
     if (w->ctl)
         munmap(w->ctl, CF__CONTROL_SIZE);
     if (w->ring)
@@ -321,7 +322,7 @@ static void close_worker(ppool *p, pworker *w)
     memset(w, 0, sizeof *w);
     w->gen = gen + 1;
     w->state = W_FREE;
-    w->chan = w->pidfd = w->out_fd = w->in_fd[0] = w->in_fd[1] = -1;
+    w->chan = w->pidfd = w->in_fd[0] = w->in_fd[1] = -1;
 }
 
 static int watch(ppool *p, int fd, uint32_t events, int index, int kind)
@@ -350,10 +351,9 @@ static int spawn_locked(ppool *p, pworker *w, int index)
                        F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
     w->in_fd[0] = new_memfd("cf-in0", 0, F_SEAL_SHRINK);
     w->in_fd[1] = new_memfd("cf-in1", 0, F_SEAL_SHRINK);
-    w->out_fd = new_memfd("cf-out", 0, F_SEAL_SHRINK);
     ring_fd = new_memfd("cf-ring", CF__RING_SIZE, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
     if (sv[0] < 0 || sv[1] < 0 || ctl_fd < 0 || w->in_fd[0] < 0 || w->in_fd[1] < 0 ||
-        w->out_fd < 0 || ring_fd < 0 || !(w->ring = cf__ring_map(ring_fd, CF__RING_SIZE)))
+        ring_fd < 0 || !(w->ring = cf__ring_map(ring_fd, CF__RING_SIZE)))
         goto fail;
     w->ctl = mmap(NULL, CF__CONTROL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ctl_fd, 0);
     if (w->ctl == MAP_FAILED) {
@@ -386,7 +386,6 @@ static int spawn_locked(ppool *p, pworker *w, int index)
     posix_spawn_file_actions_adddup2(&fa, ctl_fd, CF__WFD_CONTROL);
     posix_spawn_file_actions_adddup2(&fa, w->in_fd[0], CF__WFD_IN0);
     posix_spawn_file_actions_adddup2(&fa, w->in_fd[1], CF__WFD_IN1);
-    posix_spawn_file_actions_adddup2(&fa, w->out_fd, CF__WFD_OUT);
     posix_spawn_file_actions_adddup2(&fa, ring_fd, CF__WFD_RING);
     /* Nothing else of ours: a worker holding a caller's descriptor open is a leak. */
     posix_spawn_file_actions_addclosefrom_np(&fa, CF__WFD_FIRST_FREE);
@@ -842,40 +841,45 @@ static item pop_item(pworker *w)
     return it;
 }
 
-/* Copies a result's payload out of the message or the output slot; NULL on failure. */
-static void *take_payload(pworker *w, const cf__wire_msg *m, bool *bad)
+static void read_channel(pworker *w, bool *bad);
+
+/*
+ * Takes a result's payload: a copy of an inline one, or the memfd the worker passed for
+ * it, sealed and mapped read-only (*mapped set).  NULL with *bad for a payload no honest
+ * worker sends; NULL alone when out of memory.
+ */
+static void *take_payload(pworker *w, const cf__wire_msg *m, bool *mapped, bool *bad)
 {
-    if (m->data_len == 0)
-        return NULL;
-    void *copy = malloc((size_t)m->data_len);
-    if (!copy)
-        return NULL;
+    *mapped = false;
     if (m->where == CF__WHERE_INLINE) {
-        memcpy(copy, m->data, (size_t)m->data_len);
+        void *copy = malloc((size_t)m->data_len);
+        if (copy)
+            memcpy(copy, m->data, (size_t)m->data_len);
         return copy;
     }
-    if (w->out_size < m->data_len) {
-        struct stat st;
-        /* The slot only grows (sealed), so what fstat reports stays mapped safely. */
-        if (fstat(w->out_fd, &st) != 0 || (uint64_t)st.st_size < m->data_len) {
-            *bad = true;
-            free(copy);
-            return NULL;
-        }
-        uint8_t *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, w->out_fd, 0);
-        if (map == MAP_FAILED) {
-            free(copy);
-            return NULL;
-        }
-        if (w->out_map)
-            munmap(w->out_map, w->out_size);
-        w->out_map = map;
-        w->out_size = (size_t)st.st_size;
+    if (w->fdq_len == 0)
+        read_channel(w, bad); /* sent before the RESULT: it is there if it was sent */
+    if (w->fdq_len == 0) {
+        *bad = true;
+        return NULL;
     }
-    memcpy(copy, w->out_map, (size_t)m->data_len);
-    atomic_store(&w->ctl->out_busy, 0);
-    syscall(SYS_futex, &w->ctl->out_busy, FUTEX_WAKE, 1, NULL, NULL, 0);
-    return copy;
+    int fd = w->fdq[w->fdq_head];
+    w->fdq_head = (w->fdq_head + 1) % FDQ_MAX;
+    w->fdq_len--;
+    struct stat st;
+    void *map = MAP_FAILED;
+    /* Sealing fails unless it is a memfd nobody can write any more (the worker unmapped
+     * it): what the future hands out can then never change or shrink under its reader. */
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < m->data_len ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
+        *bad = true;
+    else
+        map = mmap(NULL, (size_t)m->data_len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return NULL;
+    *mapped = true;
+    return map;
 }
 
 static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
@@ -886,10 +890,14 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
         return;
     }
     void *value = NULL;
+    bool mapped = false;
     if (m->outcome == 0 && m->data_len) {
-        value = take_payload(w, m, bad);
-        if (*bad)
+        value = take_payload(w, m, &mapped, bad);
+        if (*bad) {
+            if (mapped)
+                munmap(value, (size_t)m->data_len);
             return;
+        }
     }
     int outcome = m->outcome;
     int code = m->code;
@@ -903,8 +911,23 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
                                           (int64_t)(m->run_ns / 8)
                                     : (int64_t)m->run_ns + 1;
     item it = pop_item(w);
+    if (it.r && mapped) {
+        /* A map's slots own malloc'd values: the rare big map result is copied once. */
+        void *copy = malloc((size_t)m->data_len);
+        if (copy)
+            memcpy(copy, value, (size_t)m->data_len);
+        munmap(value, (size_t)m->data_len);
+        value = copy;
+        mapped = false;
+        if (!copy) {
+            outcome = CF_ENOMEM;
+            free(text);
+            text = strdup("out of memory for the result in the parent");
+        }
+    }
     if (it.r) {
-        cf__map_publish(it.r->m, it.index, outcome, code, text, value, (size_t)m->data_len);
+        cf__map_publish(it.r->m, it.index, outcome, code, text, value,
+                        outcome ? 0 : (size_t)m->data_len);
         runner_position_done(p, it.r);
     } else if (it.f) {
         cf_future *f = it.f;
@@ -914,11 +937,15 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
             free(text);
             f->value = value;
             f->extra->value_len = (size_t)m->data_len;
+            f->extra->value_mapped = mapped;
         }
         defer(p, f, ACT_FINISH);
     } else {
         free(text);
-        free(value);
+        if (mapped)
+            munmap(value, (size_t)m->data_len);
+        else
+            free(value);
     }
 }
 
@@ -995,23 +1022,56 @@ static void drain_ring(ppool *p, pworker *w)
         protocol_error(w);
 }
 
-/* Reads the channel (doorbells; the end of the channel means the worker is going) and the
- * ring. */
-static void read_worker(ppool *p, pworker *w)
+/* Reads the channel: doorbells, the descriptors of big results (queued for their
+ * RESULTs), and its end, which means the worker is going. */
+static void read_channel(pworker *w, bool *bad)
 {
-    char bells[256];
+    char bytes[256];
+    union {
+        char buf[CMSG_SPACE(FDQ_MAX * sizeof(int))];
+        struct cmsghdr align;
+    } control;
     for (;;) {
-        ssize_t n = recv(w->chan, bells, sizeof bells, MSG_DONTWAIT);
-        if (n == (ssize_t)sizeof bells)
-            continue;
-        if (n > 0)
-            break; /* drained: no need for the EAGAIN round trip */
+        struct iovec iov = {bytes, sizeof bytes};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof control.buf};
+        ssize_t n = recvmsg(w->chan, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            w->eof = true;
-        break;
+        if (n <= 0) {
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+                w->eof = true;
+            return;
+        }
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < k; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                if (w->fdq_len == FDQ_MAX) { /* more than any honest worker sends ahead */
+                    close(fd);
+                    *bad = true;
+                    continue;
+                }
+                w->fdq[(w->fdq_head + w->fdq_len++) % FDQ_MAX] = fd;
+            }
+        }
+        if (msg.msg_flags & MSG_CTRUNC)
+            *bad = true;
+        if (n < (ssize_t)sizeof bytes)
+            return; /* drained: no need for the EAGAIN round trip */
     }
+}
+
+/* Reads the channel and the ring. */
+static void read_worker(ppool *p, pworker *w)
+{
+    bool bad = false;
+    read_channel(w, &bad);
+    if (bad)
+        protocol_error(w);
     drain_ring(p, w);
 }
 
@@ -1392,7 +1452,7 @@ static int pool_start(cf_executor *ex, const cf_executor_opts *opts)
     if (!p->w)
         goto fail;
     for (int i = 0; i < ex->workers; i++) {
-        p->w[i].chan = p->w[i].pidfd = p->w[i].out_fd = -1;
+        p->w[i].chan = p->w[i].pidfd = -1;
         p->w[i].in_fd[0] = p->w[i].in_fd[1] = -1;
     }
     rc = CF_ESYS;

@@ -3,9 +3,9 @@
  * (wire.c) and function lookup (resolve.c) of the process pool share.
  *
  * A worker is this same program started again with posix_spawn + exec of /proc/self/exe,
- * recognised in cf_init() by the CF__WORKER_ENV variable.  It inherits exactly six
+ * recognised in cf_init() by the CF__WORKER_ENV variable.  It inherits exactly five
  * descriptors at fixed numbers: the channel (one end of a stream socketpair), the control
- * block, the result ring and three payload slots (memfds).
+ * block, two input slots and the result ring (memfds).
  *
  * Parent -> worker messages go through the channel: the worker sleeps in read() when it
  * has nothing to do.  Worker -> parent messages go into the result ring, a shared-memory
@@ -14,11 +14,14 @@
  * it is going to sleep.  So a busy pool makes no system call per result, and everything a
  * worker finished before it died is in the ring for the parent to read.
  *
- * Payloads up to CF__INLINE_MAX travel inside messages; bigger ones are copied into a slot
- * (two input slots written by the parent, so one can be filled while the worker reads the
- * other; one output slot written by the worker) and the message only names the slot.
- * Slots only grow: the parent seals them against shrinking, so a worker cannot truncate a
- * slot under the parent's reads (SIGBUS).
+ * Payloads up to CF__INLINE_MAX travel inside messages.  A bigger input is copied into one
+ * of two input slots (memfds the parent writes, so one can be filled while the worker
+ * reads the other) and the message names the slot; slots only grow, and are sealed against
+ * shrinking.  A bigger result is written by the task straight into a fresh memfd, which
+ * the worker passes over the channel (SCM_RIGHTS) before it publishes the RESULT; the
+ * parent seals it against writing, growing and shrinking (which fails if the worker kept a
+ * writable mapping) and maps it read-only as the future's value: no copy in the parent,
+ * and a worker cannot change or truncate a result under its reader.
  *
  * Trust: everything a worker writes (messages, the control block, the output slot) is
  * untrusted input to the parent, validated before use; the parent never dereferences a
@@ -39,9 +42,8 @@
 #define CF__WFD_CONTROL 4
 #define CF__WFD_IN0 5
 #define CF__WFD_IN1 6
-#define CF__WFD_OUT 7
-#define CF__WFD_RING 8
-#define CF__WFD_FIRST_FREE 9
+#define CF__WFD_RING 7
+#define CF__WFD_FIRST_FREE 8
 
 /* The result ring's size: a power of two, much bigger than the largest message. */
 #define CF__RING_SIZE ((size_t)1 << 20)
@@ -61,8 +63,6 @@
 typedef struct cf__control {
     _Atomic uint64_t running_seq;  /* seq of the task running now; 0 between tasks */
     _Atomic int64_t running_since; /* CLOCK_MONOTONIC ns when it started */
-    _Atomic uint32_t out_busy;     /* 1: the output slot holds a result the parent has not
-                                      copied yet (futex word, shared) */
     /* The kill handshake: the parent sets kill_pending, then kills only if running_seq
      * still names the task it means; a worker that sees kill_pending does not start its next
      * task (it shows running_seq 0 and waits) until the parent withdraws the request or
@@ -101,7 +101,7 @@ typedef enum cf__wire_type {
 #define CF__WHERE_INLINE 0u
 #define CF__WHERE_IN0 1u /* parent -> worker */
 #define CF__WHERE_IN1 2u
-#define CF__WHERE_OUT 3u /* worker -> parent */
+#define CF__WHERE_OUT 3u /* worker -> parent: in the next descriptor passed on the channel */
 
 /* How a worker finds a function: by module and offset, checked by build ID and name. */
 typedef struct cf__modref {

@@ -52,7 +52,10 @@ static struct worker_state {
     cf__control *ctl;
     uint8_t *ring;
     uint64_t head;
-    slot in[2], out;
+    int result_fd;       /* the memfd of the current task's big result, or -1 */
+    uint8_t *result_map;
+    size_t result_len;
+    slot in[2];
     uint32_t index, max_tasks;
     uint64_t max_payload;
     uint64_t tasks_done;
@@ -112,25 +115,18 @@ static uint32_t text_len(const char *text)
     return (uint32_t)(n > CF__TEXT_MAX ? CF__TEXT_MAX : n);
 }
 
-/* Maps slot s with at least `need` bytes (growing the file first when `grow`). */
-static int map_slot(slot *s, size_t need, int grow)
+/* Maps input slot s (read-only) with at least `need` bytes; the parent grew it already. */
+static int map_slot(slot *s, size_t need)
 {
     if (s->map && s->size >= need)
         return 0;
     struct stat st;
-    if (fstat(s->fd, &st) != 0)
+    if (fstat(s->fd, &st) != 0 || (size_t)st.st_size < need)
         return -1;
     size_t size = (size_t)st.st_size;
-    if (size < need) {
-        if (!grow)
-            return -1;
-        size = need + need / 4;
-        if (ftruncate(s->fd, (off_t)size) != 0)
-            return -1;
-    }
     if (s->map)
         munmap(s->map, s->size);
-    s->map = mmap(NULL, size, grow ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, s->fd, 0);
+    s->map = mmap(NULL, size, PROT_READ, MAP_SHARED, s->fd, 0);
     if (s->map == MAP_FAILED) {
         s->map = NULL;
         s->size = 0;
@@ -140,20 +136,64 @@ static int map_slot(slot *s, size_t need, int grow)
     return 0;
 }
 
-static void wait_out_slot_free(void)
+static void drop_result_memfd(void)
 {
-    while (atomic_load(&W.ctl->out_busy))
-        syscall(SYS_futex, &W.ctl->out_busy, FUTEX_WAIT, 1, NULL, NULL, 0);
+    if (W.result_map)
+        munmap(W.result_map, W.result_len);
+    if (W.result_fd >= 0)
+        close(W.result_fd);
+    W.result_map = NULL;
+    W.result_fd = -1;
+    W.result_len = 0;
 }
 
-/* cf_ctx_output in a worker: a big result is written straight into the output slot, which
- * the parent reads, instead of a private buffer copied there afterwards. */
-static void *output_in_slot(size_t len)
+/* cf_ctx_output in a worker: a big result is written straight into a fresh memfd that
+ * the parent maps as the future's value, instead of a private buffer copied twice. */
+static void *output_shared(size_t len)
 {
     if (len <= CF__INLINE_MAX || len > W.max_payload)
         return NULL;
-    wait_out_slot_free();
-    return map_slot(&W.out, len, 1) == 0 ? W.out.map : NULL;
+    drop_result_memfd();
+    int fd = memfd_create("cf-result", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return NULL;
+    void *map = MAP_FAILED;
+    if (ftruncate(fd, (off_t)len) == 0)
+        map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (map == MAP_FAILED) {
+        close(fd);
+        return NULL;
+    }
+    W.result_fd = fd;
+    W.result_map = map;
+    W.result_len = len;
+    return map;
+}
+
+/* Hands the result memfd to the parent, before the RESULT that refers to it.  Unmapped
+ * first: the parent seals it against writing, which needs no writable mapping left. */
+static int pass_result_memfd(void)
+{
+    munmap(W.result_map, W.result_len);
+    W.result_map = NULL;
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &W.result_fd, sizeof(int));
+    ssize_t n;
+    while ((n = sendmsg(W.fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    drop_result_memfd();
+    return n == 1 ? 0 : -1;
 }
 
 static void send_result(uint64_t seq, int rc, cf_ctx *ctx, uint64_t run_ns)
@@ -172,17 +212,16 @@ static void send_result(uint64_t seq, int rc, cf_ctx *ctx, uint64_t run_ns)
         r.text = why;
         r.text_len = text_len(why);
     } else if (ctx->out_len > CF__INLINE_MAX) {
-        if (!ctx->out_is_slot) { /* cf_ctx_output could not take the slot then */
-            wait_out_slot_free();
-            if (map_slot(&W.out, ctx->out_len, 1) == 0)
-                memcpy(W.out.map, ctx->out, ctx->out_len);
+        if (!ctx->out_is_shared) { /* cf_ctx_set_output's copy, or memfds ran out earlier */
+            void *shared = output_shared(ctx->out_len);
+            if (shared)
+                memcpy(shared, ctx->out, ctx->out_len);
         }
-        if (!W.out.map || W.out.size < ctx->out_len) {
+        if (W.result_len != ctx->out_len || pass_result_memfd() != 0) {
             r.outcome = CF_ENOMEM;
-            r.text = "cannot grow the output slot";
+            r.text = "cannot pass the result to the parent";
             r.text_len = text_len(r.text);
         } else {
-            atomic_store(&W.ctl->out_busy, 1);
             r.where = CF__WHERE_OUT;
             r.data_len = ctx->out_len;
         }
@@ -271,7 +310,7 @@ static void on_task(const cf__wire_msg *m)
     const void *in = m->data;
     if (m->where != CF__WHERE_INLINE) {
         slot *s = &W.in[m->where - CF__WHERE_IN0];
-        if (map_slot(s, (size_t)m->data_len, 0) != 0) {
+        if (map_slot(s, (size_t)m->data_len) != 0) {
             fail_task(m->seq, CF_ENOMEM, "cannot map the input slot");
             return;
         }
@@ -289,10 +328,11 @@ static void on_task(const cf__wire_msg *m)
         start = cf__now_ns();
         atomic_store(&W.ctl->running_since, start);
     }
-    cf_ctx ctx = {.worker = (int)W.index, .out_in_slot = output_in_slot};
+    cf_ctx ctx = {.worker = (int)W.index, .out_shared = output_shared};
     int rc = e->fn->fn(in, (size_t)m->data_len, &ctx);
     send_result(m->seq, rc, &ctx, (uint64_t)(cf__now_ns() - start));
     cf__ctx_reset(&ctx);
+    drop_result_memfd(); /* a failed task's big output */
     atomic_store(&W.ctl->running_seq, 0);
     if (W.max_tasks && ++W.tasks_done >= W.max_tasks)
         leave(0); /* retired: the parent starts a fresh worker */
@@ -332,7 +372,7 @@ void cf__worker_main(const char *env)
     W.fd = CF__WFD_CHANNEL;
     W.in[0].fd = CF__WFD_IN0;
     W.in[1].fd = CF__WFD_IN1;
-    W.out.fd = CF__WFD_OUT;
+    W.result_fd = -1;
     W.ctl = mmap(NULL, CF__CONTROL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, CF__WFD_CONTROL, 0);
     W.ring = cf__ring_map(CF__WFD_RING, CF__RING_SIZE);
     W.buf_cap = CF__WIRE_HDR + CF__BODY_MAX;
