@@ -323,6 +323,10 @@ static bool position_ready(cf_map *m, size_t i)
  */
 static int abandon_position(cf_map *m, size_t i)
 {
+    /* Never claimed (no claims after the deadline): nothing will come.  Its slot may still
+     * be owed to an earlier position, whose mark must stay. */
+    if (i >= atomic_load(&m->next_claim))
+        return CF_ETIMEDOUT;
     slot *s = slot_of(m, i);
     size_t seen = atomic_load(&s->seq);
     if (seen != i + 1 && atomic_compare_exchange_strong(&s->seq, &seen, abandoned(i)))

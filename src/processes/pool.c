@@ -63,6 +63,7 @@
 extern char **environ;
 
 #define DEPTH_MAX 64
+#define START_FAILURES_MAX 3 /* deaths before HELLO in a row that break the pool */
 #define FDQ_MAX 16 /* result descriptors a worker may have sent ahead of their RESULTs */
 #define RANGE_MAX 4096 /* positions of one range written to a worker at a time */
 #define TARGET_BATCH_NS 100000 /* a worker's queue should hold about this much work */
@@ -121,6 +122,7 @@ typedef struct pworker {
     int kill_reason;  /* set under the lock by any thread */
     uint64_t kill_seq;
     bool distrusted;  /* it sent a malformed message: nothing more is read (manager only) */
+    const char *distrust_why;
     bool eof;
 } pworker;
 
@@ -150,6 +152,7 @@ typedef struct ppool {
     fn_rec *fns;
     uint32_t fns_len, fns_cap;
     int64_t avg_task_ns;
+    int start_failures; /* workers that died before HELLO since one last said it */
     /* options */
     int64_t timeout_ns;
     uint64_t memory_limit, max_payload;
@@ -506,21 +509,26 @@ static void flush_all(ppool *p)
 
 static int depth(const ppool *p)
 {
-    if (p->kill_on_cancel)
+    if (p->kill_on_cancel || p->avg_task_ns <= 0)
         return 1;
-    if (p->avg_task_ns <= 0)
-        return 2;
     int64_t d = 1 + TARGET_BATCH_NS / p->avg_task_ns;
-    return d < 2 ? 2 : d > DEPTH_MAX ? DEPTH_MAX : (int)d;
+    return d > DEPTH_MAX ? DEPTH_MAX : (int)d;
 }
 
-/* The ready worker with the most room for one more task (NULL: none). */
+/*
+ * The worker for the next task: an idle one if there is; else, while another worker is
+ * starting or may still be started, none (the task waits for that worker rather than
+ * queue behind a busy one: two tasks then run side by side, as on threads); else the
+ * ready one with the fewest tasks, up to its depth.
+ */
 static pworker *pick_worker(ppool *p, bool big)
 {
     pworker *best = NULL;
     size_t limit = (size_t)depth(p);
+    bool coming = p->live < p->base.workers;
     for (int i = 0; i < p->base.workers; i++) {
         pworker *w = &p->w[i];
+        coming |= w->state == W_STARTING;
         if (w->state != W_READY || w->count >= limit || w->kill_reason ||
             (p->max_tasks && w->handed >= p->max_tasks) ||
             (big && w->in_busy[0] && w->in_busy[1]))
@@ -528,6 +536,8 @@ static pworker *pick_worker(ppool *p, bool big)
         if (!best || w->count < best->count)
             best = w;
     }
+    if (best && best->count > 0 && coming)
+        return NULL;
     return best;
 }
 
@@ -963,15 +973,17 @@ static void on_hello(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
         return;
     }
     w->state = W_READY;
+    p->start_failures = 0;
 }
 
 /* A malformed message: the worker is killed, and its death is charged to the item whose
  * answer it was. */
-static void protocol_error(pworker *w)
+static void protocol_error(pworker *w, const char *why)
 {
     if (w->distrusted)
         return;
     w->distrusted = true;
+    w->distrust_why = why;
     w->kill_reason = K_PROTO;
     item *fr = front(w);
     w->kill_seq = fr ? fr->seq : 0;
@@ -988,17 +1000,18 @@ static void drain_ring(ppool *p, pworker *w)
     if (avail == 0)
         return;
     if (avail > CF__RING_SIZE) { /* a head no honest worker writes */
-        protocol_error(w);
+        protocol_error(w, "malformed message from the worker; killed");
         return;
     }
-    bool bad = false;
+    bool bad = false, truncated = false;
     while (avail && !bad) {
         cf__wire_msg m;
         long used = cf__wire_decode(w->ring + (w->tail & (CF__RING_SIZE - 1)), (size_t)avail, 1,
                                     p->max_payload, &m);
-        if (used == 0)
-            break;
-        if (used < 0) {
+        if (used <= 0) {
+            /* A worker publishes whole messages (one head store each, far smaller than the
+             * ring), so a partial one is as malformed as garbage, and is never waited on. */
+            truncated = used == 0;
             bad = true;
             break;
         }
@@ -1019,7 +1032,8 @@ static void drain_ring(ppool *p, pworker *w)
         syscall(SYS_futex, &w->ctl->tail_moved, FUTEX_WAKE, 1, NULL, NULL, 0);
     }
     if (bad)
-        protocol_error(w);
+        protocol_error(w, truncated ? "truncated message from the worker; killed"
+                                    : "malformed message from the worker; killed");
 }
 
 /* Reads the channel: doorbells, the descriptors of big results (queued for their
@@ -1071,7 +1085,7 @@ static void read_worker(ppool *p, pworker *w)
     bool bad = false;
     read_channel(w, &bad);
     if (bad)
-        protocol_error(w);
+        protocol_error(w, "malformed message from the worker; killed");
     drain_ring(p, w);
 }
 
@@ -1111,29 +1125,29 @@ static void reap(ppool *p, int index)
     while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
         ;
     bool starting = w->state == W_STARTING;
-    bool partial = atomic_load(&w->ctl->ring_head) != w->tail;
     uint64_t running = atomic_load(&w->ctl->running_seq);
-    uint64_t charged = 0;
+    /* Every item up to the last one the worker started ran (its result, if any, was not
+     * read: the worker died first, or was distrusted); items after it never started.  A
+     * lying worker can only move this line among its own items. */
+    uint64_t started = atomic_load(&w->ctl->started_seq);
     int outcome = CF_ELOST;
     const char *what = "worker lost";
-    if (w->kill_reason == K_PROTO || (partial && !w->kill_reason)) {
+    if (w->kill_reason == K_PROTO) {
         outcome = CF_EPROTO;
-        what = w->kill_reason ? "malformed message from the worker; killed"
-                              : "truncated message from the worker";
-        charged = w->kill_reason ? w->kill_seq : (front(w) ? front(w)->seq : 0);
+        what = w->distrust_why;
     } else if (w->kill_reason == K_TIMEOUT && running == w->kill_seq) {
         outcome = CF_ETASKTIMEOUT;
         what = "task exceeded its time limit";
-        charged = running;
-    } else {
-        charged = running;
-        if (p->memory_limit)
-            what = "worker lost (it had a memory limit)";
+    } else if (p->memory_limit) {
+        what = "worker lost (it had a memory limit)";
     }
     char *message = describe_status(w->pid, status, what);
 
-    if (starting && w->kill_reason != K_SHUTDOWN && w->kill_reason != K_CANCEL) {
-        cf__executor_break(&p->base, status, message ? message : "worker failed to start");
+    /* Deaths before HELLO: a failing initializer or start-up, or a stray kill.  Only a run
+     * of them breaks the pool (else it would start workers in a loop). */
+    if (starting && w->kill_reason != K_SHUTDOWN && w->kill_reason != K_CANCEL &&
+        ++p->start_failures >= START_FAILURES_MAX) {
+        cf__executor_break(&p->base, status, message ? message : "workers fail to start");
         drop_queue(p, CF_EBROKEN);
     }
     job *tail = NULL;
@@ -1144,7 +1158,7 @@ static void reap(ppool *p, int index)
             continue; /* a task already cancelled by kill_on_cancel */
         if (w->kill_reason == K_SHUTDOWN)
             fail_item(p, it, CF_ECANCELLED, 0, NULL, ACT_CANCEL_RUNNING);
-        else if (charged && it.seq <= charged)
+        else if (it.seq <= started)
             fail_item(p, it, outcome, status, message, ACT_FINISH);
         else if (flags & CF__EX_BROKEN)
             fail_item(p, it, CF_EBROKEN, p->base.broken_code, p->base.broken_message,
@@ -1351,8 +1365,8 @@ static void *manager_main(void *arg)
         uint32_t flags = atomic_load(&p->base.flags);
         if (flags & CF__EX_CANCEL_PENDING)
             drop_queue(p, CF_ECANCELLED);
-        spawn_needed(p);
         dispatch(p);
+        spawn_needed(p);
         if ((flags & CF__EX_SHUTDOWN) && quiet(p)) {
             /* Let the workers go: each sees the channel close and exits. */
             bool any = false;

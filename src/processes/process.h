@@ -62,6 +62,7 @@
  */
 typedef struct cf__control {
     _Atomic uint64_t running_seq;  /* seq of the task running now; 0 between tasks */
+    _Atomic uint64_t started_seq;  /* seq of the last task started (seqs only grow) */
     _Atomic int64_t running_since; /* CLOCK_MONOTONIC ns when it started */
     /* The kill handshake: the parent sets kill_pending, then kills only if running_seq
      * still names the task it means; a worker that sees kill_pending does not start its next

@@ -328,6 +328,7 @@ static void on_task(const cf__wire_msg *m)
         start = cf__now_ns();
         atomic_store(&W.ctl->running_since, start);
     }
+    atomic_store(&W.ctl->started_seq, m->seq);
     cf_ctx ctx = {.worker = (int)W.index, .out_shared = output_shared};
     int rc = e->fn->fn(in, (size_t)m->data_len, &ctx);
     send_result(m->seq, rc, &ctx, (uint64_t)(cf__now_ns() - start));

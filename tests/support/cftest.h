@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "cfutures.h"
+
 static inline int cf_test_main(int argc, char **argv, const char *group_name,
                                const struct CMUnitTest *tests, size_t count)
 {
@@ -35,10 +37,20 @@ static inline int cf_test_main(int argc, char **argv, const char *group_name,
     return _cmocka_run_group_tests(group_name, tests, count, NULL, NULL);
 }
 
-/* Ends a test file: CF_TEST_MAIN(tests) where tests is the CMUnitTest array. */
+/*
+ * An entry of the tests array for a test that needs in-process tasks (pointer tasks,
+ * nested submission, the thread pool's own properties): ctest registers it for the thread
+ * pool only, while every cmocka_unit_test(name) of a suite built for several backends is
+ * registered once per backend (see cf_add_test_suite).
+ */
+#define cf_inprocess_test(f) cmocka_unit_test(f)
+
+/* Ends a test file: CF_TEST_MAIN(tests) where tests is the CMUnitTest array.  Every test
+ * program may start process pools, whose workers are the program itself: cf_init first. */
 #define CF_TEST_MAIN(tests)                                                                \
     int main(int argc, char **argv)                                                        \
     {                                                                                      \
+        cf_init(&argc, &argv);                                                             \
         return cf_test_main(argc, argv, __FILE__, tests, sizeof(tests) / sizeof(tests[0])); \
     }
 

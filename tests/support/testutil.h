@@ -7,15 +7,21 @@
  * these helpers has a time limit (TU_LONG unless told), so a library bug fails a test instead
  * of hanging it; tests that must block without a limit arm tu_watchdog() first.
  *
+ * One test source runs against every backend.  make_executor() picks the backend from the
+ * environment variable CF_TEST_BACKEND ("threads", the default, or "processes"); ctest runs
+ * each backend-neutral test once per backend (see cf_add_test_suite in tests/CMakeLists.txt).
+ * Such tests use bytes tasks only, and the gates and latches they share with their tasks
+ * live in memory that worker processes map too (see "words shared with worker processes"),
+ * so a gate opened by the test releases a task in a worker process exactly as it releases
+ * one in a worker thread.  Tests that are about the thread pool itself (pointer tasks,
+ * nested submission, callbacks in the task's thread, ...) are listed as cf_inprocess_test
+ * (cftest.h) and create their executor with make_thread_executor(), so they test the thread
+ * pool whatever CF_TEST_BACKEND says.
+ *
  * cmocka's assertions may only be used in the test's own thread (they longjmp), so threads
  * and tasks report problems through TU_CHECK, which records the first failure; the test then
- * asserts tu_check_failures() == 0 in its own thread.
- *
- * Executor-level tests get their executor from make_executor(), which picks the backend from
- * the environment variable CF_TEST_BACKEND ("threads", the default), so the same source can
- * later run against other backends.  Tests that need in-process tasks (cf_submit, shared
- * memory between the test and its tasks) call TU_REQUIRE_INPROCESS() and are skipped on
- * backends whose tasks run elsewhere.
+ * calls tu_assert_no_check_failures() in its own thread.  Tasks in worker processes report
+ * through their outcome (a failing task's code and message reach the test's future).
  */
 #ifndef CF_TESTUTIL_H
 #define CF_TESTUTIL_H
@@ -26,13 +32,18 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,6 +127,218 @@ static inline void tu__check_failed(const char *what, const char *file, int line
                      tu__check_first());                                                   \
     } while (0)
 
+/* ---- words shared with worker processes --------------------------------------------- */
+
+/*
+ * Gates, latches and counters are 32-bit words in one shared region: a memfd of the test
+ * process, which worker processes (they inherit no descriptor) open by path as
+ * /proc/<test pid>/fd/<n>.  A memfd has no name in the file system, so nothing is left
+ * behind however the test ends.  Waits are futex waits on the shared words (not the private
+ * kind: waiter and waker may be different processes), each bounded by its timeout.  Words
+ * are allocated in the test process only; word 0 is never handed out, so 0 means "none" in
+ * a task's input.  In the test process tasks find the region already mapped, so threads and
+ * worker processes go through the same code.
+ */
+#define TU_XWORDS 16384u
+#define TU_XREGION_SIZE ((size_t)TU_XWORDS * sizeof(uint32_t))
+
+typedef struct tu__region {
+    pthread_mutex_t mu;
+    int own_fd;                    /* the test process's memfd; -1 elsewhere or before use */
+    char name[40];                 /* the path other processes open */
+    _Atomic uint32_t *words;       /* this process's own region, or the one last named */
+    uint32_t cursor;               /* owner: where the search for a free word resumes */
+    unsigned char used[TU_XWORDS]; /* owner: words handed out */
+} tu__region;
+
+static inline tu__region *tu__region_state(void)
+{
+    static tu__region r = {PTHREAD_MUTEX_INITIALIZER, -1, "", NULL, 1, {0}};
+    return &r;
+}
+
+/* Creates the test process's region if it has none; 0 or an errno value.  Lock held. */
+static inline int tu__region_create_locked(tu__region *r)
+{
+    int fd;
+    void *map;
+    if (r->own_fd >= 0)
+        return 0;
+    if (r->words != NULL)
+        return EINVAL; /* a worker process maps its test's region; it owns none */
+    fd = memfd_create("cftest-words", MFD_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    if (ftruncate(fd, (off_t)TU_XREGION_SIZE) != 0) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    map = mmap(NULL, TU_XREGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    r->own_fd = fd;
+    r->words = map;
+    snprintf(r->name, sizeof r->name, "/proc/%ld/fd/%d", (long)getpid(), fd);
+    return 0;
+}
+
+/* The words of the region at `name`: this process's own, or another process's, mapped on
+ * first use.  NULL if it cannot be mapped. */
+static inline _Atomic uint32_t *tu__words_named(const char *name)
+{
+    tu__region *r = tu__region_state();
+    _Atomic uint32_t *words = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->words != NULL && strcmp(r->name, name) == 0) {
+        words = r->words;
+    } else if (r->own_fd < 0 && strlen(name) < sizeof r->name) {
+        int fd = open(name, O_RDWR | O_CLOEXEC);
+        if (fd >= 0) {
+            void *map = mmap(NULL, TU_XREGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            close(fd);
+            if (map != MAP_FAILED) {
+                if (r->words != NULL)
+                    munmap((void *)r->words, TU_XREGION_SIZE);
+                r->words = map;
+                strcpy(r->name, name);
+                words = map;
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return words;
+}
+
+/* Hands out a free word, set to 0 (test process only). */
+static inline uint32_t tu__word_alloc(void)
+{
+    tu__region *r = tu__region_state();
+    uint32_t w = 0, i;
+    int err;
+    pthread_mutex_lock(&r->mu);
+    err = tu__region_create_locked(r);
+    for (i = 0; err == 0 && w == 0 && i < TU_XWORDS - 1; i++) {
+        uint32_t k = 1 + (r->cursor - 1 + i) % (TU_XWORDS - 1);
+        if (!r->used[k]) {
+            r->used[k] = 1;
+            r->cursor = k + 1 < TU_XWORDS ? k + 1 : 1;
+            atomic_store(&r->words[k], 0);
+            w = k;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (err != 0)
+        fail_msg("shared words: %s", strerror(err));
+    if (w == 0)
+        fail_msg("all %u shared words are in use", TU_XWORDS - 1);
+    return w;
+}
+
+static inline void tu__word_free(uint32_t w)
+{
+    tu__region *r = tu__region_state();
+    pthread_mutex_lock(&r->mu);
+    if (w > 0 && w < TU_XWORDS)
+        r->used[w] = 0;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* A word of the test process's own region. */
+static inline _Atomic uint32_t *tu__word(uint32_t w)
+{
+    tu__region *r = tu__region_state();
+    _Atomic uint32_t *words;
+    pthread_mutex_lock(&r->mu);
+    words = r->words;
+    pthread_mutex_unlock(&r->mu);
+    if (words == NULL || w == 0 || w >= TU_XWORDS)
+        fail_msg("shared word %u was never allocated", w);
+    return &words[w];
+}
+
+/* Adds one and wakes every waiter. */
+static inline void tu__word_arrive(_Atomic uint32_t *p)
+{
+    atomic_fetch_add(p, 1);
+    syscall(SYS_futex, (void *)p, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* 0 once the word is at least target, -1 if not after timeout (0: just look). */
+static inline int tu__word_wait(_Atomic uint32_t *p, uint32_t target, double timeout)
+{
+    double end = tu_now() + timeout;
+    for (;;) {
+        uint32_t v = atomic_load(p);
+        double left;
+        struct timespec ts;
+        if (v >= target)
+            return 0;
+        left = end - tu_now();
+        if (left <= 0)
+            return -1;
+        ts.tv_sec = (time_t)left;
+        ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+        syscall(SYS_futex, (void *)p, FUTEX_WAIT, v, &ts, NULL, 0);
+    }
+}
+
+/*
+ * For tasks of any process: a task's input carries a tu_xhead (filled in the test process)
+ * and word numbers taken from gates and latches (.w); tu_xword gives the word, NULL
+ * if the region cannot be mapped or the number is out of range (the task should then fail).
+ */
+typedef struct tu_xhead {
+    char region[40];
+} tu_xhead;
+
+static inline void tu_xhead_init(tu_xhead *h)
+{
+    tu__region *r = tu__region_state();
+    int err;
+    memset(h, 0, sizeof *h);
+    pthread_mutex_lock(&r->mu);
+    err = tu__region_create_locked(r);
+    if (err == 0)
+        strcpy(h->region, r->name);
+    pthread_mutex_unlock(&r->mu);
+    if (err != 0)
+        fail_msg("shared words: %s", strerror(err));
+}
+
+static inline _Atomic uint32_t *tu_xword(const tu_xhead *h, uint32_t w)
+{
+    _Atomic uint32_t *words;
+    char name[sizeof h->region];
+    if (w == 0 || w >= TU_XWORDS)
+        return NULL;
+    memcpy(name, h->region, sizeof name);
+    name[sizeof name - 1] = '\0';
+    words = tu__words_named(name);
+    return words == NULL ? NULL : &words[w];
+}
+
+/* Adds one to word w and wakes its waiters: -1 if the word cannot be reached. */
+static inline int tu_xarrive(const tu_xhead *h, uint32_t w)
+{
+    _Atomic uint32_t *p = tu_xword(h, w);
+    if (p == NULL)
+        return -1;
+    tu__word_arrive(p);
+    return 0;
+}
+
+/* Waits until word w is at least target: 0, or -1 after timeout or if it cannot be
+ * reached. */
+static inline int tu_xwait(const tu_xhead *h, uint32_t w, uint32_t target, double timeout)
+{
+    _Atomic uint32_t *p = tu_xword(h, w);
+    return p == NULL ? -1 : tu__word_wait(p, target, timeout);
+}
+
 /* ---- counting threads and descriptors ---------------------------------------------- */
 
 static inline int tu__count_dir(const char *path)
@@ -138,10 +361,44 @@ static inline int tu_count_threads(void)
     return tu__count_dir("/proc/self/task");
 }
 
-/* Open descriptors of this process now (the directory stream's own one excluded). */
+/* Open descriptors of this process now: the directory stream's own one and the shared
+ * words' memfd (created at the first gate or latch, whenever that is) excluded. */
 static inline int tu_count_fds(void)
 {
-    return tu__count_dir("/proc/self/fd") - 1;
+    tu__region *r = tu__region_state();
+    int own;
+    pthread_mutex_lock(&r->mu);
+    own = r->own_fd >= 0;
+    pthread_mutex_unlock(&r->mu);
+    return tu__count_dir("/proc/self/fd") - 1 - own;
+}
+
+/* Child processes of this process now (a process pool's workers), zombies included: each
+ * thread lists the children it started.  -1 if the kernel does not list them. */
+static inline int tu_count_children(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0, listed = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        char path[300];
+        FILE *fp;
+        long pid;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        fp = fopen(path, "r");
+        if (fp == NULL)
+            continue; /* the thread has just exited */
+        listed = 1;
+        while (fscanf(fp, "%ld", &pid) == 1)
+            n++;
+        fclose(fp);
+    }
+    closedir(d);
+    return listed ? n : -1;
 }
 
 /* A joined thread can stay listed in /proc for a moment after pthread_join returns (the
@@ -310,117 +567,67 @@ static inline int tu_expected_cpus(void)
 
 /* ---- gates and latches -------------------------------------------------------------- */
 
-static inline void tu__cond_init(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-}
-
-static inline struct timespec tu__deadline(double timeout)
-{
-    struct timespec ts;
-    double end = tu_now() + timeout;
-    ts.tv_sec = (time_t)end;
-    ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
-/* Closed until opened; then every waiter, present and future, passes. */
+/* Closed until opened; then every waiter, present and future, passes.  A shared word, so a
+ * task in a worker process can wait at it (its number goes in the task's input). */
 typedef struct tu_gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int open;
+    uint32_t w;
 } tu_gate;
 
 static inline void tu_gate_init(tu_gate *g)
 {
-    pthread_mutex_init(&g->mu, NULL);
-    tu__cond_init(&g->cv);
-    g->open = 0;
+    g->w = tu__word_alloc();
 }
 
 static inline void tu_gate_destroy(tu_gate *g)
 {
-    pthread_cond_destroy(&g->cv);
-    pthread_mutex_destroy(&g->mu);
+    tu__word_free(g->w);
+    g->w = 0;
 }
 
 static inline void tu_gate_open(tu_gate *g)
 {
-    pthread_mutex_lock(&g->mu);
-    g->open = 1;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    _Atomic uint32_t *p = tu__word(g->w);
+    atomic_store(p, 1);
+    syscall(SYS_futex, (void *)p, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 /* 0 once open, -1 if still closed after timeout. */
 static inline int tu_gate_wait(tu_gate *g, double timeout)
 {
-    struct timespec ts = tu__deadline(timeout);
-    int rc = 0;
-    pthread_mutex_lock(&g->mu);
-    while (!g->open && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-    rc = g->open ? 0 : -1;
-    pthread_mutex_unlock(&g->mu);
-    return rc;
+    return tu__word_wait(tu__word(g->w), 1, timeout);
 }
 
-/* A counter that threads can wait on until it reaches a target. */
+/* A counter that threads and processes can wait on until it reaches a target.  Also the
+ * counter of choice for "how many times did this run" (tu_latch_count). */
 typedef struct tu_latch {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int count;
+    uint32_t w;
 } tu_latch;
 
 static inline void tu_latch_init(tu_latch *l)
 {
-    pthread_mutex_init(&l->mu, NULL);
-    tu__cond_init(&l->cv);
-    l->count = 0;
+    l->w = tu__word_alloc();
 }
 
 static inline void tu_latch_destroy(tu_latch *l)
 {
-    pthread_cond_destroy(&l->cv);
-    pthread_mutex_destroy(&l->mu);
+    tu__word_free(l->w);
+    l->w = 0;
 }
 
 static inline void tu_latch_arrive(tu_latch *l)
 {
-    pthread_mutex_lock(&l->mu);
-    l->count++;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
+    tu__word_arrive(tu__word(l->w));
 }
 
 static inline int tu_latch_count(tu_latch *l)
 {
-    int n;
-    pthread_mutex_lock(&l->mu);
-    n = l->count;
-    pthread_mutex_unlock(&l->mu);
-    return n;
+    return (int)atomic_load(tu__word(l->w));
 }
 
 /* 0 once the count is at least target, -1 if not after timeout. */
 static inline int tu_latch_wait(tu_latch *l, int target, double timeout)
 {
-    struct timespec ts = tu__deadline(timeout);
-    int rc = 0;
-    pthread_mutex_lock(&l->mu);
-    while (l->count < target && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&l->cv, &l->mu, &ts);
-    rc = l->count >= target ? 0 : -1;
-    pthread_mutex_unlock(&l->mu);
-    return rc;
+    return tu__word_wait(tu__word(l->w), target < 0 ? 0u : (uint32_t)target, timeout);
 }
 
 /* Arrive, then wait until `n` have arrived: a barrier that proves n threads ran at once. */
@@ -482,27 +689,29 @@ static inline cf_backend tu_backend(void)
     const char *name = getenv("CF_TEST_BACKEND");
     if (name == NULL || name[0] == '\0' || strcmp(name, "threads") == 0)
         return CF_BACKEND_THREADS;
+    if (strcmp(name, "processes") == 0)
+        return CF_BACKEND_PROCESSES;
     fail_msg("CF_TEST_BACKEND=%s names no backend these tests know", name);
     return CF_BACKEND_THREADS;
 }
 
-/* Whether the backend runs cf_fn tasks in this process (so tasks can share memory). */
+/* Whether the test backend runs tasks in this process (its workers are threads). */
 static inline int tu_backend_inprocess(void)
 {
     return tu_backend() == CF_BACKEND_THREADS;
 }
 
+/* For programs that only make sense with in-process tasks: a hard failure on any other
+ * backend, never a skip (a skipped test must not count as passed). */
 #define TU_REQUIRE_INPROCESS()                                                             \
     do {                                                                                   \
         if (!tu_backend_inprocess())                                                       \
-            skip();                                                                        \
+            fail_msg("this test needs in-process tasks; CF_TEST_BACKEND=%s",               \
+                     getenv("CF_TEST_BACKEND"));                                           \
     } while (0)
 
-/*
- * Creates an executor of the test backend with `workers` workers (CF_WORKERS_AUTO allowed)
- * and the other options from base (NULL: defaults); fails the test if it cannot.
- */
-static inline cf_executor *make_executor(int workers, const cf_executor_opts *base)
+static inline cf_executor *tu__new_executor(cf_backend backend, int workers,
+                                            const cf_executor_opts *base)
 {
     cf_executor_opts o;
     cf_executor *ex = NULL;
@@ -512,13 +721,62 @@ static inline cf_executor *make_executor(int workers, const cf_executor_opts *ba
     else
         cf_executor_opts_init(&o);
     o.workers = workers;
-    rc = cf_executor_new(&ex, tu_backend(), &o);
+    rc = cf_executor_new(&ex, backend, &o);
     if (rc != 0 || ex == NULL)
         fail_msg("cf_executor_new(%d workers): %s", workers, cf_err_name(rc));
     return ex;
 }
 
-/* ---- small tasks -------------------------------------------------------------------- */
+/*
+ * Creates an executor of the test backend with `workers` workers (CF_WORKERS_AUTO allowed)
+ * and the other options from base (NULL: defaults); fails the test if it cannot.
+ */
+static inline cf_executor *make_executor(int workers, const cf_executor_opts *base)
+{
+    return tu__new_executor(tu_backend(), workers, base);
+}
+
+/* A thread pool, whatever the test backend: for the tests about the thread pool itself. */
+static inline cf_executor *make_thread_executor(int workers, const cf_executor_opts *base)
+{
+    return tu__new_executor(CF_BACKEND_THREADS, workers, base);
+}
+
+/*
+ * Sets an initializer whose argument is the `len` bytes at arg on every backend: a thread
+ * pool passes the pointer itself (it refuses initializer_arg_len), a process pool passes a
+ * copy of the bytes to each worker.  arg must stay valid until the executor is freed.
+ */
+static inline void tu_set_initializer(cf_executor_opts *o, cf_init_fn fn, void *arg, size_t len)
+{
+    o->initializer = fn;
+    o->initializer_arg = arg;
+    o->initializer_arg_len = tu_backend_inprocess() ? 0 : len;
+}
+
+/* What tu_count_workers counts from: threads (see tu_thread_baseline) and children. */
+typedef struct tu_baseline {
+    int threads, children;
+} tu_baseline;
+
+static inline tu_baseline tu_worker_baseline(void)
+{
+    tu_baseline b;
+    b.threads = tu_thread_baseline();
+    b.children = tu_count_children();
+    return b;
+}
+
+/* Workers of the test backend started since the baseline and alive now: threads for the
+ * thread pool; child processes for a process pool, whose one thread of its own (the
+ * manager) is not a worker. */
+static inline int tu_count_workers(const tu_baseline *b)
+{
+    return tu_backend_inprocess() ? tu_count_threads() - b->threads
+                                  : tu_count_children() - b->children;
+}
+
+/* ---- pointer tasks (thread pool only) ---------------------------------------------- */
 
 /* Returns its argument as its value. */
 static inline int tu_task_identity(void *arg, void **result, cf_ctx *ctx)
@@ -591,53 +849,15 @@ static inline cf_future *tu_submit(cf_executor *ex, cf_fn fn, void *arg)
     return f;
 }
 
-/* ---- holding every worker busy ------------------------------------------------------ */
-
-#define TU_HOLD_MAX 16
-
-/* n gated tasks that occupy n workers until tu_hold_release, so later tasks stay queued. */
-typedef struct tu_hold {
-    tu_gate gate;
-    tu_latch started;
-    int n;
-    tu_gated task[TU_HOLD_MAX];
-    cf_future *f[TU_HOLD_MAX];
-} tu_hold;
-
-/* Occupies n workers of ex (in-process backends) and returns once all n tasks are running. */
-static inline void tu_hold_workers(tu_hold *h, cf_executor *ex, int n)
-{
-    int i;
-    if (n > TU_HOLD_MAX)
-        fail_msg("tu_hold_workers: at most %d", TU_HOLD_MAX);
-    tu_gate_init(&h->gate);
-    tu_latch_init(&h->started);
-    h->n = n;
-    for (i = 0; i < n; i++) {
-        tu_gated_init(&h->task[i], &h->gate, &h->started, (void *)(intptr_t)(i + 1));
-        h->f[i] = tu_submit(ex, tu_task_gated, &h->task[i]);
-    }
-    if (tu_latch_wait(&h->started, n, TU_LONG) != 0)
-        fail_msg("only %d of %d holding tasks started", tu_latch_count(&h->started), n);
-}
-
-/* Lets the holding tasks finish and checks that each returned its value. */
-static inline void tu_hold_release(tu_hold *h)
-{
-    int i;
-    tu_gate_open(&h->gate);
-    for (i = 0; i < h->n; i++) {
-        void *v = NULL;
-        int rc = cf_future_result(h->f[i], TU_LONG, &v);
-        if (rc != 0 || v != (void *)(intptr_t)(i + 1))
-            fail_msg("holding task %d: %s", i, cf_err_name(rc));
-        cf_future_release(h->f[i]);
-    }
-    tu_latch_destroy(&h->started);
-    tu_gate_destroy(&h->gate);
-}
-
 /* ---- bytes tasks, usable on every backend ------------------------------------------- */
+
+/* Output: the input, unchanged. */
+static inline int tu_bytes_echo(const void *in, size_t len, cf_ctx *ctx)
+{
+    return cf_ctx_set_output(ctx, in, len) == 0 ? 0 : cf_fail(ctx, 12, "no memory");
+}
+
+CF_FUNCTION(tu_echo_fn, tu_bytes_echo);
 
 /* Output: the input with every byte xor 0x5a, written through cf_ctx_output. */
 static inline int tu_bytes_xor(const void *in, size_t len, cf_ctx *ctx)
@@ -688,6 +908,208 @@ static inline void tu_fill_pattern(unsigned char *buf, size_t len, unsigned seed
         x ^= x << 5;
         buf[i] = (unsigned char)x;
     }
+}
+
+
+/* The code an x-task fails with when its input is malformed or its words unreachable. */
+#define TU_EXMSG 9998
+
+/*
+ * The x-task ("cross-process task"), the bytes counterpart of tu_task_gated: announces
+ * itself on `started`, waits for `gate`, counts itself on `finished`, then fails with
+ * `code` (message "task <value> failed with <code>") when it is non-zero, else returns the
+ * 8 bytes of `value`.  Every field may be left 0/NULL.  Submit it with tu_xsubmit, or put
+ * its input (tu_xtask_input) in a bytes map.
+ */
+typedef struct tu_xtask {
+    tu_gate *gate;
+    tu_latch *started;
+    tu_latch *finished;
+    int code;
+    int64_t value;
+} tu_xtask;
+
+/* An x-task's input as it travels. */
+typedef struct tu_xmsg {
+    tu_xhead head;
+    uint32_t gate, started, finished;
+    int32_t code;
+    int64_t value;
+} tu_xmsg;
+
+static inline int tu__xtask_run(const void *in, size_t len, cf_ctx *ctx)
+{
+    tu_xmsg m;
+    if (len != sizeof m)
+        return cf_fail(ctx, TU_EXMSG, "x-task input of %zu bytes", len);
+    memcpy(&m, in, sizeof m);
+    if (m.started != 0 && tu_xarrive(&m.head, m.started) != 0)
+        return cf_fail(ctx, TU_EXMSG, "cannot reach %s", m.head.region);
+    if (m.gate != 0 && tu_xwait(&m.head, m.gate, 1, TU_LONG) != 0)
+        return cf_fail(ctx, TU_EGATE, "gate never opened");
+    if (m.finished != 0 && tu_xarrive(&m.head, m.finished) != 0)
+        return cf_fail(ctx, TU_EXMSG, "cannot reach %s", m.head.region);
+    if (m.code != 0)
+        return cf_fail(ctx, m.code, "task %" PRId64 " failed with %d", m.value, (int)m.code);
+    return cf_ctx_set_output(ctx, &m.value, sizeof m.value) == 0 ? 0 : cf_fail(ctx, 12, "no memory");
+}
+
+CF_FUNCTION(tu_xtask_fn, tu__xtask_run);
+
+/* Writes t's input into *m and returns it as a bytes input (valid while *m is). */
+static inline cf_bytes tu_xtask_input(const tu_xtask *t, tu_xmsg *m)
+{
+    cf_bytes b;
+    memset(m, 0, sizeof *m);
+    tu_xhead_init(&m->head);
+    m->gate = t->gate ? t->gate->w : 0;
+    m->started = t->started ? t->started->w : 0;
+    m->finished = t->finished ? t->finished->w : 0;
+    m->code = t->code;
+    m->value = t->value;
+    b.data = m;
+    b.len = sizeof *m;
+    return b;
+}
+
+/* Submits t and returns what cf_submit_bytes returned (for tests of refusals). */
+static inline int tu_xtask_submit(cf_executor *ex, const tu_xtask *t, cf_future **out)
+{
+    tu_xmsg m;
+    cf_bytes in = tu_xtask_input(t, &m);
+    return cf_submit_bytes(ex, &tu_xtask_fn, in.data, in.len, out);
+}
+
+/* Submits t and fails the test if the submission is refused. */
+static inline cf_future *tu_xsubmit(cf_executor *ex, const tu_xtask *t)
+{
+    cf_future *f = NULL;
+    int rc = tu_xtask_submit(ex, t, &f);
+    if (rc != 0 || f == NULL)
+        fail_msg("cf_submit_bytes: %s", cf_err_name(rc));
+    return f;
+}
+
+/* An x-task's value from its result bytes; INT64_MIN when they are not 8 bytes. */
+static inline int64_t tu_xvalue(const void *data, size_t len)
+{
+    int64_t v;
+    if (data == NULL || len != sizeof v)
+        return INT64_MIN;
+    memcpy(&v, data, sizeof v);
+    return v;
+}
+
+/* Waits up to timeout for an x-task's future and returns its value; fails the test on any
+ * other outcome. */
+static inline int64_t tu_xresult(cf_future *f, double timeout)
+{
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = cf_future_bytes(f, timeout, &data, &len);
+    if (rc != 0) {
+        int code = 0;
+        const char *msg = NULL;
+        cf_future_error(f, &code, &msg);
+        fail_msg("x-task: %s (code %d: %s)", cf_err_name(rc), code, msg ? msg : "no message");
+    }
+    return tu_xvalue(data, len);
+}
+
+/* ---- holding every worker busy ------------------------------------------------------ */
+
+#define TU_HOLD_MAX 1024
+
+/*
+ * Gated x-tasks that occupy every worker of an executor until tu_hold_release, with one of
+ * them left queued, so every task submitted after tu_hold_workers returns is queued behind
+ * it (CF_PENDING) and stays so until the release.
+ *
+ * Why not just one task per worker: a process pool hands a worker more than one task at a
+ * time (the next is there when one ends), and before all its workers have started it may
+ * give one worker two of them.  So tasks are submitted one at a time until every worker is
+ * running one and the last one submitted stays queued: a task still queued right after its
+ * submission, with every worker busy, means no worker will take more until one finishes.
+ * (On the thread pool that happens with the first task beyond one per worker.)  Counting
+ * the queued one matters for a bounded queue: it holds one of its places.
+ *
+ * Take the hold on an executor with nothing else in flight.  f[0] is running (a worker is
+ * executing it); f[n - 1] is the queued one.  Values: f[i] returns i + 1.
+ */
+typedef struct tu_hold {
+    tu_gate gate;
+    tu_latch started;
+    int n;
+    cf_future *f[TU_HOLD_MAX];
+} tu_hold;
+
+static inline void tu_hold_workers(tu_hold *h, cf_executor *ex)
+{
+    int workers = cf_executor_workers(ex);
+    double end = tu_now() + TU_LONG;
+    tu_gate_init(&h->gate);
+    tu_latch_init(&h->started);
+    h->n = 0;
+    for (;;) {
+        int started = tu_latch_count(&h->started);
+        int queued = h->n > 0 && cf_future_state(h->f[h->n - 1]) == CF_PENDING;
+        if (started >= workers && queued)
+            return;
+        if (!queued) { /* only the last one submitted can be queued */
+            tu_xtask t = {.gate = &h->gate, .started = &h->started, .value = h->n + 1};
+            if (h->n == TU_HOLD_MAX)
+                fail_msg("holding %d workers: %d tasks submitted, %d running, none queued",
+                         workers, h->n, started);
+            h->f[h->n++] = tu_xsubmit(ex, &t);
+            continue;
+        }
+        if (tu_now() > end)
+            fail_msg("holding %d workers: only %d running after %.0f s", workers, started,
+                     TU_LONG);
+        /* The queued task waits for a worker still starting: go on when one arrives (or
+         * look again shortly: it may have been handed to a worker that is busy). */
+        tu_latch_wait(&h->started, started + 1, 0.002);
+    }
+}
+
+/* The running task of the hold, and the queued one. */
+static inline cf_future *tu_hold_running(const tu_hold *h)
+{
+    return h->f[0];
+}
+
+static inline cf_future *tu_hold_queued(const tu_hold *h)
+{
+    return h->f[h->n - 1];
+}
+
+/* Opens the gate and checks that each holding task returned its value (the queued one may
+ * have been cancelled by the test instead). */
+static inline void tu_hold_release(tu_hold *h)
+{
+    int i;
+    tu_gate_open(&h->gate);
+    for (i = 0; i < h->n; i++) {
+        const void *data = NULL;
+        size_t len = 0;
+        int rc = cf_future_bytes(h->f[i], TU_LONG, &data, &len);
+        if (!(rc == CF_ECANCELLED && i == h->n - 1) &&
+            (rc != 0 || tu_xvalue(data, len) != i + 1))
+            fail_msg("holding task %d of %d: %s", i, h->n, cf_err_name(rc));
+        cf_future_release(h->f[i]);
+    }
+    tu_latch_destroy(&h->started);
+    tu_gate_destroy(&h->gate);
+}
+
+/* Starts every worker of ex and lets them go idle again, so tasks submitted next one at a
+ * time each find an idle worker (a process pool hands a task to its least busy worker, but
+ * only to one that has started). */
+static inline void tu_start_workers(cf_executor *ex)
+{
+    tu_hold h;
+    tu_hold_workers(&h, ex);
+    tu_hold_release(&h);
 }
 
 #endif

@@ -2,26 +2,34 @@
  * test_wait.c -- waiting on many futures: cf_wait's three modes, its timeout split,
  * duplicates, cancelled and already-done inputs, mixed executors; cf_as_completed's order,
  * single deadline, duplicates, early abandonment; a 20,000-future smoke run
- * (SEMANTICS 8-11).
+ * (SEMANTICS 8-11).  Every test runs on every backend (CF_TEST_BACKEND), with x-tasks.
  *
  * Each future of interest has its own gate (a "solo" task), so the test decides which one
- * completes next; the order assertions are therefore exact, not statistical.  Timeouts are
- * checked with lower bounds on the elapsed time only.
+ * completes next; the order assertions are therefore exact, not statistical.  Solos that
+ * must run at the same time are started on an executor whose workers were all started
+ * first (tu_start_workers), so each finds an idle worker of its own.  Timeouts are checked
+ * with lower bounds on the elapsed time only.
  */
 #include "testutil.h"
 
-/* A gated task with a gate of its own. */
+/* An x-task with a gate of its own. */
 typedef struct solo {
     tu_gate gate;
-    tu_gated task;
     cf_future *f;
 } solo;
 
-static void solo_start(solo *s, cf_executor *ex, tu_latch *started, intptr_t value)
+static void solo_start_code(solo *s, cf_executor *ex, tu_latch *started, int64_t value,
+                            int code)
 {
+    tu_xtask t;
     tu_gate_init(&s->gate);
-    tu_gated_init(&s->task, &s->gate, started, (void *)value);
-    s->f = tu_submit(ex, tu_task_gated, &s->task);
+    t = (tu_xtask){.gate = &s->gate, .started = started, .code = code, .value = value};
+    s->f = tu_xsubmit(ex, &t);
+}
+
+static void solo_start(solo *s, cf_executor *ex, tu_latch *started, int64_t value)
+{
+    solo_start_code(s, ex, started, value, 0);
 }
 
 /* Opens the gate and waits until the future is done. */
@@ -39,9 +47,10 @@ static void solo_free(solo *s)
 }
 
 /* A finished future with the given value. */
-static cf_future *done_future(cf_executor *ex, intptr_t value)
+static cf_future *done_future(cf_executor *ex, int64_t value)
 {
-    cf_future *f = tu_submit(ex, tu_task_identity, (void *)value);
+    tu_xtask t = {.value = value};
+    cf_future *f = tu_xsubmit(ex, &t);
     assert_int_equal(cf_future_wait(f, TU_LONG), 0);
     return f;
 }
@@ -69,6 +78,7 @@ static void do_wait(split *s, cf_future *const *fs, size_t n, cf_wait_mode mode,
 static cf_executor *start_pair(solo *a, solo *b, cf_future **fs, tu_latch *started)
 {
     cf_executor *ex = make_executor(2, NULL);
+    tu_start_workers(ex);
     tu_latch_init(started);
     solo_start(a, ex, started, 1);
     solo_start(b, ex, started, 2);
@@ -88,7 +98,6 @@ static void wait_first_completed(void **state)
     cf_executor *ex;
     split s;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     ex = start_pair(&a, &b, fs, &started);
 
     do_wait(&s, fs, 2, CF_FIRST_COMPLETED, 0.05);
@@ -126,9 +135,9 @@ static void wait_all_completed(void **state)
     split s;
     int i;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_latch_init(&started);
     ex = make_executor(3, NULL);
+    tu_start_workers(ex);
     for (i = 0; i < 3; i++) {
         solo_start(&x[i], ex, &started, i);
         fs[i] = x[i].f;
@@ -169,14 +178,14 @@ static void wait_already_done_counts_at_once(void **state)
     split s;
     size_t nd = 0, nn = 0;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_watchdog(120);
     tu_latch_init(&started);
     ex = make_executor(2, NULL);
+    fs[1] = done_future(ex, 2); /* first: none may wait behind the gated one */
+    fs[2] = done_future(ex, 3);
     solo_start(&a, ex, &started, 1);
     fs[0] = a.f;
-    fs[1] = done_future(ex, 2);
-    fs[2] = done_future(ex, 3);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
     do_wait(&s, fs, 3, CF_FIRST_COMPLETED, CF_FOREVER); /* a's gate stays closed */
     assert_int_equal(s.nd, 2);
     assert_ptr_equal(s.done[0], fs[1]);
@@ -206,7 +215,6 @@ static void wait_duplicates_count_once(void **state)
     cf_executor *ex;
     split s;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_latch_init(&started);
     ex = make_executor(2, NULL);
     a = done_future(ex, 1);
@@ -259,20 +267,21 @@ static void *cancel_later(void *arg)
 static void wait_cancelled_counts_as_done(void **state)
 {
     tu_hold hold;
-    atomic_int count;
+    tu_latch ran;
+    tu_xtask task;
     cf_future *c1, *c2, *fs[2];
     cf_executor *ex;
     delayed_cancel d;
     pthread_t t;
     split s;
     (void)state;
-    TU_REQUIRE_INPROCESS();
-    atomic_init(&count, 0);
+    tu_latch_init(&ran);
+    task = (tu_xtask){.finished = &ran};
     ex = make_executor(1, NULL);
-    tu_hold_workers(&hold, ex, 1);
-    c1 = tu_submit(ex, tu_task_count, &count);
-    c2 = tu_submit(ex, tu_task_count, &count);
-    fs[0] = hold.f[0];
+    tu_hold_workers(&hold, ex);
+    c1 = tu_xsubmit(ex, &task);
+    c2 = tu_xsubmit(ex, &task);
+    fs[0] = tu_hold_running(&hold);
     fs[1] = c1;
     d.f = c1;
     d.delay = 0.05;
@@ -292,9 +301,10 @@ static void wait_cancelled_counts_as_done(void **state)
 
     tu_hold_release(&hold);
     cf_executor_free(ex);
-    assert_int_equal(atomic_load(&count), 0);
+    assert_int_equal(tu_latch_count(&ran), 0);
     cf_future_release(c1);
     cf_future_release(c2);
+    tu_latch_destroy(&ran);
 }
 
 /* ---- SEMANTICS 9: first-error ------------------------------------------------------- */
@@ -310,14 +320,11 @@ static void wait_first_error_returns_on_error(void **state)
     tu_opener op;
     split s;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_latch_init(&started);
     ex = make_executor(3, NULL);
+    tu_start_workers(ex);
     solo_start(&a, ex, &started, 1);
-    tu_gate_init(&bad.gate);
-    tu_gated_init(&bad.task, &bad.gate, &started, NULL);
-    bad.task.code = 66;
-    bad.f = tu_submit(ex, tu_task_gated, &bad.task);
+    solo_start_code(&bad, ex, &started, 2, 66);
     solo_start(&c, ex, &started, 3);
     fs[0] = a.f;
     fs[1] = bad.f;
@@ -350,7 +357,6 @@ static void wait_first_error_only_successes_waits_for_all(void **state)
     tu_opener op;
     split s;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     ex = start_pair(&a, &b, fs, &started);
     solo_finish(&a);
     do_wait(&s, fs, 2, CF_FIRST_ERROR, 0.1);
@@ -374,33 +380,32 @@ static void wait_first_error_only_successes_waits_for_all(void **state)
  * already-failed one counts at once. */
 static void wait_first_error_cancel_is_not_error(void **state)
 {
-    static const int code = 4;
-    tu_latch started;
-    solo a, a2;
-    atomic_int count;
+    tu_latch started, ran;
+    tu_hold hold;
+    solo a2;
+    tu_xtask task, failing = {.code = 4};
     cf_future *c, *bad, *fs[3];
     cf_executor *ex;
     split s;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_watchdog(120);
     tu_latch_init(&started);
-    atomic_init(&count, 0);
+    tu_latch_init(&ran);
+    task = (tu_xtask){.finished = &ran};
     ex = make_executor(1, NULL);
-    solo_start(&a, ex, &started, 1);
-    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
-    c = tu_submit(ex, tu_task_count, &count);
+    tu_hold_workers(&hold, ex);
+    c = tu_xsubmit(ex, &task);
     assert_int_equal(cf_future_cancel(c), 0);
-    fs[0] = a.f;
+    fs[0] = tu_hold_running(&hold);
     fs[1] = c;
     do_wait(&s, fs, 2, CF_FIRST_ERROR, 0.1);
     assert_true(s.elapsed >= 0.1 - 1e-3);
     assert_int_equal(s.nd, 1);
     assert_ptr_equal(s.done[0], c);
     assert_int_equal(s.nn, 1);
-    solo_free(&a);
+    tu_hold_release(&hold);
 
-    bad = tu_submit(ex, tu_task_fail, (void *)&code);
+    bad = tu_xsubmit(ex, &failing);
     assert_int_equal(cf_future_wait(bad, TU_LONG), 0);
     solo_start(&a2, ex, &started, 2);
     fs[0] = a2.f;
@@ -415,13 +420,15 @@ static void wait_first_error_cancel_is_not_error(void **state)
     cf_future_release(c);
     cf_future_release(bad);
     cf_executor_free(ex);
-    assert_int_equal(atomic_load(&count), 0);
+    assert_int_equal(tu_latch_count(&ran), 0);
+    tu_latch_destroy(&ran);
     tu_latch_destroy(&started);
 }
 
 /* ---- SEMANTICS 11: mixed executors, invalid input, cost ----------------------------- */
 
-/* SEMANTICS 11, 8, 10: futures of two executors mixed in one wait and one iteration. */
+/* SEMANTICS 11, 8, 10: futures of two executors mixed in one wait and one iteration: one
+ * of the test backend, one thread pool (so on the process backend, two backends). */
 static void wait_and_as_completed_mixed_executors(void **state)
 {
     tu_latch started;
@@ -431,10 +438,9 @@ static void wait_and_as_completed_mixed_executors(void **state)
     cf_as_completed *it = NULL;
     split s;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_latch_init(&started);
     ex1 = make_executor(1, NULL);
-    ex2 = make_executor(1, NULL);
+    ex2 = make_thread_executor(1, NULL);
     solo_start(&a, ex1, &started, 1);
     solo_start(&b, ex2, &started, 2);
     fs[0] = a.f;
@@ -490,12 +496,13 @@ static void wait_and_as_completed_many_futures(void **state)
     tu_opener op;
     int round, i, rc;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     ex = make_executor(1, NULL);
     for (round = 0; round < 2; round++) {
-        tu_hold_workers(&hold, ex, 1);
-        for (i = 0; i < MANY; i++)
-            fs[i] = tu_submit(ex, tu_task_identity, (void *)(intptr_t)i);
+        tu_hold_workers(&hold, ex);
+        for (i = 0; i < MANY; i++) {
+            tu_xtask t = {.value = i};
+            fs[i] = tu_xsubmit(ex, &t);
+        }
         tu_open_later(&op, &hold.gate, 0.05);
         if (round == 0) {
             assert_int_equal(cf_wait(fs, MANY, CF_ALL_COMPLETED, 10 * TU_LONG, NULL, &nd,
@@ -507,10 +514,9 @@ static void wait_and_as_completed_many_futures(void **state)
             assert_int_equal(cf_as_completed_new(&it, fs, MANY, 10 * TU_LONG), 0);
             assert_int_equal(cf_as_completed_total(it), MANY);
             while ((rc = cf_as_completed_next(it, &g)) == 0) {
-                void *v = NULL;
-                assert_int_equal(cf_future_result(g, CF_POLL, &v), 0);
-                assert_true((intptr_t)v >= 0 && (intptr_t)v < MANY);
-                assert_int_equal(seen[(intptr_t)v]++, 0);
+                int64_t v = tu_xresult(g, CF_POLL);
+                assert_true(v >= 0 && v < MANY);
+                assert_int_equal(seen[v]++, 0);
                 yielded++;
             }
             assert_int_equal(rc, CF_EEND);
@@ -536,7 +542,6 @@ static void wait_wakes_for_completions_racing_its_setup(void **state)
     cf_executor *ex;
     int round, i;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_watchdog(50);
     ex = make_executor(2, NULL);
     for (round = 0; round < ROUNDS; round++) {
@@ -544,8 +549,10 @@ static void wait_wakes_for_completions_racing_its_setup(void **state)
         size_t nd = 0, nn = 0, n = 0;
         cf_as_completed *it = NULL;
         int rc;
-        for (i = 0; i < B; i++)
-            f[i] = tu_submit(ex, tu_task_identity, (void *)(intptr_t)i);
+        for (i = 0; i < B; i++) {
+            tu_xtask t = {.value = i};
+            f[i] = tu_xsubmit(ex, &t);
+        }
         if (round % 4 < 3) {
             cf_wait_mode mode = modes[round % 4];
             assert_int_equal(cf_wait(f, B, mode, CF_FOREVER, NULL, &nd, NULL, &nn), 0);
@@ -581,9 +588,9 @@ static void as_completed_done_first_then_completion_order(void **state)
     cf_as_completed *it = NULL;
     int i;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_latch_init(&started);
     ex = make_executor(4, NULL);
+    tu_start_workers(ex);
     d1 = done_future(ex, 100);
     d2 = done_future(ex, 200);
     for (i = 0; i < 4; i++)
@@ -635,9 +642,9 @@ static void as_completed_deadline_from_start(void **state)
     tu_opener op;
     double t0;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_latch_init(&started);
     ex = make_executor(2, NULL);
+    tu_start_workers(ex);
     d = done_future(ex, 7);
     solo_start(&a, ex, &started, 1);
     solo_start(&b, ex, &started, 2);
@@ -681,7 +688,7 @@ static void as_completed_deadline_from_start(void **state)
  * (ASan reports any leak or use after free). */
 static void as_completed_early_free_leaks_nothing(void **state)
 {
-    enum { N = 5 };
+    enum { N = 4 };
     tu_latch started;
     solo x[N];
     cf_future *fs[N + 1], *g = NULL;
@@ -689,9 +696,9 @@ static void as_completed_early_free_leaks_nothing(void **state)
     cf_as_completed *it = NULL, *it2 = NULL;
     int i;
     (void)state;
-    TU_REQUIRE_INPROCESS();
     tu_latch_init(&started);
     ex = make_executor(N, NULL);
+    tu_start_workers(ex);
     fs[N] = done_future(ex, 99); /* before the gated tasks take every worker */
     for (i = 0; i < N; i++) {
         solo_start(&x[i], ex, &started, i);
@@ -708,10 +715,8 @@ static void as_completed_early_free_leaks_nothing(void **state)
     cf_as_completed_free(it);
     cf_as_completed_free(it2);
     for (i = 0; i < N; i++) {
-        void *v = NULL;
         solo_finish(&x[i]);
-        assert_int_equal(cf_future_result(x[i].f, CF_POLL, &v), 0);
-        assert_ptr_equal(v, (void *)(intptr_t)i);
+        assert_int_equal(tu_xresult(x[i].f, CF_POLL), i);
         solo_free(&x[i]);
     }
     cf_future_release(fs[N]);
@@ -724,19 +729,20 @@ static void as_completed_early_free_leaks_nothing(void **state)
 static void as_completed_duplicates_and_cancelled(void **state)
 {
     tu_hold hold;
-    atomic_int count;
+    tu_latch ran;
+    tu_xtask task;
     cf_future *a, *c, *q, *fs[6], *g = NULL, *got[3];
     cf_executor *ex;
     cf_as_completed *it = NULL;
     int i;
     (void)state;
-    TU_REQUIRE_INPROCESS();
-    atomic_init(&count, 0);
+    tu_latch_init(&ran);
+    task = (tu_xtask){.finished = &ran};
     ex = make_executor(1, NULL);
     a = done_future(ex, 1);
-    tu_hold_workers(&hold, ex, 1);
-    c = tu_submit(ex, tu_task_count, &count);
-    q = tu_submit(ex, tu_task_count, &count);
+    tu_hold_workers(&hold, ex);
+    c = tu_xsubmit(ex, &task);
+    q = tu_xsubmit(ex, &task);
     fs[0] = a;
     fs[1] = c;
     fs[2] = a;
@@ -759,10 +765,11 @@ static void as_completed_duplicates_and_cancelled(void **state)
     for (i = 0; i < 3; i++)
         assert_int_equal(cf_future_done(got[i]), 1);
     cf_executor_free(ex);
-    assert_int_equal(atomic_load(&count), 1);
+    assert_int_equal(tu_latch_count(&ran), 1);
     cf_future_release(a);
     cf_future_release(c);
     cf_future_release(q);
+    tu_latch_destroy(&ran);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -1,0 +1,1371 @@
+/*
+ * test_process.c -- the process pool's faults and limits (issue #3; SEMANTICS 12-17 and
+ * 21-26 on CF_BACKEND_PROCESSES).
+ *
+ * Each fault gets its own test: a task that segfaults, aborts, exits, loops past its time
+ * limit, writes garbage or a truncated message; a worker killed from outside while busy,
+ * idle or still starting; results and inputs over max_payload; initializers that fail or
+ * crash; shutdown in each mode while tasks run.  After each, the affected future holds its
+ * own outcome with the pid and the wait status, every other future has its right value
+ * (each task ran exactly once), the pool still serves new tasks, and once the executor is
+ * freed this process has no child left (live or zombie) and as many descriptors as before.
+ *
+ * Tasks run in other processes, so the test and its tasks meet on a "board": a small file
+ * under /dev/shm, mapped by both (workers inherit no descriptors, so a task opens it by
+ * name).  Tasks record their pid and that they ran, announce that they reached their gate,
+ * and wait there (futex on the shared page, always with a time limit) until the test
+ * releases them.  Every board is unlinked at exit, failed tests included.
+ *
+ * Every task is one function, run_cmd, driven by a small command (cmd): the fault to
+ * commit or the value to compute.
+ */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+/* The library's test hook (src/processes/process.h, a hidden symbol of the static library
+ * these tests link): from inside a task, writes raw bytes where the worker's messages to
+ * the parent go, as a broken worker would. */
+int cf__worker_send_raw(const void *bytes, size_t len);
+
+/* ---- the board: memory shared with the tasks -------------------------------------- */
+
+#define SLOTS 64
+
+typedef struct board {
+    _Atomic uint32_t started;  /* tasks that reached their gate (futex word) */
+    _Atomic uint32_t release;  /* non-zero: gated tasks go on (futex word) */
+    _Atomic uint32_t passed;   /* gated tasks that went through their gate */
+    _Atomic int32_t pid[SLOTS]; /* the process each slot's task ran in */
+    _Atomic uint32_t ran[SLOTS]; /* how many times each slot's task started */
+} board;
+
+#define BOARD_NAME_MAX 48
+#define BOARDS_MAX 4 /* at once in one test */
+
+static char board_names[BOARDS_MAX][BOARD_NAME_MAX]; /* "" when free */
+static unsigned board_serial;
+
+static void unlink_boards(void)
+{
+    for (int i = 0; i < BOARDS_MAX; i++)
+        if (board_names[i][0])
+            unlink(board_names[i]);
+}
+
+static board *board_map(const char *path, int flags)
+{
+    int fd = open(path, flags | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return NULL;
+    if ((flags & O_CREAT) && ftruncate(fd, sizeof(board)) != 0) {
+        close(fd);
+        return NULL;
+    }
+    void *p = mmap(NULL, sizeof(board), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* A new zeroed board with a name unique to this process; name gets its path. */
+static board *board_create(char name[BOARD_NAME_MAX])
+{
+    int i = 0;
+    if (board_serial == 0)
+        atexit(unlink_boards);
+    while (i < BOARDS_MAX && board_names[i][0])
+        i++;
+    assert_true(i < BOARDS_MAX);
+    snprintf(name, BOARD_NAME_MAX, "/dev/shm/cf-test-process-%ld-%u", (long)getpid(),
+             board_serial++);
+    snprintf(board_names[i], BOARD_NAME_MAX, "%s", name);
+    board *b = board_map(name, O_CREAT | O_EXCL);
+    if (!b)
+        fail_msg("cannot create %s: %s", name, strerror(errno));
+    return b;
+}
+
+static void board_free(board *b, const char *name)
+{
+    munmap(b, sizeof *b);
+    unlink(name);
+    for (int i = 0; i < BOARDS_MAX; i++)
+        if (strcmp(board_names[i], name) == 0)
+            board_names[i][0] = '\0';
+}
+
+static void word_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* 0 once *word >= target, -1 if not within timeout seconds. */
+static int word_wait(_Atomic uint32_t *word, uint32_t target, double timeout)
+{
+    double end = tu_now() + timeout;
+    for (;;) {
+        uint32_t v = atomic_load(word);
+        if (v >= target)
+            return 0;
+        double left = end - tu_now();
+        if (left <= 0)
+            return -1;
+        struct timespec ts = {.tv_sec = (time_t)left,
+                              .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
+        syscall(SYS_futex, word, FUTEX_WAIT, v, &ts, NULL, 0);
+    }
+}
+
+static void board_release(board *b)
+{
+    atomic_store(&b->release, 1);
+    word_wake(&b->release);
+}
+
+/* ---- the task ----------------------------------------------------------------------- */
+
+enum op {
+    OP_VALUE,     /* result: value * 3 + 1 and the pid */
+    OP_GATE,      /* announce, wait for the release, then as OP_VALUE */
+    OP_SEGV,      /* write to a page that does not allow it */
+    OP_ABORT,     /* abort() */
+    OP_EXIT,      /* exit(value) */
+    OP_SPIN,      /* burn CPU without end (a minute, then give up: the test fails) */
+    OP_GARBAGE,   /* write 64 bytes of 0xAB to the parent, then wait to be killed */
+    OP_TRUNCATED, /* write the start of a RESULT message, then _exit(0) */
+    OP_HEADER,    /* write a RESULT header announcing `value` body bytes, then return */
+    OP_OUTPUT,    /* result: `value` bytes of 0x3C */
+    OP_INIT_ARG   /* result: what the initializer stored */
+};
+
+typedef struct cmd {
+    uint32_t op;
+    uint32_t slot;            /* the board slot it records in */
+    uint64_t value;
+    char board[BOARD_NAME_MAX]; /* "" when the task has no board */
+} cmd;
+
+typedef struct answer {
+    uint64_t value;
+    int64_t pid;
+} answer;
+
+static uint64_t expected(uint64_t value)
+{
+    return value * 3 + 1;
+}
+
+static char init_stored[32];
+
+/* Keeps its argument for OP_INIT_ARG. */
+static int init_store(void *arg, cf_ctx *ctx)
+{
+    (void)ctx;
+    snprintf(init_stored, sizeof init_stored, "%s", arg ? (const char *)arg : "(null)");
+    return 0;
+}
+
+static int init_refuse(void *arg, cf_ctx *ctx)
+{
+    (void)arg;
+    return cf_fail(ctx, 42, "initializer refuses");
+}
+
+static int init_abort(void *arg, cf_ctx *ctx)
+{
+    (void)arg;
+    (void)ctx;
+    abort();
+}
+
+/* Dies of SIGSEGV from a real invalid access.  The sanitizer runtimes catch SIGSEGV and
+ * exit(1) instead; the default action restores what a plain program gets from the kernel.
+ * The page is mapped without access so the address is not null (UBSan would report a null
+ * store and exit as well). */
+static void __attribute__((noreturn)) segfault(void)
+{
+    volatile char *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    signal(SIGSEGV, SIG_DFL);
+    if (p != MAP_FAILED)
+        *p = 1;
+    abort(); /* not reached unless the mapping failed: die some other, visible way */
+}
+
+static void spin_without_end(void)
+{
+    volatile uint64_t x = 0;
+    double end = tu_now() + 60.0;
+    while (tu_now() < end)
+        for (int i = 0; i < 100000; i++)
+            x += (uint64_t)i;
+}
+
+static void send_garbage(void)
+{
+    unsigned char junk[64];
+    memset(junk, 0xAB, sizeof junk);
+    cf__worker_send_raw(junk, sizeof junk);
+}
+
+/* A RESULT header (tag 0xCF5A0011, native endian) announcing a body of body_len bytes. */
+static void send_result_header(uint32_t body_len)
+{
+    unsigned char hdr[16];
+    uint32_t tag = 0xCF5A0011u;
+    uint64_t seq = 1;
+    memcpy(hdr, &tag, 4);
+    memcpy(hdr + 4, &body_len, 4);
+    memcpy(hdr + 8, &seq, 8);
+    cf__worker_send_raw(hdr, sizeof hdr);
+}
+
+/* A header announcing 1000 bytes and 20 of them, then the process ends: the parent holds
+ * a message that can never complete. */
+static void __attribute__((noreturn)) send_truncated_and_exit(void)
+{
+    unsigned char part[20];
+    memset(part, 0, sizeof part);
+    send_result_header(1000);
+    cf__worker_send_raw(part, sizeof part);
+    _exit(0);
+}
+
+/* Does what c says, with board b (NULL when c names none). */
+static int act(const cmd *c, board *b, cf_ctx *ctx)
+{
+    if ((c->op == OP_GATE || c->op == OP_GARBAGE) && !b)
+        return cf_fail(ctx, 3, "op %u needs a board", c->op);
+    switch (c->op) {
+    case OP_GATE:
+        atomic_fetch_add(&b->started, 1);
+        word_wake(&b->started);
+        if (word_wait(&b->release, 1, TU_LONG) != 0)
+            return cf_fail(ctx, TU_EGATE, "gate never opened");
+        atomic_fetch_add(&b->passed, 1);
+        break;
+    case OP_SEGV:
+        segfault();
+    case OP_ABORT:
+        abort();
+    case OP_EXIT:
+        exit((int)c->value);
+    case OP_SPIN:
+        spin_without_end();
+        break;
+    case OP_GARBAGE:
+        send_garbage();
+        /* Wait to be killed (bounded: if the parent never reacts, the task returns and the
+         * test fails on its outcome), so no later task runs in this worker before it dies. */
+        word_wait(&b->release, 1, TU_LONG);
+        break;
+    case OP_HEADER:
+        send_result_header((uint32_t)c->value);
+        break;
+    case OP_TRUNCATED:
+        send_truncated_and_exit();
+    case OP_OUTPUT: {
+        unsigned char *out = cf_ctx_output(ctx, (size_t)c->value);
+        if (!out)
+            return cf_fail(ctx, 12, "no memory for %llu bytes", (unsigned long long)c->value);
+        memset(out, 0x3C, (size_t)c->value);
+        return 0;
+    }
+    case OP_INIT_ARG:
+        return cf_ctx_set_output(ctx, init_stored, strlen(init_stored) + 1);
+    default:
+        break;
+    }
+    answer a = {expected(c->value), (int64_t)getpid()};
+    return cf_ctx_set_output(ctx, &a, sizeof a);
+}
+
+static int run_cmd_fn(const void *in, size_t len, cf_ctx *ctx)
+{
+    cmd c;
+    board *b = NULL;
+    if (len != sizeof c)
+        return cf_fail(ctx, 1, "input of %zu bytes is not a command", len);
+    memcpy(&c, in, sizeof c);
+    if (c.board[0]) {
+        if (c.slot >= SLOTS || !(b = board_map(c.board, 0)))
+            return cf_fail(ctx, 2, "cannot use board %s slot %u", c.board, c.slot);
+        atomic_store(&b->pid[c.slot], (int32_t)getpid());
+        atomic_fetch_add(&b->ran[c.slot], 1);
+    }
+    int rc = act(&c, b, ctx);
+    if (b)
+        munmap(b, sizeof *b);
+    return rc;
+}
+
+CF_FUNCTION(run_cmd, run_cmd_fn);
+CF_FUNCTION(xor_fn, tu_bytes_xor);
+
+static cmd make_cmd(enum op op, const char *board_name, uint32_t slot, uint64_t value)
+{
+    cmd c;
+    memset(&c, 0, sizeof c);
+    c.op = op;
+    c.slot = slot;
+    c.value = value;
+    if (board_name)
+        snprintf(c.board, sizeof c.board, "%s", board_name);
+    return c;
+}
+
+static cf_future *submit_cmd(cf_executor *ex, enum op op, const char *board_name,
+                             uint32_t slot, uint64_t value)
+{
+    cmd c = make_cmd(op, board_name, slot, value);
+    cf_future *f = NULL;
+    int rc = cf_submit_bytes(ex, &run_cmd, &c, sizeof c, &f);
+    if (rc != 0 || !f)
+        fail_msg("cf_submit_bytes(op %d): %s", (int)op, cf_err_name(rc));
+    return f;
+}
+
+/* f finished with value*3+1, computed in the process cf_future_pid names. */
+static void expect_answer(cf_future *f, uint64_t value)
+{
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = cf_future_bytes(f, TU_LONG, &data, &len);
+    if (rc != 0 || len != sizeof(answer))
+        fail_msg("task for value %llu: %s, %zu bytes", (unsigned long long)value,
+                 cf_err_name(rc), len);
+    answer a;
+    memcpy(&a, data, sizeof a);
+    assert_int_equal(a.value, expected(value));
+    assert_true(a.pid > 0);
+    assert_int_equal(a.pid, cf_future_pid(f));
+}
+
+/* ---- processes and descriptors ----------------------------------------------------- */
+
+/* The state letter of process pid if it is a child of this process ('Z': a zombie), or 0
+ * when it is not (gone, reaped, or someone else's). */
+static char child_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    char *close_paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    char state = 0;
+    long ppid = 0;
+    if (!close_paren || sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2)
+        return 0;
+    return ppid == (long)getpid() ? state : 0;
+}
+
+/* pid has been reaped (it is no child of ours any more), within the time limit. */
+static void expect_reaped(pid_t pid)
+{
+    double end = tu_now() + TU_LONG;
+    while (child_state(pid) != 0 && tu_now() < end)
+        tu_sleep(0.001);
+    if (child_state(pid) != 0)
+        fail_msg("worker %ld is still a child of this process (state %c)", (long)pid,
+                 child_state(pid));
+}
+
+/* After cf_executor_free: no child process at all (live or zombie) and no descriptor more
+ * than before the pool. */
+static void expect_clean(int fds_before)
+{
+    errno = 0;
+    pid_t w = waitpid(-1, NULL, WNOHANG);
+    if (w != -1 || errno != ECHILD)
+        fail_msg("a child process is left after free (waitpid: %ld, %s)", (long)w,
+                 strerror(errno));
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+/* message names pid as a whole decimal number. */
+static void expect_names_pid(const char *message, long pid)
+{
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%ld", pid);
+    assert_non_null(message);
+    for (const char *p = strstr(message, digits); p; p = strstr(p + 1, digits)) {
+        int before = p > message && p[-1] >= '0' && p[-1] <= '9';
+        int after = p[n] >= '0' && p[n] <= '9';
+        if (!before && !after)
+            return;
+    }
+    fail_msg("message \"%s\" does not name pid %ld", message, pid);
+}
+
+/* f failed with `outcome`; its worker is the process the task recorded in b's `slot`, the
+ * message names it, and it was reaped before the future finished.  Returns the error's code
+ * (the worker's wait status) for the caller to check. */
+static int expect_death(cf_future *f, int outcome, board *b, uint32_t slot)
+{
+    int code = 0;
+    const char *message = NULL;
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), outcome);
+    assert_int_equal(cf_future_state(f), CF_FINISHED);
+    assert_int_equal(cf_future_error(f, &code, &message), outcome);
+    long pid = cf_future_pid(f);
+    assert_true(pid > 0);
+    assert_int_equal(pid, atomic_load(&b->pid[slot]));
+    expect_names_pid(message, pid);
+    assert_int_equal(child_state((pid_t)pid), 0);
+    return code;
+}
+
+static cf_executor *new_pool(cf_executor_opts *o, int workers)
+{
+    cf_executor *ex = NULL;
+    o->workers = workers;
+    o->name = "tp";
+    int rc = cf_executor_new(&ex, CF_BACKEND_PROCESSES, o);
+    if (rc != 0)
+        fail_msg("cf_executor_new(processes): %s", cf_err_name(rc));
+    assert_string_equal(cf_executor_backend(ex), "processes");
+    return ex;
+}
+
+/* ---- a task that dies -------------------------------------------------------------- */
+
+enum { BEFORE = 8, AFTER = 8 };
+
+/*
+ * Two workers run BEFORE value tasks, the fault (slot BEFORE), and AFTER more, all
+ * submitted at once so some wait in the dying worker's queue.  The fault's future gets
+ * `outcome` and the wait status (returned); every other task ran exactly once and has its
+ * value; the pool then runs one more task; nothing is left after free.
+ */
+static int die_among_others(enum op op, uint64_t value, cf_executor_opts *o, int outcome)
+{
+    char name[BOARD_NAME_MAX];
+    board *b = board_create(name);
+    int fds = tu_count_fds();
+    cf_executor *ex = new_pool(o, 2);
+    cf_future *f[BEFORE + 1 + AFTER];
+    for (uint32_t i = 0; i < BEFORE + 1 + AFTER; i++)
+        f[i] = i == BEFORE ? submit_cmd(ex, op, name, i, value)
+                           : submit_cmd(ex, OP_VALUE, name, i, 100 + i);
+    int status = expect_death(f[BEFORE], outcome, b, BEFORE);
+    for (uint32_t i = 0; i < BEFORE + 1 + AFTER; i++) {
+        if (i != BEFORE) {
+            expect_answer(f[i], 100 + i);
+            assert_int_equal(atomic_load(&b->ran[i]), 1);
+        }
+        cf_future_release(f[i]);
+    }
+    assert_int_equal(atomic_load(&b->ran[BEFORE]), 1);
+    cf_future *again = submit_cmd(ex, OP_VALUE, NULL, 0, 7);
+    expect_answer(again, 7);
+    assert_int_not_equal(cf_future_pid(again), atomic_load(&b->pid[BEFORE]));
+    cf_future_release(again);
+    cf_executor_free(ex);
+    expect_clean(fds);
+    board_free(b, name);
+    return status;
+}
+
+static void segfault_fails_only_its_task(void **state)
+{
+    (void)state;
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    int status = die_among_others(OP_SEGV, 0, &o, CF_ELOST);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+}
+
+static void abort_fails_only_its_task(void **state)
+{
+    (void)state;
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    int status = die_among_others(OP_ABORT, 0, &o, CF_ELOST);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+static void exit_fails_only_its_task(void **state)
+{
+    (void)state;
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    int status = die_among_others(OP_EXIT, 3, &o, CF_ELOST);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+}
+
+/* SEMANTICS 24: the worker of a task past its time limit is killed and replaced. */
+static void endless_task_hits_its_time_limit(void **state)
+{
+    (void)state;
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.task_timeout = 0.5;
+    int status = die_among_others(OP_SPIN, 0, &o, CF_ETASKTIMEOUT);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+}
+
+/* SEMANTICS 26: bytes that can never be a message fail the task that was running. */
+static void garbage_message_fails_only_its_task(void **state)
+{
+    (void)state;
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    int status = die_among_others(OP_GARBAGE, 0, &o, CF_EPROTO);
+    assert_true(WIFSIGNALED(status)); /* the parent kills a worker it no longer believes */
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+}
+
+/* SEMANTICS 26: a message cut short by the worker's exit fails the task that was running;
+ * the worker ended on its own, so the status is its exit. */
+static void truncated_message_fails_only_its_task(void **state)
+{
+    (void)state;
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    int status = die_among_others(OP_TRUNCATED, 0, &o, CF_EPROTO);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/*
+ * A task writes a RESULT header announcing 4096 body bytes and returns; the next task in
+ * the same worker then returns 8 KiB.  The parent can only find the message malformed once
+ * those 4096 bytes are there, that is after the second task has finished, and kills the
+ * worker.  The first task fails with CF_EPROTO; the second ran, so it must not run again
+ * (its future may report its value or an error, but a task never runs twice).
+ */
+static void tasks_run_before_a_bad_message_is_seen_run_once(void **state)
+{
+    (void)state;
+    char name[BOARD_NAME_MAX];
+    board *b = board_create(name);
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    cf_executor *ex = new_pool(&o, 1);
+    cf_future *bad = submit_cmd(ex, OP_HEADER, name, 0, 4096);
+    cf_future *next = submit_cmd(ex, OP_OUTPUT, name, 1, 8192);
+    int status = expect_death(bad, CF_EPROTO, b, 0);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    int rc = cf_future_result(next, TU_LONG, NULL);
+    assert_true(rc == 0 || rc == CF_EPROTO || rc == CF_ELOST);
+    assert_int_equal(atomic_load(&b->ran[0]), 1);
+    if (atomic_load(&b->ran[1]) != 1)
+        fail_msg("the task behind the bad message ran %u times (outcome %s)",
+                 (unsigned)atomic_load(&b->ran[1]), rc ? cf_err_name(rc) : "its value");
+    cf_future *again = submit_cmd(ex, OP_VALUE, NULL, 0, 6);
+    expect_answer(again, 6);
+    cf_future_release(again);
+    cf_future_release(bad);
+    cf_future_release(next);
+    cf_executor_free(ex);
+    expect_clean(fds);
+    board_free(b, name);
+}
+
+/* ---- workers killed from outside ---------------------------------------------------- */
+
+/* A worker killed while its task runs: that task is lost, the tasks waiting in the queue
+ * run on its replacement, the other worker's running task is unaffected. */
+static void worker_killed_while_busy(void **state)
+{
+    (void)state;
+    char name[BOARD_NAME_MAX];
+    board *b = board_create(name);
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    /* kill_on_cancel makes each worker hold one task at a time, so the second gated task
+     * starts on the second worker instead of waiting behind the first (with the default,
+     * see tasks_start_on_every_worker).  Nothing here is cancelled. */
+    o.kill_on_cancel = 1;
+    cf_executor *ex = new_pool(&o, 2);
+    cf_future *gated[2], *queued[8];
+    for (uint32_t i = 0; i < 2; i++)
+        gated[i] = submit_cmd(ex, OP_GATE, name, i, i);
+    assert_int_equal(word_wait(&b->started, 2, TU_LONG), 0);
+    for (uint32_t i = 0; i < 8; i++)
+        queued[i] = submit_cmd(ex, OP_VALUE, name, 2 + i, 2 + i);
+    long victim = cf_future_pid(gated[0]);
+    assert_int_equal(victim, atomic_load(&b->pid[0]));
+    assert_int_equal(cf_future_state(gated[0]), CF_RUNNING);
+    assert_int_equal(kill((pid_t)victim, SIGKILL), 0);
+
+    int status = expect_death(gated[0], CF_ELOST, b, 0);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    /* The other worker is still held at its gate, so these ran on the replacement. */
+    for (uint32_t i = 0; i < 8; i++) {
+        expect_answer(queued[i], 2 + i);
+        assert_int_not_equal(cf_future_pid(queued[i]), victim);
+        assert_int_equal(atomic_load(&b->ran[2 + i]), 1);
+        cf_future_release(queued[i]);
+    }
+    assert_int_equal(cf_future_state(gated[1]), CF_RUNNING);
+    board_release(b);
+    expect_answer(gated[1], 1);
+    assert_int_equal(atomic_load(&b->passed), 1);
+    cf_future_release(gated[0]);
+    cf_future_release(gated[1]);
+    cf_executor_free(ex);
+    expect_clean(fds);
+    board_free(b, name);
+}
+
+/* SEMANTICS 15: in a pool of two workers, a task submitted while the only live worker is
+ * busy starts on a second worker; it does not wait behind the running task (two tasks that
+ * wait for each other would never finish). */
+static void tasks_start_on_every_worker(void **state)
+{
+    (void)state;
+    char name[BOARD_NAME_MAX];
+    board *b = board_create(name);
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    cf_executor *ex = new_pool(&o, 2);
+    cf_future *f[2];
+    f[0] = submit_cmd(ex, OP_GATE, name, 0, 0);
+    assert_int_equal(word_wait(&b->started, 1, TU_LONG), 0);
+    f[1] = submit_cmd(ex, OP_GATE, name, 1, 1);
+    int both = word_wait(&b->started, 2, TU_LONG);
+    board_release(b);
+    if (both != 0)
+        fail_msg("only %u of 2 tasks started on a pool of 2 workers",
+                 (unsigned)atomic_load(&b->started));
+    for (uint32_t i = 0; i < 2; i++) {
+        expect_answer(f[i], i);
+        cf_future_release(f[i]);
+    }
+    cf_executor_free(ex);
+    expect_clean(fds);
+    board_free(b, name);
+}
+
+/* SEMANTICS 23: a worker killed between tasks is replaced and nothing is lost, also for
+ * tasks submitted before the pool has noticed the death. */
+static void worker_killed_while_idle(void **state)
+{
+    (void)state;
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    cf_executor *ex = new_pool(&o, 1);
+    cf_future *first = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
+    expect_answer(first, 1);
+    long victim = cf_future_pid(first);
+    cf_future_release(first);
+    assert_int_equal(kill((pid_t)victim, SIGKILL), 0);
+    cf_future *after[8];
+    for (uint32_t i = 0; i < 8; i++)
+        after[i] = submit_cmd(ex, OP_VALUE, NULL, 0, 10 + i);
+    for (uint32_t i = 0; i < 8; i++) {
+        expect_answer(after[i], 10 + i);
+        assert_int_not_equal(cf_future_pid(after[i]), victim);
+        cf_future_release(after[i]);
+    }
+    expect_reaped((pid_t)victim);
+    assert_int_equal(cf_executor_error(ex, NULL, NULL), 0);
+    cf_executor_free(ex);
+    expect_clean(fds);
+}
+
+/* Workers of worker_killed_while_starting hold here, before main(), when the test names a
+ * board in this variable: the first one waits to be killed, later ones go on.  Only the
+ * test's children can see it (the test sets it after its own start). */
+#define HOLD_ENV "CF_TEST_PROCESS_HOLD_START"
+
+__attribute__((constructor)) static void hold_first_worker(void)
+{
+    const char *path = getenv(HOLD_ENV);
+    board *b = path ? board_map(path, 0) : NULL;
+    if (!b)
+        return;
+    uint32_t n = atomic_fetch_add(&b->started, 1);
+    if (n < SLOTS)
+        atomic_store(&b->pid[n], (int32_t)getpid());
+    word_wake(&b->started);
+    if (n == 0)
+        word_wait(&b->release, 1, TU_LONG);
+    munmap(b, sizeof *b);
+}
+
+/* SEMANTICS 23: a worker killed from outside before it is ready (a pool without an
+ * initializer, so nothing failed in it) is replaced like any idle worker; the pool does
+ * not break. */
+static void worker_killed_while_starting(void **state)
+{
+    (void)state;
+    char name[BOARD_NAME_MAX];
+    board *b = board_create(name);
+    assert_int_equal(setenv(HOLD_ENV, name, 1), 0);
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    cf_executor *ex = new_pool(&o, 1);
+    cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 5);
+    assert_int_equal(word_wait(&b->started, 1, TU_LONG), 0);
+    pid_t victim = atomic_load(&b->pid[0]);
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    int rc = cf_future_result(f, TU_LONG, NULL);
+    int code = 0;
+    const char *message = NULL;
+    cf_future_error(f, &code, &message);
+    if (rc != 0)
+        fail_msg("the task after a worker killed while starting: %s (%d, %s)", cf_err_name(rc),
+                 code, message ? message : "no message");
+    expect_answer(f, 5);
+    assert_int_not_equal(cf_future_pid(f), victim);
+    assert_int_equal(cf_executor_error(ex, NULL, NULL), 0);
+    cf_future_release(f);
+    cf_executor_free(ex);
+    unsetenv(HOLD_ENV);
+    expect_clean(fds);
+    board_free(b, name);
+}
+
+/* ---- payload limits (SEMANTICS 22) ---------------------------------------------------- */
+
+static void payload_sizes_round_trip(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 64 * 1024, 64 * 1024 + 1, (size_t)64 << 20};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    cf_executor *ex = new_pool(&o, 2);
+    unsigned char *in[N];
+    cf_future *f[N];
+    for (int i = 0; i < N; i++) {
+        in[i] = malloc(sizes[i] ? sizes[i] : 1);
+        assert_non_null(in[i]);
+        tu_fill_pattern(in[i], sizes[i], (unsigned)i + 1);
+        assert_int_equal(cf_submit_bytes(ex, &xor_fn, in[i], sizes[i], &f[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        const unsigned char *out = NULL;
+        size_t len = 99;
+        assert_int_equal(cf_future_bytes(f[i], TU_LONG, (const void **)&out, &len), 0);
+        assert_int_equal(len, sizes[i]);
+        for (size_t k = 0; k < len; k++)
+            if (out[k] != (in[i][k] ^ 0x5a))
+                fail_msg("%zu-byte payload: byte %zu is %#x, not %#x", sizes[i], k, out[k],
+                         in[i][k] ^ 0x5a);
+        cf_future_release(f[i]);
+        free(in[i]);
+    }
+    cf_executor_free(ex);
+    expect_clean(fds);
+}
+
+/* An input over max_payload is refused at submit and creates nothing; in a map, only its
+ * own position reports CF_ETOOBIG. */
+static void input_over_limit_is_refused(void **state)
+{
+    (void)state;
+    enum { LIMIT = 4096 };
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.max_payload = LIMIT;
+    cf_executor *ex = new_pool(&o, 2);
+    unsigned char *big = calloc(1, LIMIT + 1);
+    assert_non_null(big);
+    cf_future *f = (cf_future *)1;
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, big, LIMIT + 1, &f), CF_ETOOBIG);
+    assert_null(f);
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, big, LIMIT, &f), 0);
+    const void *data;
+    size_t len = 0;
+    assert_int_equal(cf_future_bytes(f, TU_LONG, &data, &len), 0);
+    assert_int_equal(len, LIMIT);
+    cf_future_release(f);
+
+    cf_bytes inputs[5];
+    for (int i = 0; i < 5; i++)
+        inputs[i] = (cf_bytes){big, i == 2 ? LIMIT + 1 : (size_t)i};
+    cf_map *m = NULL;
+    assert_int_equal(cf_map_bytes_start(&m, ex, &xor_fn, inputs, 5, NULL), 0);
+    for (size_t i = 0; i < 5; i++) {
+        size_t idx = 99;
+        void *v = NULL;
+        int rc = cf_map_next(m, &idx, &v);
+        assert_int_equal(idx, i);
+        assert_int_equal(rc, i == 2 ? CF_ETOOBIG : 0);
+        if (rc == 0)
+            assert_int_equal(cf_map_value_len(m), i);
+    }
+    assert_int_equal(cf_map_next(m, NULL, NULL), CF_EEND);
+    cf_map_free(m);
+    free(big);
+    cf_executor_free(ex);
+    expect_clean(fds);
+}
+
+/* A result over max_payload fails that task only, with CF_ETOOBIG; one at the limit is
+ * delivered. */
+static void result_over_limit_fails_only_its_task(void **state)
+{
+    (void)state;
+    enum { LIMIT = 1 << 20 };
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.max_payload = LIMIT;
+    cf_executor *ex = new_pool(&o, 2);
+    cf_future *before = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
+    cf_future *over = submit_cmd(ex, OP_OUTPUT, NULL, 0, LIMIT + 1);
+    cf_future *at = submit_cmd(ex, OP_OUTPUT, NULL, 0, LIMIT);
+    cf_future *after = submit_cmd(ex, OP_VALUE, NULL, 0, 2);
+    const char *message = NULL;
+    assert_int_equal(cf_future_result(over, TU_LONG, NULL), CF_ETOOBIG);
+    assert_int_equal(cf_future_error(over, NULL, &message), CF_ETOOBIG);
+    assert_non_null(message);
+    const unsigned char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(cf_future_bytes(at, TU_LONG, (const void **)&data, &len), 0);
+    assert_int_equal(len, LIMIT);
+    assert_int_equal(data[0], 0x3C);
+    assert_int_equal(data[LIMIT - 1], 0x3C);
+    expect_answer(before, 1);
+    expect_answer(after, 2);
+    cf_future_release(before);
+    cf_future_release(over);
+    cf_future_release(at);
+    cf_future_release(after);
+    cf_executor_free(ex);
+    expect_clean(fds);
+}
+
+/* ---- initializers (SEMANTICS 16) ----------------------------------------------------- */
+
+static void initializer_runs_with_its_arg(void **state)
+{
+    (void)state;
+    static const char arg[] = "init-arg";
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.initializer = init_store;
+    o.initializer_arg = (void *)arg;
+    o.initializer_arg_len = sizeof arg;
+    cf_executor *ex = new_pool(&o, 2);
+    cf_future *f = submit_cmd(ex, OP_INIT_ARG, NULL, 0, 0);
+    const void *data = NULL;
+    size_t len = 0;
+    assert_int_equal(cf_future_bytes(f, TU_LONG, &data, &len), 0);
+    assert_int_equal(len, sizeof arg);
+    assert_string_equal((const char *)data, arg);
+    cf_future_release(f);
+    cf_executor_free(ex);
+    expect_clean(fds);
+}
+
+/* The pool is broken with the initializer's code and message: the task submitted before
+ * fails with CF_EBROKEN, later submissions are refused. */
+static void failing_initializer_breaks_the_pool(void **state)
+{
+    (void)state;
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.initializer = init_refuse;
+    cf_executor *ex = new_pool(&o, 2);
+    cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
+    int code = 0;
+    const char *message = NULL;
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_EBROKEN);
+    assert_int_equal(cf_future_error(f, &code, &message), CF_EBROKEN);
+    assert_int_equal(code, 42);
+    assert_string_equal(message, "initializer refuses");
+    assert_int_equal(cf_executor_error(ex, &code, &message), CF_EBROKEN);
+    assert_int_equal(code, 42);
+    assert_string_equal(message, "initializer refuses");
+    cmd c = make_cmd(OP_VALUE, NULL, 0, 2);
+    cf_future *later = (cf_future *)1;
+    assert_int_equal(cf_submit_bytes(ex, &run_cmd, &c, sizeof c, &later), CF_EBROKEN);
+    assert_null(later);
+    cf_future_release(f);
+    cf_executor_free(ex);
+    expect_clean(fds);
+}
+
+/* A worker that dies in its initializer counts as a failed initializer; the executor's
+ * error is the wait status and names the pid. */
+static void crashing_initializer_breaks_the_pool(void **state)
+{
+    (void)state;
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.initializer = init_abort;
+    cf_executor *ex = new_pool(&o, 1);
+    cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
+    int code = 0;
+    const char *message = NULL;
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_EBROKEN);
+    assert_int_equal(cf_executor_error(ex, &code, &message), CF_EBROKEN);
+    assert_true(WIFSIGNALED(code));
+    assert_int_equal(WTERMSIG(code), SIGABRT);
+    assert_non_null(message);
+    assert_non_null(strstr(message, "worker"));
+    cf_future_release(f);
+    cf_executor_free(ex);
+    expect_clean(fds);
+}
+
+/* ---- shutdown while tasks run (SEMANTICS 14) ------------------------------------------ */
+
+enum { HELD = 1, QUEUED = 6 };
+
+typedef struct running_pool {
+    char name[BOARD_NAME_MAX];
+    board *b;
+    int fds;
+    cf_executor *ex;
+    cf_future *f[HELD + QUEUED];
+    cf_state before[HELD + QUEUED]; /* the states when shutdown was called */
+} running_pool;
+
+/* One worker held at a gate, then QUEUED more tasks: the first of them handed to the held
+ * worker behind its task (a worker holds two tasks when their time is not known yet), the
+ * rest waiting in the pool's queue. */
+static void start_running_pool(running_pool *rp)
+{
+    rp->b = board_create(rp->name);
+    rp->fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    rp->ex = new_pool(&o, 1);
+    for (uint32_t i = 0; i < HELD; i++)
+        rp->f[i] = submit_cmd(rp->ex, OP_GATE, rp->name, i, i);
+    assert_int_equal(word_wait(&rp->b->started, HELD, TU_LONG), 0);
+    for (uint32_t i = HELD; i < HELD + QUEUED; i++)
+        rp->f[i] = submit_cmd(rp->ex, OP_VALUE, rp->name, i, i);
+    for (int i = 0; i < HELD + QUEUED; i++)
+        rp->before[i] = cf_future_state(rp->f[i]);
+}
+
+static void finish_running_pool(running_pool *rp)
+{
+    cmd c = make_cmd(OP_VALUE, NULL, 0, 1);
+    cf_future *late = (cf_future *)1;
+    assert_int_equal(cf_submit_bytes(rp->ex, &run_cmd, &c, sizeof c, &late), CF_ESHUTDOWN);
+    assert_null(late);
+    for (int i = 0; i < HELD + QUEUED; i++)
+        cf_future_release(rp->f[i]);
+    cf_executor_free(rp->ex);
+    expect_clean(rp->fds);
+    board_free(rp->b, rp->name);
+}
+
+typedef struct waiter {
+    running_pool *rp;
+    unsigned flags;
+    atomic_int all_done; /* every future was done when cf_shutdown returned */
+} waiter;
+
+static void *shutdown_thread(void *arg)
+{
+    waiter *w = arg;
+    cf_shutdown(w->rp->ex, w->flags);
+    int all = 1;
+    for (int i = 0; i < HELD + QUEUED; i++)
+        all &= cf_future_done(w->rp->f[i]);
+    atomic_store(&w->all_done, all);
+    return NULL;
+}
+
+/* Every accepted task runs to its value; shutdown(WAIT) returns only after all are done,
+ * and the workers are gone by then. */
+static void shutdown_wait_while_tasks_run(void **state)
+{
+    (void)state;
+    running_pool rp;
+    start_running_pool(&rp);
+    assert_int_equal(cf_shutdown(rp.ex, 0), 0); /* no more submissions from here */
+    waiter w = {&rp, CF_SHUTDOWN_WAIT, 0};
+    pthread_t t = tu_thread_start(shutdown_thread, &w);
+    assert_int_equal(cf_future_state(rp.f[0]), CF_RUNNING);
+    board_release(rp.b);
+    tu_thread_join(t);
+    assert_int_equal(atomic_load(&w.all_done), 1);
+    errno = 0;
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+    for (uint32_t i = 0; i < HELD + QUEUED; i++) {
+        expect_answer(rp.f[i], i);
+        assert_int_equal(atomic_load(&rp.b->ran[i]), 1);
+    }
+    finish_running_pool(&rp);
+}
+
+/* Tasks still queued are cancelled and never run; those handed to a worker run. */
+static void shutdown_cancel_pending_while_tasks_run(void **state)
+{
+    (void)state;
+    running_pool rp;
+    start_running_pool(&rp);
+    int pending = 0;
+    for (int i = 0; i < HELD + QUEUED; i++)
+        pending += rp.before[i] == CF_PENDING;
+    assert_true(pending > 0); /* the workers' queues are bounded: some must wait */
+    waiter w = {&rp, CF_SHUTDOWN_WAIT | CF_SHUTDOWN_CANCEL_PENDING, 0};
+    pthread_t t = tu_thread_start(shutdown_thread, &w);
+    /* Wait for the cancellations before releasing, so none can start in between. */
+    for (int i = 0; i < HELD + QUEUED; i++)
+        if (rp.before[i] == CF_PENDING)
+            assert_int_equal(cf_future_wait(rp.f[i], TU_LONG), 0);
+    board_release(rp.b);
+    tu_thread_join(t);
+    assert_int_equal(atomic_load(&w.all_done), 1);
+    for (uint32_t i = 0; i < HELD + QUEUED; i++) {
+        if (rp.before[i] == CF_PENDING) {
+            assert_int_equal(cf_future_result(rp.f[i], CF_POLL, NULL), CF_ECANCELLED);
+            assert_int_equal(atomic_load(&rp.b->ran[i]), 0);
+        } else {
+            expect_answer(rp.f[i], i);
+            assert_int_equal(atomic_load(&rp.b->ran[i]), 1);
+        }
+    }
+    finish_running_pool(&rp);
+}
+
+/* KILL with CANCEL_PENDING: running tasks' workers are killed (their futures cancelled),
+ * queued ones are cancelled; shutdown returns without the gates ever opening. */
+static void shutdown_kill_while_tasks_run(void **state)
+{
+    (void)state;
+    running_pool rp;
+    start_running_pool(&rp);
+    long held_pid[HELD];
+    for (int i = 0; i < HELD; i++)
+        held_pid[i] = cf_future_pid(rp.f[i]);
+    assert_int_equal(
+        cf_shutdown(rp.ex, CF_SHUTDOWN_WAIT | CF_SHUTDOWN_CANCEL_PENDING | CF_SHUTDOWN_KILL), 0);
+    for (int i = 0; i < HELD + QUEUED; i++) {
+        assert_int_equal(cf_future_result(rp.f[i], CF_POLL, NULL), CF_ECANCELLED);
+        assert_int_equal(cf_future_state(rp.f[i]), CF_CANCELLED);
+    }
+    for (int i = 0; i < HELD; i++)
+        assert_int_equal(child_state((pid_t)held_pid[i]), 0);
+    assert_int_equal(atomic_load(&rp.b->passed), 0);
+    for (int i = HELD; i < HELD + QUEUED; i++)
+        assert_int_equal(atomic_load(&rp.b->ran[i]), 0);
+    finish_running_pool(&rp);
+}
+
+/* ---- cancelling a running task (SEMANTICS 2, 24) ----------------------------------- */
+
+static void cancel_running_task_is_refused(void **state)
+{
+    (void)state;
+    char name[BOARD_NAME_MAX];
+    board *b = board_create(name);
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    cf_executor *ex = new_pool(&o, 1);
+    cf_future *f = submit_cmd(ex, OP_GATE, name, 0, 4);
+    assert_int_equal(word_wait(&b->started, 1, TU_LONG), 0);
+    assert_int_equal(cf_future_cancel(f), CF_EBUSY);
+    assert_int_equal(cf_future_state(f), CF_RUNNING);
+    board_release(b);
+    expect_answer(f, 4);
+    cf_future_release(f);
+    cf_executor_free(ex);
+    expect_clean(fds);
+    board_free(b, name);
+}
+
+static void kill_on_cancel_kills_only_that_worker(void **state)
+{
+    (void)state;
+    char name[BOARD_NAME_MAX];
+    board *b = board_create(name);
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.kill_on_cancel = 1;
+    cf_executor *ex = new_pool(&o, 2);
+    cf_future *f[2];
+    for (uint32_t i = 0; i < 2; i++)
+        f[i] = submit_cmd(ex, OP_GATE, name, i, i);
+    assert_int_equal(word_wait(&b->started, 2, TU_LONG), 0);
+    long victim = cf_future_pid(f[0]);
+    assert_int_equal(victim, atomic_load(&b->pid[0]));
+    assert_int_equal(cf_future_cancel(f[0]), 0);
+    assert_int_equal(cf_future_state(f[0]), CF_CANCELLED);
+    assert_int_equal(cf_future_result(f[0], CF_POLL, NULL), CF_ECANCELLED);
+    assert_int_equal(cf_future_cancel(f[0]), 0);
+    expect_reaped((pid_t)victim);
+    assert_int_equal(cf_future_state(f[1]), CF_RUNNING);
+    board_release(b);
+    expect_answer(f[1], 1);
+    assert_int_equal(atomic_load(&b->passed), 1); /* the killed task never went on */
+    cf_future *again = submit_cmd(ex, OP_VALUE, NULL, 0, 9);
+    expect_answer(again, 9);
+    assert_int_not_equal(cf_future_pid(again), victim);
+    cf_future_release(again);
+    cf_future_release(f[0]);
+    cf_future_release(f[1]);
+    cf_executor_free(ex);
+    expect_clean(fds);
+    board_free(b, name);
+}
+
+/* ---- the rest of the process pool's contract --------------------------------------- */
+
+/* SEMANTICS 25: with one worker and N = 3, tasks run in threes, each three in a new
+ * process. */
+static void max_tasks_per_worker_replaces_workers(void **state)
+{
+    (void)state;
+    enum { N = 3, TASKS = 9 };
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.max_tasks_per_worker = N;
+    cf_executor *ex = new_pool(&o, 1);
+    cf_future *f[TASKS];
+    for (uint32_t i = 0; i < TASKS; i++)
+        f[i] = submit_cmd(ex, OP_VALUE, NULL, 0, i);
+    for (uint32_t i = 0; i < TASKS; i++)
+        expect_answer(f[i], i);
+    for (int i = 1; i < TASKS; i++) {
+        if (i % N)
+            assert_int_equal(cf_future_pid(f[i]), cf_future_pid(f[i - 1]));
+        else
+            for (int k = 0; k < i; k++)
+                assert_int_not_equal(cf_future_pid(f[i]), cf_future_pid(f[k]));
+    }
+    for (int i = 0; i < TASKS; i++)
+        cf_future_release(f[i]);
+    cf_executor_free(ex);
+    expect_clean(fds);
+}
+
+/* SEMANTICS 21: workers start (by exec) while other threads of the parent allocate without
+ * pause, so any lock a fork could copy held is busy at every spawn. */
+static atomic_int stop_churn;
+
+static int churn_task(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)arg;
+    (void)result;
+    (void)ctx;
+    double end = tu_now() + TU_LONG;
+    while (!atomic_load(&stop_churn) && tu_now() < end) {
+        void *p = malloc(1000);
+        free(p);
+    }
+    return 0;
+}
+
+static void workers_start_while_threads_run(void **state)
+{
+    (void)state;
+    enum { TASKS = 12 };
+    cf_executor *threads = NULL;
+    cf_executor_opts to;
+    cf_executor_opts_init(&to);
+    to.workers = 2;
+    assert_int_equal(cf_executor_new(&threads, CF_BACKEND_THREADS, &to), 0);
+    cf_future *churn[2];
+    for (int i = 0; i < 2; i++)
+        churn[i] = tu_submit(threads, churn_task, NULL);
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.max_tasks_per_worker = 1; /* a new worker for every task */
+    cf_executor *ex = new_pool(&o, 2);
+    cf_future *f[TASKS];
+    for (uint32_t i = 0; i < TASKS; i++)
+        f[i] = submit_cmd(ex, OP_VALUE, NULL, 0, i);
+    for (uint32_t i = 0; i < TASKS; i++) {
+        expect_answer(f[i], i);
+        cf_future_release(f[i]);
+    }
+    assert_int_equal(cf_future_state(churn[0]), CF_RUNNING); /* threads ran throughout */
+    cf_executor_free(ex);
+    expect_clean(fds);
+    atomic_store(&stop_churn, 1);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cf_future_result(churn[i], TU_LONG, NULL), 0);
+        cf_future_release(churn[i]);
+    }
+    cf_executor_free(threads);
+}
+
+/*
+ * CF_ENOFUNC: resolve.c refuses, at submit, a cf_function object that no loaded module
+ * maps (here: on the heap) and a cf_function whose code no module maps (here: an anonymous
+ * executable mapping, as generated code would be); an initializer in such code is refused
+ * by cf_executor_new.
+ */
+static int unreachable_fn(const void *in, size_t len, cf_ctx *ctx)
+{
+    (void)in;
+    (void)len;
+    return cf_fail(ctx, 1, "must never run");
+}
+
+static cf_function generated_fn = {"generated_fn", NULL};
+
+static void functions_outside_modules_are_refused(void **state)
+{
+    (void)state;
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    cf_executor *ex = new_pool(&o, 1);
+    cf_function *heap_fn = malloc(sizeof *heap_fn);
+    assert_non_null(heap_fn);
+    heap_fn->name = "heap_fn";
+    heap_fn->fn = unreachable_fn;
+    void *code = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(code != MAP_FAILED);
+    generated_fn.fn = (cf_bytes_fn)(uintptr_t)code;
+
+    const cf_function *refused[] = {heap_fn, &generated_fn};
+    for (int i = 0; i < 2; i++) {
+        cf_future *f = (cf_future *)1;
+        assert_int_equal(cf_submit_bytes(ex, refused[i], "x", 1, &f), CF_ENOFUNC);
+        assert_null(f);
+        cf_bytes in = {"x", 1};
+        cf_map *m = (cf_map *)1;
+        assert_int_equal(cf_map_bytes_start(&m, ex, refused[i], &in, 1, NULL), CF_ENOFUNC);
+        assert_null(m);
+    }
+    cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 3); /* the pool is unharmed */
+    expect_answer(f, 3);
+    cf_future_release(f);
+    cf_executor_free(ex);
+
+    cf_executor_opts bad;
+    cf_executor_opts_init(&bad);
+    bad.workers = 1;
+    bad.initializer = (cf_init_fn)(uintptr_t)code;
+    cf_executor *none = (cf_executor *)1;
+    assert_int_equal(cf_executor_new(&none, CF_BACKEND_PROCESSES, &bad), CF_ENOFUNC);
+    munmap(code, 4096);
+    free(heap_fn);
+    expect_clean(fds);
+}
+
+/* Pointer tasks cannot cross processes: cf_submit and cf_map_start refuse them. */
+static void pointer_tasks_are_not_supported(void **state)
+{
+    (void)state;
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    cf_executor *ex = new_pool(&o, 1);
+    cf_future *f = (cf_future *)1;
+    assert_int_equal(cf_submit(ex, tu_task_identity, NULL, &f), CF_ENOTSUP);
+    assert_null(f);
+    void *inputs[1] = {NULL};
+    cf_map *m = (cf_map *)1;
+    assert_int_equal(cf_map_start(&m, ex, tu_task_identity, inputs, 1, NULL), CF_ENOTSUP);
+    assert_null(m);
+    cf_executor_free(ex);
+    expect_clean(fds);
+}
+
+/* SEMANTICS 13, 23: a map over processes with one crashing position: that position is
+ * CF_ELOST with its worker's status, every other one has its value, in order. */
+static void map_with_a_crashing_position(void **state)
+{
+    (void)state;
+    enum { N = 300, CRASH = 123 };
+    char name[BOARD_NAME_MAX];
+    board *b = board_create(name);
+    int fds = tu_count_fds();
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    cf_executor *ex = new_pool(&o, 2);
+    cmd *cmds = calloc(N, sizeof *cmds);
+    cf_bytes *inputs = calloc(N, sizeof *inputs);
+    assert_non_null(cmds);
+    assert_non_null(inputs);
+    for (uint32_t i = 0; i < N; i++) {
+        cmds[i] = i == CRASH ? make_cmd(OP_ABORT, name, 0, 0) : make_cmd(OP_VALUE, NULL, 0, i);
+        inputs[i] = (cf_bytes){&cmds[i], sizeof cmds[i]};
+    }
+    cf_map *m = NULL;
+    assert_int_equal(cf_map_bytes_start(&m, ex, &run_cmd, inputs, N, NULL), 0);
+    for (size_t i = 0; i < N; i++) {
+        size_t idx = SIZE_MAX;
+        void *v = NULL;
+        int rc = cf_map_next(m, &idx, &v);
+        assert_int_equal(idx, i);
+        if (i == CRASH) {
+            assert_int_equal(rc, CF_ELOST);
+            continue;
+        }
+        if (rc != 0 || cf_map_value_len(m) != sizeof(answer))
+            fail_msg("position %zu: %s", i, cf_err_name(rc));
+        answer a;
+        memcpy(&a, v, sizeof a);
+        assert_int_equal(a.value, expected(i));
+    }
+    assert_int_equal(cf_map_next(m, NULL, NULL), CF_EEND);
+    cf_map_free(m);
+    expect_reaped(atomic_load(&b->pid[0]));
+    cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 8);
+    expect_answer(f, 8);
+    cf_future_release(f);
+    free(cmds);
+    free(inputs);
+    cf_executor_free(ex);
+    expect_clean(fds);
+    board_free(b, name);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(segfault_fails_only_its_task),
+    cmocka_unit_test(abort_fails_only_its_task),
+    cmocka_unit_test(exit_fails_only_its_task),
+    cmocka_unit_test(endless_task_hits_its_time_limit),
+    cmocka_unit_test(garbage_message_fails_only_its_task),
+    cmocka_unit_test(truncated_message_fails_only_its_task),
+    cmocka_unit_test(tasks_run_before_a_bad_message_is_seen_run_once),
+    cmocka_unit_test(worker_killed_while_busy),
+    cmocka_unit_test(tasks_start_on_every_worker),
+    cmocka_unit_test(worker_killed_while_idle),
+    cmocka_unit_test(worker_killed_while_starting),
+    cmocka_unit_test(payload_sizes_round_trip),
+    cmocka_unit_test(input_over_limit_is_refused),
+    cmocka_unit_test(result_over_limit_fails_only_its_task),
+    cmocka_unit_test(initializer_runs_with_its_arg),
+    cmocka_unit_test(failing_initializer_breaks_the_pool),
+    cmocka_unit_test(crashing_initializer_breaks_the_pool),
+    cmocka_unit_test(shutdown_wait_while_tasks_run),
+    cmocka_unit_test(shutdown_cancel_pending_while_tasks_run),
+    cmocka_unit_test(shutdown_kill_while_tasks_run),
+    cmocka_unit_test(cancel_running_task_is_refused),
+    cmocka_unit_test(kill_on_cancel_kills_only_that_worker),
+    cmocka_unit_test(max_tasks_per_worker_replaces_workers),
+    cmocka_unit_test(workers_start_while_threads_run),
+    cmocka_unit_test(functions_outside_modules_are_refused),
+    cmocka_unit_test(pointer_tasks_are_not_supported),
+    cmocka_unit_test(map_with_a_crashing_position),
+};
+
+CF_TEST_MAIN(tests)
