@@ -1143,10 +1143,12 @@ static void reap(ppool *p, int index)
     }
     char *message = describe_status(w->pid, status, what);
 
-    /* Deaths before HELLO: a failing initializer or start-up, or a stray kill.  Only a run
-     * of them breaks the pool (else it would start workers in a loop). */
-    if (starting && w->kill_reason != K_SHUTDOWN && w->kill_reason != K_CANCEL &&
-        ++p->start_failures >= START_FAILURES_MAX) {
+    /* Deaths before HELLO: a failing initializer or start-up (an exit, a crash) breaks the
+     * pool after a few in a row, else it would start workers in a loop; a SIGKILL comes
+     * from outside (a person, the OOM killer) and only costs a new worker. */
+    bool self_inflicted = !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    if (starting && self_inflicted && w->kill_reason != K_SHUTDOWN &&
+        w->kill_reason != K_CANCEL && ++p->start_failures >= START_FAILURES_MAX) {
         cf__executor_break(&p->base, status, message ? message : "workers fail to start");
         drop_queue(p, CF_EBROKEN);
     }
