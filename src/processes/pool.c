@@ -509,10 +509,12 @@ static void flush_all(ppool *p)
 
 static int depth(const ppool *p)
 {
-    if (p->kill_on_cancel || p->avg_task_ns <= 0)
+    if (p->kill_on_cancel)
         return 1;
+    if (p->avg_task_ns <= 0)
+        return 2;
     int64_t d = 1 + TARGET_BATCH_NS / p->avg_task_ns;
-    return d > DEPTH_MAX ? DEPTH_MAX : (int)d;
+    return d < 2 ? 2 : d > DEPTH_MAX ? DEPTH_MAX : (int)d;
 }
 
 /*
