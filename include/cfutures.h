@@ -239,6 +239,9 @@ typedef struct cf_executor_opts {
                                       with CF_EBUSY */
     size_t max_payload;            /* largest task input or result in bytes; 0: the default,
                                       CF_PAYLOAD_DEFAULT; at most CF_PAYLOAD_MAX */
+
+    int record_events;             /* record one cf_event per task (see cf_executor_events);
+                                      0: off, and it then costs one test per task */
 } cf_executor_opts;
 
 /* Payload limits of process pools (see cf_executor_opts.max_payload). */
@@ -316,6 +319,39 @@ CF_EXPORT int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void
  * Returns 0.
  */
 CF_EXPORT int cf_shutdown(cf_executor *ex, unsigned flags);
+
+/* ------------------------------------------------------------------------------------ */
+/* Per-task events: what ran where and when                                             */
+/* ------------------------------------------------------------------------------------ */
+
+/* One task's life, recorded when the executor was created with record_events. */
+typedef struct cf_event {
+    uint64_t task;        /* the task's number in its executor: 1, 2, ... in submission order */
+    const char *name;     /* its CF_FUNCTION's name; NULL for pointer tasks (static storage) */
+    double submitted;     /* seconds since the executor was created (monotonic clock) */
+    double started;       /* when a worker started it; negative if it never started */
+    double finished;      /* when it finished, failed or was cancelled */
+    int worker;           /* index of the worker that ran it, 0 .. workers-1; -1 if none */
+    long pid;             /* process pools: the worker process; 0 otherwise */
+    int outcome;          /* 0 or a CF_E* code, as cf_future_result reports it */
+} cf_event;
+
+/*
+ * Gives a copy of the events of every task of ex that is done, in the order they became
+ * done: *events (free it with free(); NULL when *n is 0) and *n.  Map positions are not
+ * tasks and are not recorded (the map's runner tasks are).  Errors: CF_EINVAL (ex was not
+ * created with record_events, or a NULL argument), CF_ENOMEM.
+ */
+CF_EXPORT int cf_executor_events(cf_executor *ex, cf_event **events, size_t *n);
+
+/*
+ * Writes events as Chrome trace-event JSON to `path` (Perfetto and chrome://tracing open
+ * it): one complete ("X") event per task that started, on a track per worker (process
+ * pools: per worker process), named after the task, with its number and outcome in its
+ * arguments.  Works on any array, so a program can trace work it ran itself.  Returns 0,
+ * CF_EINVAL, or CF_ESYS (the file could not be written; errno tells why).
+ */
+CF_EXPORT int cf_events_write_trace(const cf_event *events, size_t n, const char *path);
 
 /* ------------------------------------------------------------------------------------ */
 /* Futures                                                                              */

@@ -105,8 +105,10 @@ int cf_executor_new(cf_executor **out, cf_backend backend, const cf_executor_opt
     ex->max_queued = opts->max_queued;
     ex->full_mode = opts->full_mode;
     pthread_mutex_init(&ex->broken_lock, NULL);
+    cf__events_init(ex, opts);
     int rc = b->start(ex, opts);
     if (rc) {
+        cf__events_destroy(ex);
         pthread_mutex_destroy(&ex->broken_lock);
         free(ex);
         return rc;
@@ -122,6 +124,7 @@ void cf_executor_free(cf_executor *ex)
         return;
     cf_shutdown(ex, CF_SHUTDOWN_WAIT);
     ex->backend->destroy(ex);
+    cf__events_destroy(ex);
     pthread_mutex_destroy(&ex->broken_lock);
     free(ex->broken_message);
     free(ex);
@@ -215,6 +218,8 @@ int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal)
             goto refused;
         f->bounded = true;
     }
+    if (CF__UNLIKELY(ex->record_events) && (rc = cf__events_submitted(ex, f)))
+        goto refused;
     uint32_t flags = atomic_load_explicit(&ex->flags, memory_order_acquire);
     rc = (flags & CF__EX_SHUTDOWN) ? CF_ESHUTDOWN
          : (flags & CF__EX_BROKEN) ? CF_EBROKEN
@@ -229,6 +234,7 @@ int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal)
         return CF_ESHUTDOWN; /* taken back: the queue keeps the executor's reference */
     return 0;
 refused:
+    cf__events_unsubmitted(f);
     atomic_store_explicit(&f->refs, 1, memory_order_relaxed); /* the executor's is gone */
     return rc;
 }
@@ -337,6 +343,8 @@ void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx)
         cf_future_release(f);
         return;
     }
+    if (CF__UNLIKELY(f->extra && f->extra->recorder))
+        cf__events_started(f, ctx->worker, cf__now_ns());
     int rc;
     if (f->kind == CF__TASK_POINTER) {
         void *value = NULL;

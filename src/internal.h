@@ -115,6 +115,12 @@ typedef struct cf__future_extra {
     long pid;          /* process pools: the worker process that took the task */
     bool value_mapped; /* the bytes result is a read-only mapping (munmap, not free) */
     cf_executor *owner; /* process pools: for kill_on_cancel of a running task */
+    /* record_events (events.c): the executor recording this task, or NULL */
+    cf_executor *recorder;
+    cf__callback done; /* appends the task's event when it completes */
+    uint64_t task_no;
+    int64_t submitted_ns, started_ns; /* started_ns 0: never started */
+    int worker;
 } cf__future_extra;
 
 /* Exactly one cache line: a task costs one line moved to the worker and back. */
@@ -252,7 +258,26 @@ struct cf_executor {
     pthread_mutex_t broken_lock;
     int broken_code;
     char *broken_message;
+
+    /* record_events (events.c) */
+    bool record_events;
+    int64_t created_ns;
+    _Atomic uint64_t tasks_numbered;
+    pthread_mutex_t events_lock;
+    cf_event *events; /* in completion order */
+    size_t events_len, events_cap, events_lost;
 };
+
+/* ---- events.c ----------------------------------------------------------------------- */
+
+void cf__events_init(cf_executor *ex, const cf_executor_opts *opts);
+void cf__events_destroy(cf_executor *ex);
+/* Numbers and stamps an admitted task of a recording executor; 0 or CF_ENOMEM. */
+int cf__events_submitted(cf_executor *ex, cf_future *f);
+/* Undoes cf__events_submitted for a task that was refused after all. */
+void cf__events_unsubmitted(cf_future *f);
+/* Stamps the start of a recorded task (f->extra->recorder set): worker index and time. */
+void cf__events_started(cf_future *f, int worker, int64_t when);
 
 /*
  * Admits and queues a prepared future holding two references (the caller's and the

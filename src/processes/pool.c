@@ -762,6 +762,8 @@ static bool dispatch_one(ppool *p)
             defer(p, j->f, ACT_FINISH);
         } else {
             __atomic_store_n(&j->f->extra->pid, (long)w->pid, __ATOMIC_RELAXED);
+            if (j->f->extra->recorder) /* refined from the worker's run time at the result */
+                cf__events_started(j->f, (int)(w - p->w), cf__now_ns());
         }
         free(j);
         return true;
@@ -951,6 +953,8 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
             f->extra->value_len = (size_t)m->data_len;
             f->extra->value_mapped = mapped;
         }
+        if (f->extra->recorder)
+            cf__events_started(f, (int)(w - p->w), cf__now_ns() - (int64_t)m->run_ns);
         defer(p, f, ACT_FINISH);
     } else {
         free(text);
