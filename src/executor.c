@@ -315,6 +315,38 @@ int cf_shutdown(cf_executor *ex, unsigned flags)
     return ex->backend->shutdown(ex, flags);
 }
 
+/* ---- joining once ------------------------------------------------------------------- */
+
+void cf__join_init(cf__join_once *j)
+{
+    pthread_cond_init(&j->joined_cond, NULL);
+    j->joining = j->joined = false;
+}
+
+void cf__join_destroy(cf__join_once *j)
+{
+    pthread_cond_destroy(&j->joined_cond);
+}
+
+bool cf__join_claim(cf__join_once *j, pthread_mutex_t *lock)
+{
+    if (!j->joining) {
+        j->joining = true;
+        return true;
+    }
+    while (!j->joined)
+        pthread_cond_wait(&j->joined_cond, lock);
+    return false;
+}
+
+void cf__join_done(cf__join_once *j, pthread_mutex_t *lock)
+{
+    pthread_mutex_lock(lock);
+    j->joined = true;
+    pthread_cond_broadcast(&j->joined_cond);
+    pthread_mutex_unlock(lock);
+}
+
 /* ---- running an in-process task ----------------------------------------------------- */
 
 void cf__cancel_queued(cf_executor *ex, cf_future *f)

@@ -297,6 +297,24 @@ void cf__executor_break(cf_executor *ex, int code, const char *message);
  * cancel-pending), call, publish the outcome, drop the executor's reference. */
 void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx);
 
+/*
+ * Joining a backend's threads exactly once, when several threads may ask at the same time
+ * (cf_shutdown with wait, and cf_executor_free, from different threads): the first asker
+ * joins, the others wait until it has.  cf__join_claim is called with `lock` held and
+ * returns with it held: true means "join them now (after unlocking), then call
+ * cf__join_done"; false means they were joined meanwhile.
+ */
+typedef struct cf__join_once {
+    pthread_cond_t joined_cond;
+    bool joining; /* somebody joins or has joined */
+    bool joined;
+} cf__join_once;
+
+void cf__join_init(cf__join_once *j);
+void cf__join_destroy(cf__join_once *j);
+bool cf__join_claim(cf__join_once *j, pthread_mutex_t *lock);
+void cf__join_done(cf__join_once *j, pthread_mutex_t *lock);
+
 /* ---- map.c: what a backend that runs map positions elsewhere needs ------------------ */
 
 /* Claims the next range [lo, hi) of positions to run; false when there is none (all

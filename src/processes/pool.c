@@ -165,9 +165,7 @@ typedef struct ppool {
     /* finishing, outside the lock */
     done_rec *done;
     size_t done_len, done_cap;
-    /* joining the manager once */
-    pthread_cond_t joined_cond;
-    bool joining, joined;
+    cf__join_once join; /* of the manager thread */
 } ppool;
 
 /* ---- small helpers -------------------------------------------------------------------- */
@@ -1438,7 +1436,7 @@ static void pool_free_parts(ppool *p)
     free(p->fns);
     free(p->init_arg);
     pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->joined_cond);
+    cf__join_destroy(&p->join);
 }
 
 static int pool_start(cf_executor *ex, const cf_executor_opts *opts)
@@ -1450,7 +1448,7 @@ static int pool_start(cf_executor *ex, const cf_executor_opts *opts)
         (opts->initializer_arg_len && !opts->initializer_arg))
         return CF_EINVAL;
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->joined_cond, NULL);
+    cf__join_init(&p->join);
     p->epfd = p->evfd = -1;
     p->timeout_ns = (int64_t)(opts->task_timeout * 1e9);
     p->memory_limit = opts->memory_limit;
@@ -1588,19 +1586,12 @@ static int pool_cancel_running(cf_executor *ex, cf_future *f)
 static void join_manager(ppool *p)
 {
     pthread_mutex_lock(&p->lock);
-    bool mine = !p->joining;
-    p->joining = true;
-    if (!mine)
-        while (!p->joined)
-            pthread_cond_wait(&p->joined_cond, &p->lock);
+    bool mine = cf__join_claim(&p->join, &p->lock);
     pthread_mutex_unlock(&p->lock);
     if (!mine)
         return;
     pthread_join(p->manager, NULL);
-    pthread_mutex_lock(&p->lock);
-    p->joined = true;
-    pthread_cond_broadcast(&p->joined_cond);
-    pthread_mutex_unlock(&p->lock);
+    cf__join_done(&p->join, &p->lock);
 }
 
 static int pool_shutdown(cf_executor *ex, unsigned flags)

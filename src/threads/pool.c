@@ -73,9 +73,7 @@ struct pool {
     pthread_mutex_t idle_lock;
     worker *idle_head;
     pthread_mutex_t start_lock;
-    pthread_cond_t joined_cond;
-    bool joining; /* no worker may start any more (under start_lock) */
-    bool joined;  /* every started worker has been joined (under start_lock) */
+    cf__join_once join; /* once joining, no worker may start any more (under start_lock) */
 };
 
 static _Thread_local worker *current;
@@ -359,7 +357,7 @@ cf_executor *cf__threads_current_executor(int *worker)
 static int start_worker_locked(pool *p)
 {
     int n = atomic_load_explicit(&p->started, memory_order_relaxed);
-    if (n >= p->base.workers || p->joining)
+    if (n >= p->base.workers || p->join.joining)
         return 0;
     worker *w = &p->workers[n];
     /* Workers block every signal, so process-directed signals reach the application's own
@@ -424,7 +422,7 @@ static int pool_start(cf_executor *ex, const cf_executor_opts *opts)
     }
     pthread_mutex_init(&p->idle_lock, NULL);
     pthread_mutex_init(&p->start_lock, NULL);
-    pthread_cond_init(&p->joined_cond, NULL);
+    cf__join_init(&p->join);
     return 0;
 }
 
@@ -455,21 +453,14 @@ static int pool_submit(cf_executor *ex, cf_future *f)
 static void join_workers(pool *p)
 {
     pthread_mutex_lock(&p->start_lock);
-    bool mine = !p->joining;
-    p->joining = true;
+    bool mine = cf__join_claim(&p->join, &p->start_lock);
     int n = atomic_load(&p->started);
-    if (!mine)
-        while (!p->joined)
-            pthread_cond_wait(&p->joined_cond, &p->start_lock);
     pthread_mutex_unlock(&p->start_lock);
     if (!mine)
         return;
     for (int i = 0; i < n; i++)
         pthread_join(p->workers[i].thread, NULL);
-    pthread_mutex_lock(&p->start_lock);
-    p->joined = true;
-    pthread_cond_broadcast(&p->joined_cond);
-    pthread_mutex_unlock(&p->start_lock);
+    cf__join_done(&p->join, &p->start_lock);
 }
 
 static int pool_shutdown(cf_executor *ex, unsigned flags)
@@ -511,7 +502,7 @@ static void pool_destroy(cf_executor *ex)
     cf__injector_destroy(&p->injector);
     pthread_mutex_destroy(&p->idle_lock);
     pthread_mutex_destroy(&p->start_lock);
-    pthread_cond_destroy(&p->joined_cond);
+    cf__join_destroy(&p->join);
     free(p->workers);
 }
 
