@@ -61,20 +61,8 @@ CF_FUNCTION(mix_task, mix_fn);
 /* 1 if pid is a child of this process and not a zombie. */
 static int live_child(long pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    char *close_paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-    char state = 0;
-    long ppid = 0;
-    if (!close_paren || sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2)
-        return 0;
-    return ppid == (long)getpid() && state != 'Z' && state != 'X';
+    char state = tu_child_state((pid_t)pid);
+    return state && state != 'Z' && state != 'X';
 }
 
 /* The live children of this process: up to `cap` pids into out; returns how many. */

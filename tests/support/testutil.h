@@ -375,6 +375,26 @@ static inline int tu_count_fds(void)
 
 /* Child processes of this process now (a process pool's workers), zombies included: each
  * thread lists the children it started.  -1 if the kernel does not list them. */
+/* The state letter of process pid if it is a child of this process ('Z': a zombie), or 0
+ * when it is not (gone, reaped, or someone else's). */
+static inline char tu_child_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    char *close_paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    char state = 0;
+    long ppid = 0;
+    if (!close_paren || sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2)
+        return 0;
+    return ppid == (long)getpid() ? state : 0;
+}
+
 static inline int tu_count_children(void)
 {
     DIR *d = opendir("/proc/self/task");

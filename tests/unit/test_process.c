@@ -349,35 +349,16 @@ static void expect_answer(cf_future *f, uint64_t value)
 
 /* ---- processes and descriptors ----------------------------------------------------- */
 
-/* The state letter of process pid if it is a child of this process ('Z': a zombie), or 0
- * when it is not (gone, reaped, or someone else's). */
-static char child_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    char *close_paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-    char state = 0;
-    long ppid = 0;
-    if (!close_paren || sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2)
-        return 0;
-    return ppid == (long)getpid() ? state : 0;
-}
 
 /* pid has been reaped (it is no child of ours any more), within the time limit. */
 static void expect_reaped(pid_t pid)
 {
     double end = tu_now() + TU_LONG;
-    while (child_state(pid) != 0 && tu_now() < end)
+    while (tu_child_state(pid) != 0 && tu_now() < end)
         tu_sleep(0.001);
-    if (child_state(pid) != 0)
+    if (tu_child_state(pid) != 0)
         fail_msg("worker %ld is still a child of this process (state %c)", (long)pid,
-                 child_state(pid));
+                 tu_child_state(pid));
 }
 
 /* After cf_executor_free: no child process at all (live or zombie) and no descriptor more
@@ -421,7 +402,7 @@ static int expect_death(cf_future *f, int outcome, board *b, uint32_t slot)
     assert_true(pid > 0);
     assert_int_equal(pid, atomic_load(&b->pid[slot]));
     expect_names_pid(message, pid);
-    assert_int_equal(child_state((pid_t)pid), 0);
+    assert_int_equal(tu_child_state((pid_t)pid), 0);
     return code;
 }
 
@@ -1068,7 +1049,7 @@ static void shutdown_kill_while_tasks_run(void **state)
         assert_int_equal(cf_future_state(rp.f[i]), CF_CANCELLED);
     }
     for (int i = 0; i < HELD; i++)
-        assert_int_equal(child_state((pid_t)held_pid[i]), 0);
+        assert_int_equal(tu_child_state((pid_t)held_pid[i]), 0);
     assert_int_equal(atomic_load(&rp.b->passed), 0);
     for (int i = HELD; i < HELD + QUEUED; i++)
         assert_int_equal(atomic_load(&rp.b->ran[i]), 0);
