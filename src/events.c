@@ -1,10 +1,10 @@
 /*
  * events.c -- per-task events (record_events) and their Chrome trace-event JSON.
  *
- * A recording executor stamps each task at admission (its number and submission time) and
- * registers an internal done-callback, embedded in the future's extra record, that appends
- * the task's event to the executor's log when the future completes, whoever completes it.
- * Backends stamp the start (worker, pid, time) where they start a task.  An executor that
+ * A recording executor stamps each task at admission (its number and submission time);
+ * backends stamp the start (worker, pid, time) where they start a task, or the start and
+ * end a worker process reported; cf__future_complete appends the event before it makes the
+ * future done (so a caller that has seen every future done finds every event).  An executor that
  * does not record pays one predictable branch per task at admission and one at start
  * (whether the future has a recorder).
  *
@@ -38,19 +38,20 @@ static double seconds_since(const cf_executor *ex, int64_t t)
     return (double)(t - ex->created_ns) * 1e-9;
 }
 
-static void task_done(cf__callback *self, cf_future *f)
+void cf__events_record(cf_future *f, int outcome)
 {
-    cf__future_extra *x = (cf__future_extra *)((char *)self - offsetof(cf__future_extra, done));
+    cf__future_extra *x = f->extra;
     cf_executor *ex = x->recorder;
+    int64_t finished = x->finished_ns ? x->finished_ns : cf__now_ns();
     cf_event e = {
         .task = x->task_no,
         .name = f->kind == CF__TASK_BYTES ? f->task.bytes_fn->name : NULL,
         .submitted = seconds_since(ex, x->submitted_ns),
         .started = x->started_ns ? seconds_since(ex, x->started_ns) : -1.0,
-        .finished = seconds_since(ex, cf__now_ns()),
+        .finished = seconds_since(ex, finished),
         .worker = x->started_ns ? x->worker : -1,
         .pid = x->pid,
-        .outcome = cf__future_outcome(f),
+        .outcome = outcome,
     };
     pthread_mutex_lock(&ex->events_lock);
     if (ex->events_len == ex->events_cap) {
@@ -76,17 +77,13 @@ int cf__events_submitted(cf_executor *ex, cf_future *f)
     x->recorder = ex;
     x->task_no = atomic_fetch_add(&ex->tasks_numbered, 1) + 1;
     x->submitted_ns = cf__now_ns();
-    x->done.fn = task_done;
-    cf__future_add_callback(f, &x->done); /* still pending: it registers */
     return 0;
 }
 
 void cf__events_unsubmitted(cf_future *f)
 {
-    if (f->extra && f->extra->recorder) {
-        cf__future_remove_callback(f, &f->extra->done);
+    if (f->extra)
         f->extra->recorder = NULL;
-    }
 }
 
 void cf__events_started(cf_future *f, int worker, int64_t when)
@@ -94,6 +91,12 @@ void cf__events_started(cf_future *f, int worker, int64_t when)
     cf__future_extra *x = f->extra;
     x->worker = worker;
     x->started_ns = when;
+}
+
+void cf__events_ran(cf_future *f, int worker, int64_t start, int64_t end)
+{
+    cf__events_started(f, worker, start);
+    f->extra->finished_ns = end;
 }
 
 int cf_executor_events(cf_executor *ex, cf_event **events, size_t *n)

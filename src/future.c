@@ -322,21 +322,49 @@ static void run_callbacks(cf_future *f)
     }
 }
 
+/*
+ * A recorded task's event must be in the executor's log before anybody can see the future
+ * done: the list lock (which every transition waits for) is taken while the future is
+ * still in `from`, the event appended, and `final` published with the lock's release in
+ * one CAS.  Returns the state before that CAS, or 0 if the future was not in `from`.
+ */
+static uint32_t complete_recorded(cf_future *f, cf_state from, cf_state final)
+{
+    uint32_t s = lock_list(f);
+    if ((s & CF__ST_MASK) != (uint32_t)from) {
+        unlock_list(f, f->cb_head != NULL);
+        return 0;
+    }
+    cf__events_record(f, final == CF_CANCELLED ? CF_ECANCELLED : f->outcome);
+    for (;;) { /* waiters may set their bit meanwhile */
+        uint32_t next = (s & ~(CF__ST_MASK | CF__ST_WAITERS | CF__ST_LOCK)) | (uint32_t)final;
+        if (atomic_compare_exchange_weak_explicit(&f->state, &s, next, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return s | 1u << 31;
+    }
+}
+
 bool cf__future_complete(cf_future *f, cf_state from, cf_state final)
 {
     uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
-    for (;;) {
-        if ((s & CF__ST_MASK) != (uint32_t)from)
+    if (CF__UNLIKELY(f->extra && f->extra->recorder)) {
+        if (!(s = complete_recorded(f, from, final)))
             return false;
-        if (s & CF__ST_LOCK) {
-            cf__cpu_relax();
-            s = atomic_load_explicit(&f->state, memory_order_relaxed);
-            continue;
+    } else {
+        for (;;) {
+            if ((s & CF__ST_MASK) != (uint32_t)from)
+                return false;
+            if (s & CF__ST_LOCK) {
+                cf__cpu_relax();
+                s = atomic_load_explicit(&f->state, memory_order_relaxed);
+                continue;
+            }
+            uint32_t next = (s & ~(CF__ST_MASK | CF__ST_WAITERS)) | (uint32_t)final;
+            if (atomic_compare_exchange_weak_explicit(&f->state, &s, next,
+                                                      memory_order_acq_rel,
+                                                      memory_order_relaxed))
+                break;
         }
-        uint32_t next = (s & ~(CF__ST_MASK | CF__ST_WAITERS)) | (uint32_t)final;
-        if (atomic_compare_exchange_weak_explicit(&f->state, &s, next, memory_order_acq_rel,
-                                                  memory_order_relaxed))
-            break;
     }
     if (f->kind == CF__TASK_BYTES) {
         free(f->arg); /* nobody reads the input once the task is over */

@@ -117,9 +117,9 @@ typedef struct cf__future_extra {
     cf_executor *owner; /* process pools: for kill_on_cancel of a running task */
     /* record_events (events.c): the executor recording this task, or NULL */
     cf_executor *recorder;
-    cf__callback done; /* appends the task's event when it completes */
     uint64_t task_no;
     int64_t submitted_ns, started_ns; /* started_ns 0: never started */
+    int64_t finished_ns;              /* 0: when the future completes */
     int worker;
 } cf__future_extra;
 
@@ -278,6 +278,10 @@ int cf__events_submitted(cf_executor *ex, cf_future *f);
 void cf__events_unsubmitted(cf_future *f);
 /* Stamps the start of a recorded task (f->extra->recorder set): worker index and time. */
 void cf__events_started(cf_future *f, int worker, int64_t when);
+/* Stamps a recorded task's start and end as its worker process reported them. */
+void cf__events_ran(cf_future *f, int worker, int64_t start, int64_t end);
+/* Appends a recorded task's event (cf__future_complete, before the future is done). */
+void cf__events_record(cf_future *f, int outcome);
 
 /*
  * Admits and queues a prepared future holding two references (the caller's and the

@@ -951,8 +951,16 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
             f->extra->value_len = (size_t)m->data_len;
             f->extra->value_mapped = mapped;
         }
-        if (f->extra->recorder)
-            cf__events_started(f, (int)(w - p->w), cf__now_ns() - (int64_t)m->run_ns);
+        if (f->extra->recorder) {
+            /* The worker's own clock (the system-wide monotonic one): exact, so one
+             * worker's tasks never overlap.  Bounded by what the parent saw, in case the
+             * worker lies. */
+            int64_t now = cf__now_ns(), run = (int64_t)(m->run_ns < (uint64_t)now ? m->run_ns : 0);
+            int64_t start = (int64_t)m->start_ns;
+            if (start < f->extra->submitted_ns || start > now - run)
+                start = now - run;
+            cf__events_ran(f, (int)(w - p->w), start, start + run);
+        }
         defer(p, f, ACT_FINISH);
     } else {
         free(text);

@@ -125,6 +125,7 @@ typedef struct cf__wire_msg {
     int32_t code;      /* the task's (initializer's) own code */
     int32_t pid;       /* HELLO */
     uint64_t run_ns;   /* RESULT: how long the task ran */
+    uint64_t start_ns; /* RESULT: when it started (CLOCK_MONOTONIC, system-wide) */
     const char *text;  /* failure message, not terminated */
     uint32_t text_len;
     /* RESULT, TASK: the payload */

@@ -15,7 +15,8 @@
  *   FUNC    u32 fn_id, modref fields; modref parts
  *   TASK    u32 fn_id, u32 where, u64 data_len; inline data
  *   HELLO   i32 pid, i32 outcome, i32 code, u32 text_len; text
- *   RESULT  i32 outcome, i32 code, u64 run_ns, u32 where, u32 text_len, u64 data_len;
+ *   RESULT  i32 outcome, i32 code, u64 run_ns, u64 start_ns, u32 where, u32 text_len,
+ *           u64 data_len;
  *           text, inline data
  *   modref fields: u64 offset, u32 code, u32 path_len, u32 build_id_len, u32 name_len;
  *   modref parts: path, build_id, name
@@ -184,6 +185,7 @@ long cf__wire_decode(const uint8_t *buf, size_t len, int from_worker, uint64_t m
         m->outcome = i32(&r);
         m->code = i32(&r);
         m->run_ns = u64(&r);
+        m->start_ns = u64(&r);
         m->where = u32(&r);
         m->text_len = u32(&r);
         m->data_len = u64(&r);
@@ -294,7 +296,7 @@ int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m)
         body = 16 + m->text_len;
         break;
     default:
-        body = 32 + m->text_len + inline_len;
+        body = 40 + m->text_len + inline_len;
         break;
     }
     if (body > CF__BODY_MAX || reserve(b, CF__WIRE_HDR + body))
@@ -338,6 +340,7 @@ int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m)
         put32(b, (uint32_t)m->outcome);
         put32(b, (uint32_t)m->code);
         put64(b, m->run_ns);
+        put64(b, m->start_ns);
         put32(b, m->where);
         put32(b, m->text_len);
         put64(b, m->data_len);

@@ -196,9 +196,10 @@ static int pass_result_memfd(void)
     return n == 1 ? 0 : -1;
 }
 
-static void send_result(uint64_t seq, int rc, cf_ctx *ctx, uint64_t run_ns)
+static void send_result(uint64_t seq, int rc, cf_ctx *ctx, int64_t start)
 {
-    cf__wire_msg r = {.seq = seq, .run_ns = run_ns, .where = CF__WHERE_INLINE};
+    cf__wire_msg r = {.seq = seq, .run_ns = (uint64_t)(cf__now_ns() - start),
+                      .start_ns = (uint64_t)start, .where = CF__WHERE_INLINE};
     char why[160];
     if (rc) {
         r.outcome = CF_ETASK;
@@ -331,7 +332,7 @@ static void on_task(const cf__wire_msg *m)
     atomic_store(&W.ctl->started_seq, m->seq);
     cf_ctx ctx = {.worker = (int)W.index, .out_shared = output_shared};
     int rc = e->fn->fn(in, (size_t)m->data_len, &ctx);
-    send_result(m->seq, rc, &ctx, (uint64_t)(cf__now_ns() - start));
+    send_result(m->seq, rc, &ctx, start);
     cf__ctx_reset(&ctx);
     drop_result_memfd(); /* a failed task's big output */
     atomic_store(&W.ctl->running_seq, 0);

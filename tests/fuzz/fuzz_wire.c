@@ -175,6 +175,7 @@ static void check_same(const cf__wire_msg *a, const uint8_t *abuf, const cf__wir
     SAME(code);
     SAME(pid);
     SAME(run_ns);
+    SAME(start_ns);
     SAME(text_len);
     SAME(where);
     SAME(data_len);

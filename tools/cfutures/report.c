@@ -1,0 +1,181 @@
+/*
+ * report.c -- the end of every subcommand: the timeline and trace files, the summary (text
+ * or JSON) and the exit status.
+ *
+ * One function (cli_finish) decides the exit status for every subcommand, so "0 when every
+ * item succeeded, 1 otherwise" holds the same way everywhere.  Files are written before the
+ * summary so that the summary can say where they are, and a file that could not be written
+ * makes the run fail: the user asked for it.  JSON goes to stdout as one object; messages
+ * about the run itself (a file that could not be written) go to stderr in both forms.
+ */
+#include "cli.h"
+#include "timeline.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+int cli_fail(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cfutures %s: ", command);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_EXIT_FAILED;
+}
+
+void cli_json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':
+            fputs("\\\"", out);
+            break;
+        case '\\':
+            fputs("\\\\", out);
+            break;
+        case '\n':
+            fputs("\\n", out);
+            break;
+        case '\t':
+            fputs("\\t", out);
+            break;
+        case '\r':
+            fputs("\\r", out);
+            break;
+        default:
+            if (*p < 0x20)
+                fprintf(out, "\\u%04x", *p);
+            else
+                fputc(*p, out);
+        }
+    }
+    fputc('"', out);
+}
+
+static void json_key(FILE *out, const char *key)
+{
+    fputs(",\n  ", out);
+    cli_json_string(out, key);
+    fputs(": ", out);
+}
+
+static void print_json(const cli_common *c, const cli_run *run, const char *const *labels,
+                       const cli_field *fields, size_t n_fields, int timeline_ok, int trace_ok)
+{
+    FILE *out = stdout;
+    fputs("{\n  \"command\": ", out);
+    cli_json_string(out, c->command);
+    json_key(out, "mode");
+    cli_json_string(out, cli_mode_name(c->mode));
+    json_key(out, "workers");
+    fprintf(out, "%d", run->workers);
+    json_key(out, "items");
+    fprintf(out, "%zu", run->n);
+    json_key(out, "succeeded");
+    fprintf(out, "%zu", run->n - run->failed);
+    json_key(out, "failed");
+    fprintf(out, "%zu", run->failed);
+    json_key(out, "seconds");
+    fprintf(out, "%.6f", run->seconds);
+    if (c->timeline && timeline_ok) {
+        json_key(out, "timeline");
+        cli_json_string(out, c->timeline);
+    }
+    if (c->trace && trace_ok) {
+        json_key(out, "trace");
+        cli_json_string(out, c->trace);
+    }
+    for (size_t k = 0; k < n_fields; k++) {
+        const cli_field *f = &fields[k];
+        json_key(out, f->key);
+        switch (f->kind) {
+        case CLI_FIELD_STRING:
+            cli_json_string(out, f->str);
+            break;
+        case CLI_FIELD_INT:
+            fprintf(out, "%lld", f->i);
+            break;
+        case CLI_FIELD_NUMBER:
+            fprintf(out, "%.15g", f->num);
+            break;
+        case CLI_FIELD_RAW:
+            fputs(f->str, out);
+            break;
+        }
+    }
+    json_key(out, "errors");
+    fputc('[', out);
+    const char *sep = "";
+    for (size_t i = 0; i < run->n; i++) {
+        const cli_item *it = &run->items[i];
+        if (it->status == 0)
+            continue;
+        fprintf(out, "%s\n    {\"item\": %zu, \"label\": ", sep, i + 1);
+        if (labels != NULL)
+            cli_json_string(out, labels[i]);
+        else
+            fprintf(out, "\"item %zu\"", i + 1);
+        fputs(", \"error\": ", out);
+        cli_json_string(out, cf_err_name(it->status));
+        fprintf(out, ", \"code\": %d, \"message\": ", it->code);
+        cli_json_string(out, it->message);
+        fputc('}', out);
+        sep = ",";
+    }
+    fputs(*sep ? "\n  ]\n}\n" : "]\n}\n", out);
+}
+
+static void print_text(const cli_common *c, const cli_run *run, const char *const *labels,
+                       const char *text, int timeline_ok, int trace_ok)
+{
+    if (text != NULL)
+        fputs(text, stdout);
+    for (size_t i = 0; i < run->n; i++) {
+        const cli_item *it = &run->items[i];
+        if (it->status == 0)
+            continue;
+        if (labels != NULL)
+            printf("  FAILED %s: %s\n", labels[i], it->message);
+        else
+            printf("  FAILED item %zu: %s\n", i + 1, it->message);
+    }
+    if (run->failed > 0)
+        printf("%zu of %zu items failed\n", run->failed, run->n);
+    if (c->timeline && timeline_ok)
+        printf("Timeline: %s\n", c->timeline);
+    if (c->trace && trace_ok)
+        printf("Trace: %s\n", c->trace);
+    printf("Finished in %.2f second(s)\n", run->seconds);
+}
+
+int cli_finish(const cli_common *common, const cli_run *run, const char *const *labels,
+               const char *text, const cli_field *fields, size_t n_fields)
+{
+    int status = run->failed > 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+    int timeline_ok = 1, trace_ok = 1;
+    if (common->timeline != NULL && cli_timeline_write(common->timeline, common, run, labels)) {
+        cli_fail(common->command, "cannot write the timeline %s: %s", common->timeline,
+                 strerror(errno));
+        timeline_ok = 0;
+        status = CLI_EXIT_FAILED;
+    }
+    if (common->trace != NULL) {
+        int rc = cf_events_write_trace(run->events, run->n_events, common->trace);
+        if (rc != 0) {
+            cli_fail(common->command, "cannot write the trace %s: %s", common->trace,
+                     rc == CF_ESYS ? strerror(errno) : cf_strerror(rc));
+            trace_ok = 0;
+            status = CLI_EXIT_FAILED;
+        }
+    }
+    if (common->json)
+        print_json(common, run, labels, fields, n_fields, timeline_ok, trace_ok);
+    else
+        print_text(common, run, labels, text, timeline_ok, trace_ok);
+    fflush(stdout);
+    return status;
+}

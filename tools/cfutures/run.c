@@ -1,0 +1,281 @@
+/*
+ * run.c -- running a subcommand's items: sequentially in this thread, or on a thread or
+ * process pool, with the outcome of each item kept in input order.
+ *
+ * The same cli_work_fn runs in every mode; CLI_TASK wraps it as a CF_FUNCTION, and the
+ * wrapper (cli_task_adapter) turns its cli_out into the task's result or cf_fail message,
+ * so a pool reports exactly what the function said, and sequential mode calls the function
+ * itself with no pool and no task context.
+ *
+ * Timing: the wall time runs from just before the pool is created to after it is freed
+ * (start-up and shutdown are part of what a pool costs).  Per-item times come from the
+ * executor's recorded events (record_events), or in sequential mode from the clock around
+ * each call, so the timeline draws every mode from the same cf_event records, with times
+ * from the start of the run.  Events are renumbered so event.task is the item's index + 1.
+ *
+ * Progress: a done-callback counts finished futures; the collecting thread waits on the
+ * items in order with a short timeout and redraws the bar in between.  The counter lives
+ * on this function's stack, which is safe because the executor is shut down (every thread
+ * that runs callbacks joined) before it returns.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "progress.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_INTERVAL 0.1 /* seconds between progress redraws while waiting */
+
+int cli_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    return 1;
+}
+
+int cli_out_set(cli_out *out, const void *data, size_t len)
+{
+    void *copy = NULL;
+    if (len > 0) {
+        copy = malloc(len);
+        if (copy == NULL)
+            return ENOMEM;
+        memcpy(copy, data, len);
+    }
+    free(out->data);
+    out->data = copy;
+    out->len = len;
+    return 0;
+}
+
+int cli_out_fail(cli_out *out, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->message, sizeof out->message, fmt, ap);
+    va_end(ap);
+    return code != 0 ? code : -1;
+}
+
+int cli_task_adapter(cli_work_fn work, const void *in, size_t len, cf_ctx *ctx)
+{
+    cli_out out = {0};
+    int rc = work(in, len, &out);
+    if (rc == 0 && out.len > 0 && cf_ctx_set_output(ctx, out.data, out.len) != 0)
+        rc = cli_out_fail(&out, ENOMEM, "out of memory for the result");
+    free(out.data);
+    if (rc != 0)
+        return cf_fail(ctx, rc, "%s", out.message[0] ? out.message : "failed");
+    return 0;
+}
+
+void cli_run_free(cli_run *run)
+{
+    for (size_t i = 0; i < run->n; i++) {
+        free(run->items[i].message);
+        free(run->items[i].data);
+    }
+    free(run->items);
+    free(run->events);
+    memset(run, 0, sizeof *run);
+}
+
+/* Records a failure on item it; 0, or -1 when out of memory. */
+static int item_fail(cli_item *it, int status, int code, const char *message)
+{
+    it->status = status;
+    it->code = code;
+    it->message = strdup(message != NULL && *message ? message : cf_strerror(status));
+    return it->message != NULL ? 0 : -1;
+}
+
+static int run_sequential(cli_run *run, const cli_common *common, const cli_task *task,
+                          const cf_bytes *inputs, size_t n)
+{
+    cli_progress bar;
+    double t0 = cli_now();
+    cli_progress_start(&bar, common->progress, n);
+    run->workers = 1;
+    for (size_t i = 0; i < n; i++) {
+        cli_item *it = &run->items[i];
+        cli_out out = {0};
+        double start = cli_now() - t0;
+        int rc = task->work(inputs[i].data, inputs[i].len, &out);
+        double end = cli_now() - t0;
+        it->seconds = end - start;
+        run->events[i] = (cf_event){.task = i + 1, .name = task->fn->name, .submitted = 0,
+                                    .started = start, .finished = end, .worker = 0,
+                                    .pid = 0, .outcome = rc ? CF_ETASK : 0};
+        if (rc != 0) {
+            free(out.data);
+            if (item_fail(it, CF_ETASK, rc, out.message[0] ? out.message : "failed") != 0)
+                return -1;
+        } else {
+            it->data = out.data;
+            it->len = out.len;
+        }
+        cli_progress_update(&bar, i + 1);
+    }
+    run->n_events = n;
+    cli_progress_end(&bar, n);
+    run->seconds = cli_now() - t0;
+    return 0;
+}
+
+static void count_done(cf_future *f, void *data)
+{
+    (void)f;
+    atomic_fetch_add_explicit((atomic_size_t *)data, 1, memory_order_relaxed);
+}
+
+/* Copies the outcome of future f into it; 0, or -1 when out of memory. */
+static int collect(cli_item *it, cf_future *f)
+{
+    const void *data;
+    size_t len;
+    int rc = cf_future_bytes(f, CF_POLL, &data, &len);
+    if (rc == 0) {
+        if (len > 0) {
+            it->data = malloc(len);
+            if (it->data == NULL)
+                return -1;
+            memcpy(it->data, data, len);
+            it->len = len;
+        }
+        return 0;
+    }
+    int code = 0;
+    const char *message = NULL;
+    cf_future_error(f, &code, &message);
+    return item_fail(it, rc, code, message);
+}
+
+/* Moves the executor's events into run, renumbered by item, and sets each item's time. */
+static int take_events(cli_run *run, cf_executor *ex, const size_t *item_of_task, size_t n_tasks)
+{
+    cf_event *ev;
+    size_t n_ev;
+    if (cf_executor_events(ex, &ev, &n_ev) != 0)
+        return -1;
+    for (size_t k = 0; k < n_ev; k++) {
+        if (ev[k].task < 1 || ev[k].task > n_tasks)
+            continue;
+        size_t i = item_of_task[ev[k].task - 1];
+        ev[k].task = i + 1;
+        if (ev[k].started >= 0)
+            run->items[i].seconds = ev[k].finished - ev[k].started;
+    }
+    run->events = ev;
+    run->n_events = n_ev;
+    return 0;
+}
+
+static int run_pool(cli_run *run, const cli_common *common, const cli_task *task,
+                    const cf_bytes *inputs, size_t n)
+{
+    cf_executor_opts opts;
+    cf_executor_opts_init(&opts);
+    opts.workers = common->workers > 0 ? common->workers : CF_WORKERS_AUTO;
+    opts.name = "cfutures";
+    opts.record_events = 1;
+
+    cf_future **fs = calloc(n ? n : 1, sizeof *fs);
+    size_t *item_of_task = calloc(n ? n : 1, sizeof *item_of_task);
+    if (fs == NULL || item_of_task == NULL) {
+        free(fs);
+        free(item_of_task);
+        return cli_fail(common->command, "out of memory");
+    }
+
+    double t0 = cli_now();
+    cf_executor *ex;
+    int rc = cf_executor_new(&ex, common->mode == CLI_PROCESSES ? CF_BACKEND_PROCESSES
+                                                                : CF_BACKEND_THREADS,
+                             &opts);
+    if (rc != 0) {
+        free(fs);
+        free(item_of_task);
+        return cli_fail(common->command, "cannot start the %s pool: %s",
+                        cli_mode_name(common->mode), cf_strerror(rc));
+    }
+    run->workers = cf_executor_workers(ex);
+
+    atomic_size_t done = 0;
+    size_t n_tasks = 0;
+    int oom = 0;
+    cli_progress bar;
+    cli_progress_start(&bar, common->progress, n);
+    for (size_t i = 0; i < n; i++) {
+        rc = cf_submit_bytes(ex, task->fn, inputs[i].data, inputs[i].len, &fs[i]);
+        if (rc == 0) {
+            item_of_task[n_tasks++] = i;
+            if (cf_future_add_callback(fs[i], count_done, &done) != 0)
+                oom = 1;
+        } else {
+            fs[i] = NULL;
+            atomic_fetch_add_explicit(&done, 1, memory_order_relaxed);
+            if (item_fail(&run->items[i], rc, 0, NULL) != 0)
+                oom = 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (fs[i] == NULL)
+            continue;
+        while (cf_future_wait(fs[i], POLL_INTERVAL) == CF_ETIMEDOUT)
+            cli_progress_update(&bar, atomic_load(&done));
+        if (collect(&run->items[i], fs[i]) != 0)
+            oom = 1;
+        cf_future_release(fs[i]);
+        cli_progress_update(&bar, atomic_load(&done));
+    }
+    /* The events are complete only once every done-callback has run (a future can be
+     * seen done just before its recorder's callback appends its event), which the shutdown
+     * guarantees: it returns after the threads that run callbacks have exited. */
+    cf_shutdown(ex, CF_SHUTDOWN_WAIT);
+    if (take_events(run, ex, item_of_task, n_tasks) != 0)
+        oom = 1;
+    cf_executor_free(ex);
+    run->seconds = cli_now() - t0;
+    cli_progress_end(&bar, n);
+    free(fs);
+    free(item_of_task);
+    return oom ? -1 : 0;
+}
+
+int cli_run_items(cli_run *run, const cli_common *common, const cli_task *task,
+                  const cf_bytes *inputs, size_t n)
+{
+    memset(run, 0, sizeof *run);
+    run->items = calloc(n ? n : 1, sizeof *run->items);
+    run->n = n;
+    int rc = CLI_EXIT_FAILED;
+    if (run->items == NULL)
+        goto fail;
+    if (common->mode == CLI_SEQUENTIAL) {
+        run->events = calloc(n ? n : 1, sizeof *run->events);
+        if (run->events == NULL)
+            goto fail;
+        rc = run_sequential(run, common, task, inputs, n);
+    } else {
+        rc = run_pool(run, common, task, inputs, n);
+        if (rc == CLI_EXIT_FAILED) {
+            cli_run_free(run);
+            return rc;
+        }
+    }
+    if (rc != 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        run->failed += run->items[i].status != 0;
+    return 0;
+
+fail:
+    cli_run_free(run);
+    return cli_fail(common->command, "out of memory");
+}
