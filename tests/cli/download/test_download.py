@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""test_download.py -- `cfutures download` against real servers: the loopback nginx of
+scripts/http-server.py for files and 404s, and fault_server.py (same folder) for what nginx
+cannot do on demand (a reset connection, a stalled body, a resource that fails K times).
+
+Usage: test_download.py --cfutures PATH --server PATH CASE
+Each CASE (--list prints them) is one ctest entry, cli.download.CASE.  A case exits
+0 when every check held; a failed check raises with what was expected and what the command
+printed.  Every server is stopped and every temporary folder removed whatever happens.
+
+Checks are on behaviour: files byte-identical to what was served, the exact set of names
+(hidden ones included) left in the output folder, the exit status, the per-URL error code
+and message, and for retries the number of requests the server saw.  The one timing check
+(--limit-rate) is a generous lower bound, never an upper one.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # the imports below are sources, not build products
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from fault_server import FaultServer, body_of  # noqa: E402
+
+CURLE_COULDNT_RESOLVE_HOST = 6
+CURLE_HTTP_RETURNED_ERROR = 22
+CURLE_WRITE_ERROR = 23
+CURLE_OPERATION_TIMEDOUT = 28
+CURLE_RECV_ERROR = 56
+BAD_HOST = "http://nosuchhost.invalid/gone.bin"  # .invalid never resolves (RFC 6761)
+# Resolving counts toward curl's connect timeout: leave a resolver that is slow to say
+# "no such host" (an unreachable name server) time to say it.
+RESOLVE_TIME = "30"
+MODES = ("sequential", "threads", "processes")
+
+# Files nginx serves in every case: empty, tiny, and over a megabyte (many reads).
+FILES = {"empty.bin": 0, "one.bin": 1, "mid.bin": 100_000, "big.bin": 1_048_579}
+
+ARGS = None    # the command line
+SERVER = None  # scripts/http-server.py, loaded as a module
+
+
+class Check(AssertionError):
+    pass
+
+
+def load_server_module(path):
+    spec = importlib.util.spec_from_file_location("http_server", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_cli(args, stdin=None, timeout=50):
+    """Runs `cfutures download ARGS` and returns the CompletedProcess (text)."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    cmd = [ARGS.cfutures, "download", "--no-progress"] + args
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def expect(cond, what, proc=None):
+    if not cond:
+        detail = ""
+        if proc is not None:
+            detail = (f"\n--- exit status {proc.returncode}\n--- stdout:\n{proc.stdout}"
+                      f"--- stderr:\n{proc.stderr}")
+        raise Check(what + detail)
+
+
+def listing(folder):
+    """Every name in folder, hidden ones included."""
+    return sorted(os.listdir(folder))
+
+
+def expect_files(folder, wanted, root, proc):
+    """The folder holds exactly the names in `wanted`, each identical to root/name."""
+    expect(listing(folder) == sorted(wanted),
+           f"output folder holds {listing(folder)}, expected {sorted(wanted)}", proc)
+    for name in wanted:
+        with open(os.path.join(folder, name), "rb") as a, \
+                open(os.path.join(root, name), "rb") as b:
+            expect(a.read() == b.read(), f"{name} differs from the served file", proc)
+
+
+def json_run(args, stdin=None):
+    proc = run_cli(args + ["--json"], stdin=stdin)
+    try:
+        summary = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        expect(False, "--json did not print one JSON object", proc)
+    return proc, summary
+
+
+def error_of(summary, url, proc):
+    for e in summary["errors"]:
+        if e["label"] == url:
+            return e
+    expect(False, f"no error reported for {url}", proc)
+
+
+class Env:
+    """A case's world: a served folder, nginx on it, the fault server, an output folder."""
+
+    def __init__(self, tmp):
+        self.root = os.path.join(tmp, "served")
+        self.out = os.path.join(tmp, "out")
+        os.makedirs(self.root)
+        for name, size in FILES.items():
+            self.write(name, body_of(name, size))
+        self.nginx = SERVER.Nginx(self.root, os.path.join(tmp, "nginx"))
+        self.fault = FaultServer()
+
+    def write(self, rel, data):
+        path = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def __enter__(self):
+        self.url = self.nginx.start()
+        try:
+            self.fault.__enter__()
+        except BaseException:
+            self.nginx.stop()
+            raise
+        self.furl = self.fault.url
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.fault.__exit__(*exc)
+        finally:
+            self.nginx.stop()
+
+
+# ---- cases -------------------------------------------------------------------------------
+
+def ok_batch(env, mode):
+    urls = [env.url + name for name in FILES]
+    proc, summary = json_run(["--mode", mode, "-o", env.out] + urls)
+    expect(proc.returncode == 0, "a batch of good URLs exits 0", proc)
+    expect(summary["succeeded"] == len(FILES) and summary["failed"] == 0,
+           "every URL succeeded", proc)
+    expect(summary["mode"] == mode, f"the summary says mode {mode}", proc)
+    expect(summary["bytes"] == sum(FILES.values()), "bytes counts every byte fetched", proc)
+    expect_files(env.out, FILES, env.root, proc)
+
+
+def one_failure(env, url, code, words, extra=()):
+    """A single failing URL: exit 1, its code and message, nothing in the output folder."""
+    proc, summary = json_run(["-o", env.out, *extra, url])
+    expect(proc.returncode == 1, "a failed URL makes the exit status 1", proc)
+    err = error_of(summary, url, proc)
+    expect(err["code"] == code, f"error code {err['code']}, expected curl's {code}", proc)
+    for w in words:
+        expect(w.lower() in err["message"].lower(), f"the message mentions '{w}'", proc)
+    expect(listing(env.out) == [], "a failure leaves no file behind", proc)
+    return proc
+
+
+def case_ok(mode):
+    def run(env):
+        ok_batch(env, mode)
+    return run
+
+
+def case_bad_host(env):
+    one_failure(env, BAD_HOST, CURLE_COULDNT_RESOLVE_HOST, ["resolve", "nosuchhost.invalid"],
+                ["--connect-timeout", RESOLVE_TIME])
+
+
+def case_http_404(env):
+    one_failure(env, env.url + "no-such-file.bin", CURLE_HTTP_RETURNED_ERROR, ["404"])
+
+
+def case_timeout(env):
+    # The server sends 16 bytes and then nothing: curl's timeout must end it (the server
+    # would wait for as long as the client stays).
+    one_failure(env, env.furl + "stall/1000000/slow.bin", CURLE_OPERATION_TIMEDOUT,
+                ["timed out"], ["--timeout", "1"])
+
+
+def case_reset(env):
+    one_failure(env, env.furl + "reset/1000000/cut.bin", CURLE_RECV_ERROR, ["reset"])
+
+
+def case_no_partial_file(env):
+    # A file of the same name is already there: a failure must neither leave the quarter
+    # of a body it received nor touch that file.
+    os.makedirs(env.out)
+    with open(os.path.join(env.out, "cut.bin"), "wb") as f:
+        f.write(b"previous content")
+    urls = [env.furl + "reset/4000000/cut.bin", env.furl + "stall/4000000/stalled.bin"]
+    proc = run_cli(["--timeout", "2", "-o", env.out] + urls)
+    expect(proc.returncode == 1, "failed URLs make the exit status 1", proc)
+    expect(listing(env.out) == ["cut.bin"], "no partial or temporary file is left", proc)
+    with open(os.path.join(env.out, "cut.bin"), "rb") as f:
+        expect(f.read() == b"previous content", "the existing file is untouched", proc)
+
+
+def case_mixed(mode):
+    def run(env):
+        good = [env.url + name for name in FILES]
+        bad = {
+            BAD_HOST: CURLE_COULDNT_RESOLVE_HOST,
+            env.url + "missing.bin": CURLE_HTTP_RETURNED_ERROR,
+            env.furl + "reset/1000000/cut.bin": CURLE_RECV_ERROR,
+            env.furl + "stall/1000000/slow.bin": CURLE_OPERATION_TIMEDOUT,
+        }
+        urls = good[:2] + list(bad)[:2] + good[2:] + list(bad)[2:]
+        # --timeout covers resolving too: this batch expects the resolver to say "no such
+        # host" within 2 s (case bad_host alone allows RESOLVE_TIME).
+        args = ["--mode", mode, "--timeout", "2", "-o", env.out]
+        proc = run_cli(args + urls)
+        expect(proc.returncode == 1, "a batch with failures exits 1", proc)
+        expect_files(env.out, FILES, env.root, proc)
+        lines = proc.stdout.splitlines()
+        for url in bad:
+            expect(any("FAILED" in ln and url in ln for ln in lines),
+                   f"the summary names the failure of {url}", proc)
+        expect(f"{len(bad)} of {len(urls)}" in proc.stdout, "the summary counts failures", proc)
+        # The same batch as JSON: each failure with its own code.
+        shutil.rmtree(env.out)
+        proc, summary = json_run(args + urls)
+        expect(summary["failed"] == len(bad) and summary["succeeded"] == len(good),
+               "JSON counts the failures", proc)
+        for url, code in bad.items():
+            err = error_of(summary, url, proc)
+            expect(err["code"] == code, f"{url}: code {err['code']}, expected {code}", proc)
+        expect_files(env.out, FILES, env.root, proc)
+    return run
+
+
+def case_retries(env):
+    # Fails twice with 503, then serves: three requests, one file.
+    path = "/flaky/2/5000/flaky.bin"
+    proc, summary = json_run(["--retries", "3", "-o", env.out, env.furl + path.lstrip("/")])
+    expect(proc.returncode == 0, "a URL that recovers within the retries succeeds", proc)
+    expect(env.fault.count(path) == 3, f"{env.fault.count(path)} requests, expected 3", proc)
+    expect(summary["retries"] == 2, "the summary counts the 2 retries", proc)
+    with open(os.path.join(env.out, "flaky.bin"), "rb") as f:
+        expect(f.read() == body_of("flaky.bin", 5000), "the retried file is complete", proc)
+
+    # Fails more often than retried: 1 + 2 requests, then the URL fails.
+    path = "/flaky/9/5000/stubborn.bin"
+    url = env.furl + path.lstrip("/")
+    proc, summary = json_run(["--retries", "2", "-o", env.out, url])
+    expect(proc.returncode == 1, "a URL still failing after its retries fails", proc)
+    expect(env.fault.count(path) == 3, f"{env.fault.count(path)} requests, expected 3", proc)
+    err = error_of(summary, url, proc)
+    expect(err["code"] == CURLE_HTTP_RETURNED_ERROR and "503" in err["message"]
+           and "3 attempts" in err["message"], "the error says 503 after 3 attempts", proc)
+
+    # A reset connection may pass: asked again.
+    path = "/reset/100000/cut.bin"
+    url = env.furl + path.lstrip("/")
+    proc, summary = json_run(["--retries", "1", "-o", env.out, url])
+    expect(env.fault.count(path) == 2, f"a reset was asked {env.fault.count(path)} times, "
+           "expected twice", proc)
+    err = error_of(summary, url, proc)
+    expect(err["code"] == CURLE_RECV_ERROR and "2 attempts" in err["message"],
+           "the error says the reset happened on both attempts", proc)
+
+    # A 404 will not pass: asked once despite --retries.
+    path = "/missing/nothing.bin"
+    proc = run_cli(["--retries", "3", "-o", env.out, env.furl + path.lstrip("/")])
+    expect(proc.returncode == 1, "a 404 fails", proc)
+    expect(env.fault.count(path) == 1, f"a 404 was asked {env.fault.count(path)} times, "
+           "expected once", proc)
+    expect(listing(env.out) == ["flaky.bin"], "failures left no file", proc)
+
+
+def case_rate_limit(env):
+    size, rate = 400 * 1024, 200 * 1024
+    env.write("limited.bin", body_of("limited.bin", size))
+    start = time.monotonic()
+    proc = run_cli(["--mode", "processes", "--limit-rate", "200k", "-o", env.out,
+                    env.url + "limited.bin"])
+    took = time.monotonic() - start
+    expect(proc.returncode == 0, "the rate-limited download succeeds", proc)
+    expect_files(env.out, ["limited.bin"], env.root, proc)
+    # A behaviour check, not a speed check: without the limit this takes milliseconds.
+    expect(took >= 0.8 * size / rate,
+           f"{size} bytes at 200k took {took:.2f} s, less than 0.8 x {size / rate:.1f} s", proc)
+
+
+def case_input_sources(env):
+    names = list(FILES)
+    list_file = env.out + "-list.txt"
+    with open(list_file, "w") as f:
+        f.write(f"# a comment\n\n  {env.url}{names[0]}  \n{env.url}{names[1]}\r\n")
+    stdin = f"{env.url}{names[2]}\n\n# another\n"
+    proc = run_cli(["-o", env.out, "--input", list_file, env.url + names[3], "-"],
+                   stdin=stdin)
+    expect(proc.returncode == 0, "URLs from arguments, a list file and stdin succeed", proc)
+    expect_files(env.out, names, env.root, proc)
+    os.unlink(list_file)
+
+    shutil.rmtree(env.out)
+    proc = run_cli(["-o", env.out, "--input", "-"], stdin=f"{env.url}{names[1]}\n")
+    expect(proc.returncode == 0, "--input - reads standard input", proc)
+    expect_files(env.out, [names[1]], env.root, proc)
+
+
+def case_duplicate_names(env):
+    env.write("sub/mid.bin", b"another file with the same name")
+    first, second = env.url + "mid.bin", env.url + "sub/mid.bin"
+    proc, summary = json_run(["-o", env.out, first, second])
+    expect(proc.returncode == 1, "a URL whose file name is taken fails", proc)
+    err = error_of(summary, second, proc)
+    expect(err["code"] == CURLE_WRITE_ERROR and "same file name" in err["message"]
+           and first in err["message"], "the error names the URL that has the name", proc)
+    expect_files(env.out, ["mid.bin"], env.root, proc)
+
+
+def case_bad_options(env):
+    url = env.url + "one.bin"
+    for args, words in [
+        (["--limit-rate", "12x", url], "--limit-rate"),
+        (["--limit-rate", "", url], "--limit-rate"),
+        (["--retries", "-1", url], "--retries"),
+        (["--retries", "two", url], "--retries"),
+        (["--timeout", "-1", url], "--timeout"),
+        (["--connect-timeout", "0", url], "--connect-timeout"),
+        (["--mode", "fibers", url], "--mode"),
+        (["--no-such-option", url], "--no-such-option"),
+        ([], "no URLs"),
+    ]:
+        proc = run_cli(["-o", env.out] + args)
+        expect(proc.returncode == 2, f"{args}: bad usage exits 2", proc)
+        expect(words in proc.stderr and "Usage: cfutures download" in proc.stderr,
+               f"{args}: the message names {words} and shows the usage", proc)
+    expect(not os.path.exists(env.out), "bad usage fetched nothing")
+
+    proc = run_cli(["--help"])
+    expect(proc.returncode == 0, "--help exits 0", proc)
+    for option in ("--output", "--input", "--retries", "--connect-timeout", "--timeout",
+                   "--limit-rate", "--mode", "--workers", "--json", "--timeline"):
+        expect(option in proc.stdout, f"--help documents {option}", proc)
+
+
+def alive(pid):
+    """True while pid is a process that has not exited (a zombie has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def nginx_pids(state):
+    """The nginx master of a state folder and its workers."""
+    with open(os.path.join(state, "nginx.pid")) as f:
+        master = int(f.read())
+    return [master] + SERVER._children(master)
+
+
+def case_server_start_stop(env):
+    # The script's own command line, as the demo uses it: start returns with the server
+    # running and its URL printed; stop leaves no process and no state folder.
+    script = [sys.executable, ARGS.server]
+    state = env.out + "-server"
+    started = subprocess.run(script + ["start", env.root, state], capture_output=True,
+                             text=True, timeout=30)
+    try:
+        expect(started.returncode == 0 and started.stdout.startswith("http://127.0.0.1:"),
+               "start prints the URL", started)
+        url = started.stdout.strip()
+        pids = nginx_pids(state)
+        expect(len(pids) >= 2 and all(alive(p) for p in pids), "a master and a worker run")
+        proc = run_cli(["-o", env.out, url + "mid.bin"])
+        expect(proc.returncode == 0, "the started server serves", proc)
+        expect_files(env.out, ["mid.bin"], env.root, proc)
+    finally:
+        stopped = subprocess.run(script + ["stop", state], capture_output=True, text=True,
+                                 timeout=30)
+    expect(stopped.returncode == 0, "stop succeeds", stopped)
+    expect(not any(alive(p) for p in pids), f"nginx processes {pids} are gone after stop")
+    expect(not os.path.exists(state), "stop removes the state folder")
+
+    # run: the URL in CF_HTTP_URL for the command, its exit status passed on, then no
+    # process left.  The command (a child of the script, like nginx's master) names the
+    # nginx processes running for it: its siblings, and their children.
+    shutil.rmtree(env.out)
+    probe = "\n".join([
+        "import os, sys",
+        f"sys.path.insert(0, {HERE!r})",
+        "from test_download import load_server_module",
+        f"server = load_server_module({ARGS.server!r})",
+        "masters = [p for p in server._children(os.getppid()) if p != os.getpid()]",
+        "pids = masters + [w for m in masters for w in server._children(m)]",
+        "print(os.environ['CF_HTTP_URL'], *pids)",
+        "sys.exit(3)",
+    ])
+    ran = subprocess.run(script + ["run", env.root, "--", sys.executable, "-B", "-c", probe],
+                         capture_output=True, text=True, timeout=30)
+    expect(ran.returncode == 3, "run exits with the command's status", ran)
+    url, *pids = ran.stdout.split()
+    expect(url.startswith("http://127.0.0.1:"), "run gives the command the URL", ran)
+    expect(len(pids) >= 2, "nginx ran beside the command (a master and a worker)", ran)
+    expect(not any(alive(p) for p in pids), f"nginx processes {pids} are gone after run", ran)
+
+
+CASES = {
+    "bad_host": case_bad_host,
+    "http_404": case_http_404,
+    "timeout": case_timeout,
+    "reset": case_reset,
+    "no_partial_file": case_no_partial_file,
+    "retries": case_retries,
+    "rate_limit": case_rate_limit,
+    "input_sources": case_input_sources,
+    "duplicate_names": case_duplicate_names,
+    "bad_options": case_bad_options,
+    "server_start_stop": case_server_start_stop,
+}
+for _mode in MODES:
+    CASES[f"ok.{_mode}"] = case_ok(_mode)
+    CASES[f"mixed.{_mode}"] = case_mixed(_mode)
+
+
+def main():
+    global ARGS, SERVER
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--list", action="store_true",
+                        help="print the case names (CMake registers one entry per case)")
+    parser.add_argument("--cfutures", help="the cfutures program")
+    parser.add_argument("--server", help="scripts/http-server.py")
+    parser.add_argument("case", nargs="?")
+    ARGS = parser.parse_args()
+    if ARGS.list:
+        print("\n".join(sorted(CASES)))
+        return 0
+    if ARGS.case not in CASES or not ARGS.cfutures or not ARGS.server:
+        parser.error("give --cfutures, --server and a case (--list shows them)")
+    SERVER = load_server_module(ARGS.server)
+    with tempfile.TemporaryDirectory(prefix="cf-download-") as tmp:
+        with Env(tmp) as env:
+            CASES[ARGS.case](env)
+    print(f"cli.download.{ARGS.case}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
