@@ -141,6 +141,14 @@ typedef struct cli_out {
  */
 typedef int (*cli_work_fn)(const void *in, size_t len, cli_out *out);
 
+/*
+ * Creates a new, empty temporary file for `name` in folder `dir` (".NAME.part-PID-N", so a
+ * reader of the folder never takes it for a finished file), exclusively, and puts its path
+ * in tmp[0 .. cap).  Returns the open descriptor, or -1 with errno.  Write the file, then
+ * rename it to its name: nothing half-written ever carries the real name.  Thread safe.
+ */
+int cli_open_temporary(const char *dir, const char *name, char *tmp, size_t cap);
+
 /* Copies len bytes as the item's result.  Returns 0, or ENOMEM (then fail the item). */
 int cli_out_set(cli_out *out, const void *data, size_t len);
 /* Sets the failure message and returns code (so: return cli_out_fail(out, EIO, "...")). */

@@ -167,24 +167,6 @@ static void retry_pause(int retry)
     pause_seconds(s < DL_MAX_RETRY_DELAY ? s : DL_MAX_RETRY_DELAY);
 }
 
-/* Opens a new hidden temporary file next to the final one; the name goes to tmp. */
-static int open_temporary(const char *dir, const char *name, char *tmp, size_t cap)
-{
-    static atomic_uint counter;
-    for (;;) {
-        unsigned k = atomic_fetch_add(&counter, 1);
-        /* The name is shortened so the whole stays within NAME_MAX. */
-        int len = snprintf(tmp, cap, "%s/.%.200s.part-%ld-%u", dir, name, (long)getpid(), k);
-        if (len < 0 || (size_t)len >= cap) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-}
-
 /* Describes a failed attempt in msg. */
 static void describe(char *msg, size_t cap, CURLcode rc, long http_status,
                      const char *errbuf, const dl_sink *sink, const char *tmp)
@@ -262,7 +244,7 @@ static int fetch_work(const void *in, size_t len, cli_out *out)
                             curl_easy_strerror(curl_init_result));
 
     char tmp[PATH_MAX];
-    int fd = open_temporary(dir, name, tmp, sizeof tmp);
+    int fd = cli_open_temporary(dir, name, tmp, sizeof tmp);
     if (fd < 0)
         return cli_out_fail(out, CURLE_WRITE_ERROR, "creating a file in %s: %s", dir,
                             strerror(errno));

@@ -209,23 +209,14 @@ done:
 static int write_atomically(const char *dir, const char *name, const void *data, size_t len,
                             char *msg, size_t cap)
 {
-    static atomic_uint counter;
     char tmp[PATH_MAX], final[PATH_MAX];
     const char *step = "creating a temporary file for";
     int fd = -1, err = 0;
     int k = snprintf(final, sizeof final, "%s/%s", dir, name);
     if (k < 0 || (size_t)k >= sizeof final)
         err = ENAMETOOLONG;
-    while (err == 0 && fd < 0) {
-        /* The name is shortened so the whole stays within NAME_MAX. */
-        k = snprintf(tmp, sizeof tmp, "%s/.%.200s.part-%ld-%u", dir, name, (long)getpid(),
-                     atomic_fetch_add(&counter, 1));
-        if (k < 0 || (size_t)k >= sizeof tmp)
-            err = ENAMETOOLONG;
-        else if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0 &&
-                 errno != EEXIST)
-            err = errno;
-    }
+    if (err == 0 && (fd = cli_open_temporary(dir, name, tmp, sizeof tmp)) < 0)
+        err = errno;
     if (fd >= 0) {
         step = "writing";
         const char *p = data;

@@ -23,11 +23,13 @@
 #include "progress.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define POLL_INTERVAL 0.1 /* seconds between progress redraws while waiting */
 
@@ -278,4 +280,21 @@ int cli_run_items(cli_run *run, const cli_common *common, const cli_task *task,
 fail:
     cli_run_free(run);
     return cli_fail(common->command, "out of memory");
+}
+
+int cli_open_temporary(const char *dir, const char *name, char *tmp, size_t cap)
+{
+    static atomic_uint counter;
+    for (;;) {
+        unsigned k = atomic_fetch_add(&counter, 1);
+        /* The name is shortened so the whole stays within NAME_MAX. */
+        int len = snprintf(tmp, cap, "%s/.%.200s.part-%ld-%u", dir, name, (long)getpid(), k);
+        if (len < 0 || (size_t)len >= cap) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
 }
