@@ -157,6 +157,22 @@ static void note_cb(cf_future *f, void *data)
     atomic_fetch_add(&n->calls, 1);
 }
 
+/* SEMANTICS 14 (cfutures.h, CF_SHUTDOWN_KILL): a thread cannot be killed, so on a thread
+ * pool KILL cancels what is queued, like CANCEL_PENDING, and lets the running task end. */
+static void shutdown_kill_on_threads_cancels_pending(void **state)
+{
+    (void)state;
+    cf_executor *ex = make_thread_executor(1, NULL);
+    tu_hold h;
+    tu_hold_workers(&h, ex);
+    cf_future *queued = tu_hold_queued(&h);
+    assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_KILL), 0);
+    assert_int_equal(cf_future_result(queued, TU_LONG, NULL), CF_ECANCELLED);
+    assert_int_equal(cf_future_state(tu_hold_running(&h)), CF_RUNNING);
+    tu_hold_release(&h); /* the running task still returns its value */
+    cf_executor_free(ex);
+}
+
 /* SEMANTICS 14, 6: shutdown with cancel_pending cancels every queued task at once (their
  * callbacks run in the shutting-down thread before it returns) and leaves the running ones
  * to finish; a cancelled task never runs. */
@@ -1354,6 +1370,7 @@ static const struct CMUnitTest tests[] = {
     cf_inprocess_test(idle_workers_burn_no_cpu),
     cf_inprocess_test(shutdown_wait_from_worker_einval),
     cf_inprocess_test(burst_beyond_injector_ring),
+    cf_inprocess_test(shutdown_kill_on_threads_cancels_pending),
 };
 
 CF_TEST_MAIN(tests)
