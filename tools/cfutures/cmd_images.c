@@ -6,14 +6,10 @@
  * One file is one item, sequentially, on a thread pool or on a process pool.
  *
  * Matching Pillow (tests/cli/images checks at least 30 dB PSNR against it on real photos):
- * - Blur: Pillow's GaussianBlur(15) is three passes of an extended box filter with a
- *   variance of 15^2 (its "radius" is a standard deviation), edges extended by copying.
- *   vips_gaussblur's approximate precision works the same way: it breaks the Gaussian
- *   mask (integer: 20 exp(-x^2 / 2 sigma^2), rounded) into 5 layers of boxes summed with
- *   running totals, edges copied.  min_ampl 0.01 keeps every coefficient that rounds to
- *   non-zero (|x| <= 40); the default 0.2 cuts the mask at |x| <= 26, 1.7 sigma.  Measured
- *   against Pillow's blur at full size on Aqua.jpg: 58 dB, where the default integer
- *   blur gives 45 dB, for about the same time.
+ * - Blur: Pillow's GaussianBlur(15) is three passes per axis of an extended box filter
+ *   with a total variance of 15^2 (its "radius" is a standard deviation), edges extended
+ *   by copying.  blur.c implements the same filter (libvips' own blur was three times
+ *   slower than Pillow's on one thread: see blur.c).
  * - Size: Pillow's thumbnail rule, computed here (fit_size): never enlarge; the limiting
  *   axis gets the box size, the other the floor or the ceiling of its exact size, whichever
  *   keeps the aspect ratio closer.  vips_resize then uses Pillow's BICUBIC (Catmull-Rom,
@@ -23,10 +19,8 @@
  *   as Pillow does by default.  Beyond what Pillow does: any format libvips reads is first
  *   converted to 8-bit sRGB (or grey), and an alpha channel is flattened onto white, since
  *   JPEG holds neither (Pillow refuses to save such images as JPEG).
- * - Speed: the blurred image is materialised in memory (width x height x bands bytes; 54 MB
- *   for the largest default photo) before the thumbnail is made.  Left lazy, the resize
- *   pulls the blur through in small strips (and the box sums start over at each one):
- *   2 to 3.5 times slower, measured on the default photos.
+ * - Speed: the image is decoded into memory (width x height x bands bytes; 54 MB for the
+ *   largest default photo), blurred there, and resized from there.
  *
  * Invariants:
  * - Each task uses one libvips worker thread (vips_concurrency_set(1)); the pool supplies
@@ -67,10 +61,11 @@
 
 #include <vips/vips.h>
 
+#include "blur.h"
 #include "cli.h"
 
 #define BLUR_SIGMA 15.0
-#define BLUR_MIN_AMPL 0.01
+#define BLUR_PASSES 3 /* Pillow's */
 #define FIT_BOX 1200
 #define JPEG_QUALITY 75
 #define DEFAULT_OUTPUT "thumbnails"
@@ -178,19 +173,29 @@ static int make_thumbnail(const char *path, img_result *res, void **jpeg, size_t
             goto done;
         img = t[2];
     }
-    if (vips_gaussblur(img, &t[3], BLUR_SIGMA, "precision", VIPS_PRECISION_APPROXIMATE,
-                       "min_ampl", BLUR_MIN_AMPL, NULL) ||
-        !(t[4] = vips_image_copy_memory(t[3])))
+    if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) { /* a float or 16-bit file */
+        if (vips_cast_uchar(img, &t[5], NULL))
+            goto done;
+        img = t[5];
+    }
+    /* Decoded into memory, then blurred there (blur.c). */
+    if (!(t[3] = vips_image_copy_memory(img)))
         goto done;
-    img = t[4];
+    img = t[3];
+    if (blur_gaussian_u8(VIPS_IMAGE_ADDR(img, 0, 0), img->Xsize, img->Ysize, img->Bands,
+                         (long)VIPS_IMAGE_SIZEOF_LINE(img), BLUR_SIGMA, BLUR_PASSES) != 0) {
+        vips_error("cfutures", "out of memory for blurring a %dx%d image", img->Xsize,
+                   img->Ysize);
+        goto done;
+    }
 
     int fw, fh;
     fit_size(img->Xsize, img->Ysize, FIT_BOX, &fw, &fh);
     if (fw != img->Xsize || fh != img->Ysize) {
-        if (vips_resize(img, &t[5], (double)fw / img->Xsize, "vscale", (double)fh / img->Ysize,
+        if (vips_resize(img, &t[4], (double)fw / img->Xsize, "vscale", (double)fh / img->Ysize,
                         "kernel", VIPS_KERNEL_CUBIC, "gap", 2.0, NULL))
             goto done;
-        img = t[5];
+        img = t[4];
     }
     if (vips_jpegsave_buffer(img, jpeg, jpeg_len, "Q", JPEG_QUALITY, "strip", TRUE, NULL))
         goto done;
@@ -287,8 +292,23 @@ CLI_TASK(blur_thumbnail, images_work);
 
 /* ---- the parent: listing, naming, the run ------------------------------------------------ */
 
+typedef struct input_file {
+    const char *path;
+    off_t size;
+} input_file;
+
+/* Larger files first, then by name.  A file's size stands for its work: started last, the
+ * largest photo would run alone at the end while the other workers idle. */
+static int larger_first(const void *a, const void *b)
+{
+    const input_file *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size > y->size ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
 /* Lists the inputs: the regular files of in_dir (symbolic links followed, hidden names
- * skipped), or the default photos when in_dir is NULL; each pattern's matches in name order.
+ * skipped), or the default photos when in_dir is NULL; largest first (larger_first).
  * *files gets pointers into *g (free both).  Returns 0, or -1 when out of memory. */
 static int find_inputs(const char *in_dir, glob_t *g, const char ***files, size_t *n)
 {
@@ -315,12 +335,19 @@ static int find_inputs(const char *in_dir, glob_t *g, const char ***files, size_
     }
     if (rc == GLOB_NOSPACE || (*files = malloc((g->gl_pathc + 1) * sizeof **files)) == NULL)
         return -1;
+    input_file *found = malloc((g->gl_pathc + 1) * sizeof *found);
+    if (found == NULL)
+        return -1;
     *n = 0;
     for (size_t i = 0; i < g->gl_pathc; i++) {
         struct stat st;
         if (stat(g->gl_pathv[i], &st) == 0 && S_ISREG(st.st_mode))
-            (*files)[(*n)++] = g->gl_pathv[i];
+            found[(*n)++] = (input_file){g->gl_pathv[i], st.st_size};
     }
+    qsort(found, *n, sizeof *found, larger_first);
+    for (size_t i = 0; i < *n; i++)
+        (*files)[i] = found[i].path;
+    free(found);
     return 0;
 }
 
@@ -458,9 +485,10 @@ const cli_command cli_images = {
     "enlarged), saved as OUTPUT/<name>.jpg with libvips -- what Pillow's\n"
     "img.filter(ImageFilter.GaussianBlur(15)); img.thumbnail((1200, 1200)) makes.  Each\n"
     "file is one item, and each item uses one libvips thread: the pool supplies the\n"
-    "parallelism.  A file libvips cannot read or decode to the end (not an image, corrupt,\n"
+    "parallelism.  Items go largest file first (then by name), so that no big photo\n"
+    "starts last and runs alone.  A file libvips cannot read or decode to the end (not an image, corrupt,\n"
     "truncated) fails alone, with code 5 (EIO), and leaves no output file; a file whose\n"
-    "output name an earlier one already has fails at once (code 17, EEXIST).  Without\n"
+    "output name an earlier item already has fails at once (code 17, EEXIST).  Without\n"
     "--input: the 15 photographs of Debian's mate-backgrounds package (nature/*.jpg and\n"
     "abstract/Elephants*.jpg under /usr/share/backgrounds/mate).  Default workers: one\n"
     "per CPU, at most one per image.",

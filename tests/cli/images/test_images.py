@@ -359,9 +359,12 @@ def case_timeline(tmp):
     svg = os.path.join(tmp, "run.svg")
     proc, summary = json_run(["--input", src, "--output", out, "--mode", "processes",
                               "--timeline", svg], 1)
-    # Items are in name order: Broken.jpg, FreshFlower.jpg, GreenMeadow.jpg.
+    # Items go largest file first, so the 10-byte Broken.jpg is the last of the three.
+    errors = summary["errors"]
+    expect(len(errors) == 1 and errors[0]["item"] == 3 and
+           errors[0]["label"].endswith("/Broken.jpg"), f"item 3 is Broken.jpg: {errors}", proc)
     try:
-        clitest.check_timeline(svg, summary, failed_items=(1,))
+        clitest.check_timeline(svg, summary, failed_items=(3,))
     except clitest.Failure as e:
         raise Check(f"{svg}: {e}")
 
