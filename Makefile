@@ -3,7 +3,8 @@
 #   make test      plain (build/), ThreadSanitizer (build-tsan/) and ASan+UBSan (build-asan/)
 #                  builds, each configured if needed, built and tested with ctest; every
 #                  build runs even if an earlier one failed, and the target fails if any did.
-#   make demo      builds build/ and runs every example, in name order.
+#   make demo      builds build/ and runs the tour, `cfutures demo` (timelines, downloads
+#                  and thumbnails go to build/demo/).
 #   make bench     Release build with the benchmarks (build-bench/), then bench/run.py.
 #   make install   builds build/ and installs it under PREFIX (default /usr/local).
 #   make clean     removes every build directory.
@@ -73,13 +74,7 @@ test:
 demo:
 	@bash scripts/setup-deps.sh demo
 	@$(MAKE) --no-print-directory compile-build
-	@shopt -s nullglob; examples=(examples/*.c); \
-	if [ $${#examples[@]} -eq 0 ]; then echo "demo: there are no examples yet"; exit 1; fi; \
-	for src in $$(printf '%s\n' "$${examples[@]}" | LC_ALL=C sort); do \
-	    name=$$(basename "$$src" .c); \
-	    printf '\n==================== example: %s ====================\n' "$$name"; \
-	    build/examples/$$name || { echo "demo: example $$name failed"; exit 1; }; \
-	done
+	build/tools/cfutures demo --output build/demo
 
 bench:
 	@bash scripts/setup-deps.sh bench

@@ -2,7 +2,8 @@
 
 A test script defines cases as `def test_<case>(cli):` and ends with
 `clitest.main(globals())`; it is run as `python3 test_<group>.py <cfutures binary> <case>`
-(tests/cli/CMakeLists.txt registers one ctest entry per case).  `cli` runs the binary with
+(tests/cli/CMakeLists.txt registers one ctest entry per case; `--list` prints the cases,
+for scripts in a folder of their own).  `cli` runs the binary with
 a time limit and checks its exit status; every failure raises with the command, its exit
 status and its output, so a failing entry says what happened.
 
@@ -42,10 +43,10 @@ class Cli:
     def path(self, name):
         return os.path.join(self.tmp, name)
 
-    def run(self, *args, expect=0, **kwargs):
+    def run(self, *args, expect=0, timeout=RUN_TIMEOUT, **kwargs):
         """Runs the command; checks its exit status unless expect is None."""
         cmd = [self.binary, *[str(a) for a in args]]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, **kwargs)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
         if expect is not None and p.returncode != expect:
             raise Failure(f"{' '.join(cmd)}: exit status {p.returncode}, expected {expect}\n"
                           f"--- stdout:\n{p.stdout}--- stderr:\n{p.stderr}")
@@ -177,8 +178,11 @@ def check_timeline(path, summary, failed_items=()):
 
 
 def main(namespace):
+    if sys.argv[1:] == ["--list"]:  # the cases, for a CMakeLists.txt (cli_driver_cases)
+        print("\n".join(name[5:] for name in namespace if name.startswith("test_")))
+        return
     if len(sys.argv) != 3:
-        sys.exit(f"usage: {sys.argv[0]} CFUTURES-BINARY CASE")
+        sys.exit(f"usage: {sys.argv[0]} CFUTURES-BINARY CASE | --list")
     binary, case = sys.argv[1], sys.argv[2]
     fn = namespace.get("test_" + case)
     if fn is None:

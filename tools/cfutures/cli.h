@@ -27,6 +27,7 @@
 #ifndef CFUTURES_CLI_H
 #define CFUTURES_CLI_H
 
+#include <glob.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,7 +54,25 @@ typedef struct cli_common {
     const char *timeline; /* --timeline FILE.svg, or NULL */
     const char *trace;    /* --trace FILE.json (Chrome trace-event JSON), or NULL */
     int progress;         /* --progress: 1, --no-progress: 0, else -1 (on a terminal) */
+    struct cli_outcome *outcome; /* set by a caller that runs a subcommand itself (the
+                                    demo) before run(); cli_parse leaves it alone.  When
+                                    non-NULL, cli_finish fills it in and prints nothing. */
 } cli_common;
+
+/* What cli_finish tells the caller of a subcommand's run() through cli_common.outcome. */
+typedef struct cli_outcome {
+    int done;            /* 1 once cli_finish ran: the run took place */
+    double seconds;      /* wall time of the run */
+    int workers;         /* workers it had (1 in sequential mode) */
+    size_t items, failed;
+    char first_error[256]; /* "<label>: <message>" of the first failed item, or "" */
+} cli_outcome;
+
+/* Common options a subcommand does not take (cli_command.common_off). */
+#define CLI_COMMON_MODE 1u     /* --mode */
+#define CLI_COMMON_WORKERS 2u  /* --workers */
+#define CLI_COMMON_TIMELINE 4u /* --timeline */
+#define CLI_COMMON_TRACE 8u    /* --trace */
 
 typedef struct cli_command {
     const char *name;    /* "sleep" */
@@ -63,16 +82,11 @@ typedef struct cli_command {
     const char *about;   /* a paragraph for `cfutures NAME --help`: what it does, what the
                             items are */
     int (*run)(int argc, char **argv, cli_common *common); /* argv[0] is the name */
+    unsigned common_off; /* CLI_COMMON_* options it does not take (0: it takes them all) */
 } cli_command;
 
-/* The subcommands (main.c lists them; a file's entry exists when CMake found the file). */
-extern const cli_command cli_sleep, cli_sum;
-#ifdef CF_HAVE_DOWNLOAD
-extern const cli_command cli_download;
-#endif
-#ifdef CF_HAVE_IMAGES
-extern const cli_command cli_images;
-#endif
+/* The subcommands (main.c lists them). */
+extern const cli_command cli_sleep, cli_sum, cli_download, cli_images, cli_demo;
 
 typedef enum cli_opt_kind {
     CLI_OPT_FLAG,   /* int *: set to 1; takes no value */
@@ -121,6 +135,12 @@ const char *cli_mode_name(cli_mode mode);
 /* CPUs this process may run on (at least 1): the default number of workers and chunks of
  * CPU-bound subcommands. */
 int cli_cpus(void);
+
+/* The default photos of `images` and `demo`: Debian's mate-backgrounds, the JPEG files
+ * of nature/ and abstract/Elephants*.jpg.  Globs them into *g (each pattern's matches in name order; free
+ * with globfree) and returns 0 (also when none is installed: g->gl_pathc is then 0), or
+ * GLOB_NOSPACE. */
+int cli_default_photos(glob_t *g);
 
 /* ------------------------------------------------------------------------------------ */
 /* Items: the work, and running it                                                      */
@@ -246,6 +266,7 @@ typedef struct cli_field {
  * of {"item", "label", "error", "code", "message"}), "timeline"/"trace" when written, and
  * the subcommand's `fields` (n_fields of them).  labels[i] names item i (a URL, a file);
  * labels NULL: "item <i + 1>" (what users see is numbered from 1, as is JSON's "item").
+ * With common->outcome set, the summary goes there instead (the files are still written).
  * Returns the exit status: 0 when every item succeeded and the files were written, else 1.
  */
 int cli_finish(const cli_common *common, const cli_run *run, const char *const *labels,

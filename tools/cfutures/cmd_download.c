@@ -73,9 +73,13 @@ typedef struct dl_result {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
 
+/* Once per process, and undone at exit: a program may run the subcommand more than once
+ * (the demo does), and libcurl cannot start again after curl_global_cleanup. */
 static void curl_init(void)
 {
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (curl_init_result == CURLE_OK)
+        atexit(curl_global_cleanup);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -585,6 +589,7 @@ const cli_command cli_download = {
     "code of a failed URL is curl's error number (22: HTTP error, 23: local file error).\n"
     "Default workers: one per URL, at most 8.",
     run_download,
+    0, /* every common option */
 };
 
 /* Runs the planned items and prints the summary; returns the exit status. */
@@ -718,8 +723,6 @@ static int run_download(int argc, char **argv, cli_common *common)
             };
             status = fetch_all(common, &urls, &base, dir);
         }
-        if (curl_init_result == CURLE_OK)
-            curl_global_cleanup();
         free(dir);
     }
     list_free(&urls);

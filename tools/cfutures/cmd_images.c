@@ -70,11 +70,23 @@
 #define JPEG_QUALITY 75
 #define DEFAULT_OUTPUT "thumbnails"
 
-/* The default data: the photographs of Debian's mate-backgrounds package. */
+/* The default data: the photographs of Debian's mate-backgrounds package (also what the
+ * demo downloads). */
 static const char *const default_photos[] = {
     "/usr/share/backgrounds/mate/nature/*.jpg",
     "/usr/share/backgrounds/mate/abstract/Elephants*.jpg",
 };
+
+int cli_default_photos(glob_t *g)
+{
+    int rc = 0;
+    for (size_t i = 0; i < sizeof default_photos / sizeof default_photos[0]; i++) {
+        int r = glob(default_photos[i], i > 0 ? GLOB_APPEND : 0, NULL, g);
+        if (r != GLOB_NOMATCH)
+            rc = r;
+    }
+    return rc;
+}
 
 /* An item's result (no padding: every byte of it is sent). */
 typedef struct img_result {
@@ -101,6 +113,9 @@ static void vips_setup(void)
                  vips_error_buffer());
         return;
     }
+    /* Undone at exit, not at the end of a run: a program may run the subcommand more than
+     * once (the demo does), and libvips cannot start again after vips_shutdown. */
+    atexit(vips_shutdown);
     vips_concurrency_set(1);
     vips_cache_set_max(0);
     g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, drop_log, NULL);
@@ -327,11 +342,7 @@ static int find_inputs(const char *in_dir, glob_t *g, const char ***files, size_
         rc = glob(pattern, 0, NULL, g);
         free(pattern);
     } else {
-        for (size_t i = 0; i < sizeof default_photos / sizeof default_photos[0]; i++) {
-            int r = glob(default_photos[i], i > 0 ? GLOB_APPEND : 0, NULL, g);
-            if (r != GLOB_NOMATCH)
-                rc = r;
-        }
+        rc = cli_default_photos(g);
     }
     if (rc == GLOB_NOSPACE || (*files = malloc((g->gl_pathc + 1) * sizeof **files)) == NULL)
         return -1;
@@ -493,6 +504,7 @@ const cli_command cli_images = {
     "abstract/Elephants*.jpg under /usr/share/backgrounds/mate).  Default workers: one\n"
     "per CPU, at most one per image.",
     run_images,
+    0, /* every common option */
 };
 
 static int run_images(int argc, char **argv, cli_common *common)
@@ -553,7 +565,6 @@ static int run_images(int argc, char **argv, cli_common *common)
         goto done;
     }
     status = process_all(common, files, n, in_dir ? in_dir : "mate-backgrounds", out_dir);
-    vips_shutdown();
 
 done:
     free(files);

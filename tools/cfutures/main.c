@@ -20,14 +20,7 @@
 
 /* The subcommands, in the order `cfutures --help` lists them. */
 static const cli_command *const commands[] = {
-    &cli_sleep,
-    &cli_sum,
-#ifdef CF_HAVE_DOWNLOAD
-    &cli_download,
-#endif
-#ifdef CF_HAVE_IMAGES
-    &cli_images,
-#endif
+    &cli_sleep, &cli_sum, &cli_download, &cli_images, &cli_demo,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -46,9 +39,9 @@ typedef struct common_raw {
     int help;
 } common_raw;
 
-/* The common options' table for a given destination (built per call: targets are
- * addresses in *raw). */
-static void common_table(cli_option table[10], common_raw *raw)
+/* The common options' table of cmd for a given destination (built per call: targets are
+ * addresses in *raw), without those cmd does not take. */
+static void common_table(const cli_command *cmd, cli_option table[10], common_raw *raw)
 {
     const cli_option t[10] = {
         {"mode", 'm', CLI_OPT_STRING, &raw->mode, "MODE",
@@ -69,7 +62,25 @@ static void common_table(cli_option table[10], common_raw *raw)
         {NULL, 0, 0, NULL, NULL, NULL},
         {NULL, 0, 0, NULL, NULL, NULL},
     };
-    memcpy(table, t, sizeof t);
+    const struct {
+        const void *target;
+        unsigned flag;
+    } optional[] = {
+        {&raw->mode, CLI_COMMON_MODE},
+        {&raw->workers, CLI_COMMON_WORKERS},
+        {&raw->timeline, CLI_COMMON_TIMELINE},
+        {&raw->trace, CLI_COMMON_TRACE},
+    };
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int off = 0;
+        for (size_t j = 0; j < sizeof optional / sizeof optional[0]; j++)
+            off |= t[i].target == optional[j].target && (cmd->common_off & optional[j].flag);
+        if (!off)
+            table[k++] = t[i];
+    }
+    while (k < sizeof t / sizeof t[0])
+        table[k++] = (cli_option){NULL, 0, 0, NULL, NULL, NULL};
 }
 
 const char *cli_mode_name(cli_mode mode)
@@ -261,7 +272,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_common *common,
 {
     common_raw raw = {0};
     cli_option table[10];
-    common_table(table, &raw);
+    common_table(cmd, table, &raw);
     /* Positional arguments are compacted into argv[1 ..): entries already read are the
      * only ones overwritten, since kept <= i. */
     int kept = 1;

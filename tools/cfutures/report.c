@@ -152,6 +152,27 @@ static void print_text(const cli_common *c, const cli_run *run, const char *cons
     printf("Finished in %.2f second(s)\n", run->seconds);
 }
 
+static void record_outcome(cli_outcome *o, const cli_run *run, const char *const *labels)
+{
+    o->done = 1;
+    o->seconds = run->seconds;
+    o->workers = run->workers;
+    o->items = run->n;
+    o->failed = run->failed;
+    o->first_error[0] = '\0';
+    for (size_t i = 0; i < run->n; i++) {
+        if (run->items[i].status == 0)
+            continue;
+        if (labels != NULL)
+            snprintf(o->first_error, sizeof o->first_error, "%s: %s", labels[i],
+                     run->items[i].message);
+        else
+            snprintf(o->first_error, sizeof o->first_error, "item %zu: %s", i + 1,
+                     run->items[i].message);
+        break;
+    }
+}
+
 int cli_finish(const cli_common *common, const cli_run *run, const char *const *labels,
                const char *text, const cli_field *fields, size_t n_fields)
 {
@@ -172,7 +193,9 @@ int cli_finish(const cli_common *common, const cli_run *run, const char *const *
             status = CLI_EXIT_FAILED;
         }
     }
-    if (common->json)
+    if (common->outcome != NULL)
+        record_outcome(common->outcome, run, labels);
+    else if (common->json)
         print_json(common, run, labels, fields, n_fields, timeline_ok, trace_ok);
     else
         print_text(common, run, labels, text, timeline_ok, trace_ok);
