@@ -12,7 +12,8 @@ Usage:
   http-server.py run ROOT -- CMD [ARG...]
                                          start, run CMD with CF_HTTP_URL set to the base
                                          URL, stop; exits with CMD's status
-As a module (the CLI tests load it with importlib): `with Nginx(root, state) as url: ...`.
+As a module (the CLI tests and bench/workloads.py load it with importlib):
+`with Nginx(root, state) as url: ...`; Nginx(..., limit_rate="8m") limits every transfer.
 
 Why it is built this way:
 - Everything nginx writes (config, pid file, lock file, logs, temp paths) lives in the state
@@ -86,7 +87,7 @@ http {{
         listen 127.0.0.1:{port};
         server_name localhost;
         root {root};
-    }}
+{extra}    }}
 }}
 """
 
@@ -189,10 +190,13 @@ def _stop_pid(pid):
 class Nginx:
     """nginx serving `root` on 127.0.0.1 with its files in `state` (a new or empty folder)."""
 
-    def __init__(self, root, state, detach=False):
+    def __init__(self, root, state, detach=False, limit_rate=None):
         self.root = os.path.abspath(root)
         self.state = os.path.abspath(state)
         self.detach = detach
+        # nginx's limit_rate (bytes/s per connection, "8m"): a slow network for every
+        # client alike (the benchmark uses it).
+        self.limit_rate = limit_rate
         self.proc = None
         self.url = None
 
@@ -211,8 +215,9 @@ class Nginx:
         for _ in range(BIND_ATTEMPTS):
             port = _free_port()
             with open(os.path.join(self.state, "nginx.conf"), "w") as f:
+                extra = f"        limit_rate {self.limit_rate};\n" if self.limit_rate else ""
                 f.write(CONFIG.format(user=_user_line(), state=self.state, root=self.root,
-                                      port=port))
+                                      port=port, extra=extra))
             ready, log = self._launch()
             if ready:
                 self.url = f"http://127.0.0.1:{port}/"

@@ -22,9 +22,28 @@ OPTIONS = {
 
 def test_help_top(cli):
     p = cli.run("--help")
-    for name in OPTIONS:
+    for name in ("sleep", "sum", "download", "images", "demo"):
         check(f"  {name} " in p.stdout, f"`cfutures --help` does not list {name}:\n{p.stdout}")
+    check("module" not in p.stdout, f"a module did not load:\n{p.stdout}")
     check(p.stderr == "", p.stderr)
+
+
+def test_missing_module(cli):
+    """A program without its modules says so for download and images, and runs the rest
+    (process pools included: their workers are the same lone program)."""
+    lone = cli.path("cfutures")
+    with open(cli.binary, "rb") as src, open(lone, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(lone, 0o755)
+    for name in ("download", "images"):
+        p = subprocess.run([lone, name, "--help"], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 1 and f"its module cfutures-{name}.so is in neither" in p.stderr
+              and p.stdout == "", f"{name}: exit {p.returncode}\n{p.stdout}{p.stderr}")
+    p = subprocess.run([lone, "--help"], capture_output=True, text=True, timeout=30)
+    check(p.returncode == 0 and "cfutures-images.so is in neither" in p.stdout, p.stdout)
+    p = subprocess.run([lone, "sleep", "-n", "3", "-s", "0", "--mode", "processes", "--json"],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode == 0 and json.loads(p.stdout)["succeeded"] == 3, p.stdout + p.stderr)
 
 
 def check_help(cli, command):

@@ -57,4 +57,13 @@ if links_to "$tmp/project-build/consumer_static" libcfutures; then
 fi
 "$tmp/project-build/consumer_shared" || fail "consumer_shared"
 "$tmp/project-build/consumer_static" || fail "consumer_static"
+
+step "the installed cfutures command and its modules"
+for name in download images; do
+    [ -e "$prefix/$libdir/cfutures/cfutures-$name.so" ] || fail "cfutures-$name.so not installed"
+    "$prefix/bin/cfutures" "$name" --help >"$tmp/help.txt" ||
+        fail "the installed cfutures cannot run '$name' (its module)"
+done
+"$prefix/bin/cfutures" sleep -n 2 -s 0 --mode processes >"$tmp/sleep.txt" ||
+    fail "the installed cfutures cannot run a process pool"
 step "passed"

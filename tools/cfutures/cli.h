@@ -85,8 +85,21 @@ typedef struct cli_command {
     unsigned common_off; /* CLI_COMMON_* options it does not take (0: it takes them all) */
 } cli_command;
 
-/* The subcommands (main.c lists them). */
-extern const cli_command cli_sleep, cli_sum, cli_download, cli_images, cli_demo;
+/* The subcommands built into the program. */
+extern const cli_command cli_sleep, cli_sum, cli_demo;
+
+/*
+ * The subcommand called name, or NULL with why in why[0 .. cap) (an unknown name, a module
+ * that cannot be loaded).  sleep, sum and demo are built in; download and images live in
+ * modules of their own, cfutures-download.so and cfutures-images.so, loaded on first use
+ * (each defines the cli_command `cli_<name>`).  So libcurl, libvips and the hundred
+ * libraries behind them are loaded only by a program that runs those subcommands: a
+ * worker process of a process pool, which is this program started again, loads a module
+ * only when its task lives there.  Modules are looked for next to the program (the build
+ * tree), then in CF_CLI_MODULE_DIR relative to it (an installed tree).  Not thread safe:
+ * call from the main thread.
+ */
+const cli_command *cli_find_command(const char *name, char *why, size_t cap);
 
 typedef enum cli_opt_kind {
     CLI_OPT_FLAG,   /* int *: set to 1; takes no value */

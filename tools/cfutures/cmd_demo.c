@@ -39,7 +39,8 @@
 typedef enum workload { W_SLEEP, W_SUM, W_DOWNLOAD, W_IMAGES, N_WORKLOADS } workload;
 
 typedef struct demo_row {
-    const cli_command *cmd;
+    const char *name;
+    const cli_command *cmd;   /* NULL when its module could not be loaded (skipped says) */
     const char *lesson;
     char what[160];                  /* what the run does, for the table's caption */
     cli_outcome outcome[N_MODES];    /* per mode, in cli_mode order */
@@ -133,8 +134,8 @@ static void run_one(demo_row *row, workload w, int m, const char *out,
     arg_list a = {0};
     cli_mode mode = modes[m];
     snprintf(row->timeline[m], sizeof row->timeline[m], "%s/timelines/%s-%s.svg", out,
-             row->cmd->name, cli_mode_name(mode));
-    int rc = arg_add(&a, row->cmd->name) | arg_add(&a, "--mode") |
+             row->name, cli_mode_name(mode));
+    int rc = arg_add(&a, row->name) | arg_add(&a, "--mode") |
              arg_add(&a, cli_mode_name(mode)) | arg_add(&a, "--timeline") |
              arg_add(&a, row->timeline[m]);
     if (progress >= 0)
@@ -186,7 +187,7 @@ static void print_table(const demo_row *rows, const char *out, double total)
     printf("\n%-10s %12s %18s %18s\n", "workload", "sequential", "threads", "processes");
     for (int w = 0; w < N_WORKLOADS; w++) {
         const demo_row *r = &rows[w];
-        printf("%-10s", r->cmd->name);
+        printf("%-10s", r->name);
         double base = r->outcome[0].done ? r->outcome[0].seconds : 0;
         for (int m = 0; m < N_MODES; m++) {
             const cli_outcome *o = &r->outcome[m];
@@ -207,7 +208,7 @@ static void print_table(const demo_row *rows, const char *out, double total)
     }
     printf("(speedup: sequential time / mode's time; ! = some items failed)\n\nLessons:\n");
     for (int w = 0; w < N_WORKLOADS; w++)
-        printf("  %-9s %s.\n", rows[w].cmd->name, rows[w].lesson);
+        printf("  %-9s %s.\n", rows[w].name, rows[w].lesson);
     printf("\nTimelines (a row per worker, a bar per task): %s/timelines/<workload>-<mode>.svg\n"
            "Downloads: %s/downloads/<mode>/   Thumbnails: %s/thumbnails/<mode>/\n",
            out, out, out);
@@ -218,7 +219,7 @@ static void print_table(const demo_row *rows, const char *out, double total)
             if (why != NULL) {
                 if (!bad++)
                     printf("\nProblems:\n");
-                printf("  %s, %s: %s\n", rows[w].cmd->name, cli_mode_name(modes[m]), why);
+                printf("  %s, %s: %s\n", rows[w].name, cli_mode_name(modes[m]), why);
             }
         }
     printf("\nFinished in %.2f second(s)\n", total);
@@ -235,7 +236,7 @@ static void print_json(const demo_row *rows, const char *out, double total)
         for (int m = 0; m < N_MODES; m++) {
             const cli_outcome *o = &r->outcome[m];
             printf("%s\n    {\"workload\": ", sep);
-            cli_json_string(stdout, r->cmd->name);
+            cli_json_string(stdout, r->name);
             printf(", \"mode\": \"%s\", \"what\": ", cli_mode_name(modes[m]));
             cli_json_string(stdout, r->what);
             printf(", \"done\": %s, \"workers\": %d, \"items\": %zu, \"failed\": %zu, "
@@ -259,7 +260,7 @@ static void print_json(const demo_row *rows, const char *out, double total)
     printf("\n  ],\n  \"lessons\": {");
     for (int w = 0; w < N_WORKLOADS; w++) {
         printf("%s\n    ", w ? "," : "");
-        cli_json_string(stdout, rows[w].cmd->name);
+        cli_json_string(stdout, rows[w].name);
         printf(": ");
         cli_json_string(stdout, rows[w].lesson);
     }
@@ -315,17 +316,20 @@ static int run_demo(int argc, char **argv, cli_common *common)
     }
 
     demo_row rows[N_WORKLOADS] = {0};
-    const cli_command *cmds[N_WORKLOADS] = {&cli_sleep, &cli_sum, &cli_download, &cli_images};
-    for (int w = 0; w < N_WORKLOADS; w++)
-        rows[w].cmd = cmds[w], rows[w].lesson = lessons[w];
+    const char *names[N_WORKLOADS] = {"sleep", "sum", "download", "images"};
+    for (int w = 0; w < N_WORKLOADS; w++) {
+        rows[w].name = names[w], rows[w].lesson = lessons[w];
+        rows[w].cmd = cli_find_command(names[w], rows[w].skipped, sizeof rows[w].skipped);
+    }
 
     glob_t photos = {0};
     if (cli_default_photos(&photos) != 0 || photos.gl_pathc == 0) {
         const char *why = photos.gl_pathc == 0 ? "the default photos are not installed "
                                                  "(Debian package mate-backgrounds)"
                                                : "out of memory";
-        snprintf(rows[W_DOWNLOAD].skipped, sizeof rows[W_DOWNLOAD].skipped, "%s", why);
-        snprintf(rows[W_IMAGES].skipped, sizeof rows[W_IMAGES].skipped, "%s", why);
+        for (int w = W_DOWNLOAD; w <= W_IMAGES; w++)
+            if (!rows[w].skipped[0])
+                snprintf(rows[w].skipped, sizeof rows[w].skipped, "%s", why);
     }
     /* Before any pool exists: starting the server forks. */
     http_server server = {0};
@@ -347,7 +351,7 @@ static int run_demo(int argc, char **argv, cli_common *common)
             run_one(r, (workload)w, m, out, &server, &photos, common->progress);
             if (!common->json) {
                 if (m == 0)
-                    printf("\n%s: %s\n", r->cmd->name, r->what);
+                    printf("\n%s: %s\n", r->name, r->what);
                 const cli_outcome *o = &r->outcome[m];
                 if (o->done)
                     printf("  %-10s %7.2f s  %2d worker(s)  %zu of %zu items done\n",
@@ -359,7 +363,7 @@ static int run_demo(int argc, char **argv, cli_common *common)
             fflush(stdout);
         }
         if (r->skipped[0] && !common->json)
-            printf("\n%s: not run: %s\n", r->cmd->name, r->skipped);
+            printf("\n%s: not run: %s\n", r->name, r->skipped);
     }
     http_server_stop(&server);
     double total = cli_now() - start;

@@ -70,24 +70,6 @@
 #define JPEG_QUALITY 75
 #define DEFAULT_OUTPUT "thumbnails"
 
-/* The default data: the photographs of Debian's mate-backgrounds package (also what the
- * demo downloads). */
-static const char *const default_photos[] = {
-    "/usr/share/backgrounds/mate/nature/*.jpg",
-    "/usr/share/backgrounds/mate/abstract/Elephants*.jpg",
-};
-
-int cli_default_photos(glob_t *g)
-{
-    int rc = 0;
-    for (size_t i = 0; i < sizeof default_photos / sizeof default_photos[0]; i++) {
-        int r = glob(default_photos[i], i > 0 ? GLOB_APPEND : 0, NULL, g);
-        if (r != GLOB_NOMATCH)
-            rc = r;
-    }
-    return rc;
-}
-
 /* An item's result (no padding: every byte of it is sent). */
 typedef struct img_result {
     int32_t width, height; /* of the input */

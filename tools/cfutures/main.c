@@ -12,17 +12,69 @@
  */
 #include "cli.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-/* The subcommands, in the order `cfutures --help` lists them. */
-static const cli_command *const commands[] = {
-    &cli_sleep, &cli_sum, &cli_download, &cli_images, &cli_demo,
+/* The subcommands, in the order `cfutures --help` lists them: built in (command set), or
+ * in a module (command NULL until loaded). */
+static struct {
+    const char *name;
+    const cli_command *command;
+} commands[] = {
+    {"sleep", &cli_sleep}, {"sum", &cli_sum},   {"download", NULL},
+    {"images", NULL},      {"demo", &cli_demo},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* Loads the module of subcommand name: dir/cfutures-NAME.so, for the first directory of
+ * the program's own and CF_CLI_MODULE_DIR under it that has the file. */
+static const cli_command *load_module(const char *name, char *why, size_t cap)
+{
+    char exe[PATH_MAX], path[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        snprintf(why, cap, "cannot find the program's folder: %s", strerror(errno));
+        return NULL;
+    }
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    const char *dirs[] = {"", "/" CF_CLI_MODULE_DIR};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(path, sizeof path, "%s%s/cfutures-%s.so", exe, dirs[i], name);
+        if (access(path, F_OK) != 0)
+            continue;
+        /* Never closed: its functions run as tasks until the program ends. */
+        void *module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        char symbol[64];
+        snprintf(symbol, sizeof symbol, "cli_%s", name);
+        const cli_command *cmd = module != NULL ? dlsym(module, symbol) : NULL;
+        if (cmd == NULL)
+            snprintf(why, cap, "cannot load the %s module %s: %s", name, path, dlerror());
+        return cmd;
+    }
+    snprintf(why, cap, "its module cfutures-%s.so is in neither %s nor %s/%s", name, exe, exe,
+             CF_CLI_MODULE_DIR);
+    return NULL;
+}
+
+const cli_command *cli_find_command(const char *name, char *why, size_t cap)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(commands[i].name, name) != 0)
+            continue;
+        if (commands[i].command == NULL)
+            commands[i].command = load_module(name, why, cap);
+        return commands[i].command;
+    }
+    snprintf(why, cap, "unknown command '%s'", name);
+    return NULL;
+}
 
 /* ---- the common options ---------------------------------------------------------------- */
 
@@ -354,8 +406,11 @@ static void print_top_usage(FILE *out)
                  "\nThe classic workloads, run sequentially, on a thread pool or on a process "
                  "pool,\ntimed (cfutures library %s).\n\nCommands:\n",
             cf_version());
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        char why[PATH_MAX + 256];
+        const cli_command *cmd = cli_find_command(commands[i].name, why, sizeof why);
+        fprintf(out, "  %-12s %s\n", commands[i].name, cmd ? cmd->summary : why);
+    }
     fprintf(out, "\nEvery command takes --mode sequential|threads|processes, --workers N, "
                  "--json,\n--timeline FILE.svg, --trace FILE.json and --progress; see "
                  "'cfutures COMMAND --help'.\n");
@@ -381,13 +436,16 @@ int main(int argc, char **argv)
         printf("cfutures %s\n", cf_version());
         return CLI_EXIT_OK;
     }
-    for (size_t i = 0; i < N_COMMANDS; i++) {
-        if (strcmp(commands[i]->name, name) == 0) {
-            cli_common common = {0};
-            return commands[i]->run(argc - 1, argv + 1, &common);
-        }
+    char why[PATH_MAX + 256];
+    const cli_command *cmd = cli_find_command(name, why, sizeof why);
+    if (cmd != NULL) {
+        cli_common common = {0};
+        return cmd->run(argc - 1, argv + 1, &common);
     }
-    fprintf(stderr, "cfutures: unknown command '%s'\n", name);
+    fprintf(stderr, "cfutures: %s\n", why);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return CLI_EXIT_FAILED; /* a known command whose module did not load */
     print_top_usage(stderr);
     return CLI_EXIT_USAGE;
 }
