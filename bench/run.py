@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """run.py -- runs cfutures' benchmark and its peers' and writes bench/RESULTS.md.
 
-Two tables, each with its own programs: thread pools (W1-W5: bench_cfutures and the C/C++
-peers, py_threads.py) and process pools (P1-P4: bench_cfutures --processes, and
-py_processes.py on ProcessPoolExecutor and on multiprocessing.Pool).  Runs each program
+Three tables, each with its own programs: thread pools (W1-W5: bench_cfutures and the
+C/C++ peers, py_threads.py), process pools (P1-P4: bench_cfutures --processes, and
+py_processes.py on ProcessPoolExecutor and on multiprocessing.Pool), and the cfutures
+command's workloads (C1-C6: workloads.py running the command, and the same workloads as a
+Python tutorial writes them).  Runs each program
 one after another (never two at once: they would share the cores) with a per-program
 timeout, collects the lines they print
 
@@ -55,15 +57,23 @@ PROCESS_PEERS = [
     ("ProcessPoolExecutor", "py_processes.py", ["--pool", "executor"]),
     ("multiprocessing.Pool", "py_processes.py", ["--pool", "multiprocessing"]),
 ]
+# column, program, arguments: the cfutures command's workloads (bench/workloads.py); the
+# cfutures column also gets --cfutures <build>/tools/cfutures.
+WORKLOAD_PEERS = [
+    ("cfutures", "workloads.py", ["--impl", "cfutures"]),
+    ("Python tutorial", "workloads.py", ["--impl", "python"]),
+]
 # The library of a column whose name is not the library's (for the versions).
 LIBRARY_OF = {"ProcessPoolExecutor": "Python", "multiprocessing.Pool": "Python"}
 
 
 class Workload:
     def __init__(self, key, title, unit, goal_op, goal, lower_is_better, decimals=None,
-                 ratio=True):
+                 ratio=True, relative_to=None):
         self.key, self.title, self.unit = key, title, unit
         self.goal_op, self.goal = goal_op, goal
+        # The goal is goal x this column's figure (None: the goal is absolute).
+        self.relative_to = relative_to
         self.lower_is_better = lower_is_better
         self.decimals = decimals  # fixed decimals, else three significant digits
         self.ratio = ratio
@@ -71,12 +81,12 @@ class Workload:
     def fmt(self, v):
         return fmt(v) if self.decimals is None else f"{v:.{self.decimals}f}"
 
-    def meets_goal(self, v):
-        return {"<=": v <= self.goal, "<": v < self.goal, ">=": v >= self.goal}[self.goal_op]
+    def meets_goal(self, v, goal):
+        return {"<=": v <= goal, "<": v < goal, ">=": v >= goal}[self.goal_op]
 
     def goal_text(self):
         op = {"<=": "≤", "<": "<", ">=": "≥"}[self.goal_op]
-        return f"{op} {self.goal:g}"
+        return f"{op} {self.goal:g}" + (f" × {self.relative_to}" if self.relative_to else "")
 
 
 WORKLOADS = [
@@ -96,13 +106,25 @@ PROCESS_WORKLOADS = [
     Workload("P4", "cpu 10 ms", "% efficiency", ">=", 95, False, decimals=2),
 ]
 
+CLI_WORKLOADS = [
+    Workload("C1", "images, best mode", "s", "<=", 0.5, True, decimals=2,
+             relative_to="Python tutorial"),
+    Workload("C2", "download, threads / slowest transfer", "×", "<=", 1.2, True, decimals=2),
+    Workload("C3", "sum, threads speedup", "×", ">=", 1.8, False, decimals=2),
+    Workload("C4", "sum, processes speedup", "×", ">=", 1.8, False, decimals=2),
+    Workload("C5", "sleep 10 × 1 s, threads", "s", "<=", 1.05, True, decimals=3),
+    Workload("C6", "sleep 10 × 1 s, processes", "s", "<=", 1.2, True, decimals=3),
+]
+
 # Workloads a peer has no equivalent for (its program does not print them).
 NOT_APPLICABLE = {("GLib", "W2"), ("libuv", "W2")}
 
 # The tables --tables chooses from: name -> workloads, peers; and their headings and
 # explanations in RESULTS.md.
-TABLES = {"threads": (WORKLOADS, PEERS), "processes": (PROCESS_WORKLOADS, PROCESS_PEERS)}
-TABLE_TITLES = {"threads": "Thread pools", "processes": "Process pools"}
+TABLES = {"threads": (WORKLOADS, PEERS), "processes": (PROCESS_WORKLOADS, PROCESS_PEERS),
+          "workloads": (CLI_WORKLOADS, WORKLOAD_PEERS)}
+TABLE_TITLES = {"threads": "Thread pools", "processes": "Process pools",
+                "workloads": "The cfutures command's workloads"}
 TABLE_TEXTS = {
     "threads":
         "Each peer's cell is its figure and, in parentheses, how many times better "
@@ -123,6 +145,19 @@ TABLE_TEXTS = {
         "10 ms), so the efficiencies compare and the times do not.  The Python pools run "
         "fewer tasks in P1-P3 (counts in the details); the figures are per task, per "
         "round and per byte.",
+    "workloads":
+        "The four workloads of the `cfutures` command (`cfutures images`, `download`, `sum`, "
+        "`sleep`, run as a user runs them, `--json`) against the same workloads written the "
+        "way a Python tutorial writes them: concurrent.futures (ThreadPoolExecutor, "
+        "ProcessPoolExecutor) over Pillow's GaussianBlur(15) + thumbnail, urllib.request "
+        "downloads, a plain `for` loop sum, time.sleep.  Each in every mode; the table keeps "
+        "the figure of each goal and the details every mode's time.  C1: the best mode's "
+        "wall time on the 15 mate-backgrounds photos; the goal is at most half of Python's "
+        "best.  C2: the threads run's wall time over the longest single transfer of the "
+        "sequential run (each of the 15 photos from nginx on 127.0.0.1, which holds every "
+        "transfer to 8 MiB/s).  C3, C4: sequential time / the mode's time, each against its "
+        "own sequential run (Python's sum covers 5e7 numbers, cfutures' 2e9).  C5, C6: "
+        "10 tasks of 1 s on 10 workers.  Medians of 3 repetitions (--quick: 2).",
 }
 
 
@@ -222,7 +257,13 @@ def table(runs, workloads):
     rows = []
     for w in workloads:
         cf = cf_run.results.get(w.key, {}).get("value") if cf_run else None
-        verdict = "—" if cf is None else ("PASS" if w.meets_goal(cf) else "MISS")
+        goal = w.goal
+        if w.relative_to is not None:
+            ref = next((r for r in runs if r.peer == w.relative_to), None)
+            ref = ref.results.get(w.key, {}).get("value") if ref else None
+            goal = None if ref is None else w.goal * ref
+        verdict = ("—" if cf is None or goal is None
+                   else "PASS" if w.meets_goal(cf, goal) else "MISS")
         row = [f"{w.key} {w.title} ({w.unit})", w.goal_text(),
                cell(w, cf_run, cf) if cf_run else "not run", verdict]
         row += [cell(w, r, cf) for r in runs if r.peer != "cfutures"]
@@ -374,9 +415,9 @@ def main():
     ap.add_argument("--timeout", type=float, help="seconds per program (default 150, "
                     "--quick 90)")
     ap.add_argument("--peers", help="comma-separated columns to run (default: all)")
-    ap.add_argument("--tables", default="threads,processes",
+    ap.add_argument("--tables", default="threads,processes,workloads",
                     help="comma-separated tables to run: threads (W1-W5), processes "
-                    "(P1-P4) (default: both)")
+                    "(P1-P4), workloads (C1-C6: the cfutures command) (default: all)")
     ap.add_argument("--output", default=str(BENCH_DIR / "RESULTS.md"),
                     help="where to write the results (default: bench/RESULTS.md)")
     a = ap.parse_args()
@@ -404,13 +445,18 @@ def main():
         for peer, program, extra in TABLES[t][1]:
             if wanted is not None and peer not in wanted:
                 continue
-            cmd = command_of(program, build, (extra if t == "processes" else []) + args)
+            own = extra if t != "threads" else []  # the threads table's third field is
+            if t == "workloads" and peer == "cfutures":  # a pkg-config name
+                own = own + ["--cfutures", str(build / "tools" / "cfutures")]
+            cmd = command_of(program, build, own + args)
             if not os.access(cmd[0], os.X_OK):
                 run = Run(peer)
                 run.status = run.outcome = "not built"
                 print(f"== {peer}: {cmd[0]} not built", flush=True)
             else:
-                run = run_program(peer, cmd, timeout, env)
+                # The workloads run for seconds each, in three modes, several times.
+                run = run_program(peer, cmd, timeout if t != "workloads" else 4 * timeout,
+                                  env)
             runs_of[t].append(run)
     total = time.monotonic() - t0
     load_after = os.getloadavg()
@@ -436,7 +482,7 @@ def main():
         f"- Date: {started.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- Command: {command_text(sys.argv[1:])}",
         f"- Repetitions: one warm-up round, then the median of {reps} timed rounds per "
-        f"figure (W5: at most 3 rounds of 2 s; P4: at most 3 rounds)"
+        f"figure (W5: at most 3 rounds of 2 s; P4 and C1-C6: at most 3 rounds, no warm-up)"
         f"{' -- a --quick run' if a.quick else ''}",
         f"- Total time: {total:.0f} s; other processes used {others:.1%} of the machine's "
         f"CPU time meanwhile; load average before {load_before[0]:.2f}, after "

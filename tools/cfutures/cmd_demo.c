@@ -32,7 +32,8 @@
 #define SLEEP_TASKS "10"
 #define SLEEP_SECONDS "1"
 #define SUM_N "2e9"
-#define DOWNLOAD_RATE "8M" /* bytes per second per transfer */
+#define DOWNLOAD_RATE "8M" /* bytes per second per transfer: 8 MiB/s */
+#define DOWNLOAD_RATE_TEXT "8 MiB/s"
 #define N_MODES 3
 #define MAX_ARGS 64
 
@@ -101,8 +102,8 @@ static int workload_args(arg_list *a, workload w, cli_mode mode, const char *out
         break;
     case W_DOWNLOAD:
         snprintf(what, cap,
-                 "%zu photos from nginx on 127.0.0.1, each at %sB/s, one worker per photo",
-                 photos->gl_pathc, DOWNLOAD_RATE);
+                 "%zu photos from nginx on 127.0.0.1, each at %s, one worker per photo",
+                 photos->gl_pathc, DOWNLOAD_RATE_TEXT);
         snprintf(buf, sizeof buf, "%zu", photos->gl_pathc);
         rc |= arg_add(a, "--limit-rate") | arg_add(a, DOWNLOAD_RATE) | arg_add(a, "--workers") |
               arg_add(a, buf);
@@ -277,9 +278,9 @@ const cli_command cli_demo = {
     "with threads and with processes, and prints one table: the wall time of every run\n"
     "and its speedup over sequential, then a one-line lesson per workload.  The download\n"
     "workload fetches the photos of the images workload from an nginx server that the demo\n"
-    "starts on 127.0.0.1 (and stops afterwards), each transfer held to " DOWNLOAD_RATE
-    "B/s to stand\n"
-    "in for a slow network.  Everything the runs write goes under OUTPUT: the timeline\n"
+    "starts on 127.0.0.1 (and stops afterwards), each transfer held to " DOWNLOAD_RATE_TEXT
+    " to\n"
+    "stand in for a slow network.  Everything the runs write goes under OUTPUT: the timeline\n"
     "of every run (timelines/<workload>-<mode>.svg), the downloads (downloads/<mode>/)\n"
     "and the thumbnails (thumbnails/<mode>/).  A workload that cannot run is reported and\n"
     "the others go on.",

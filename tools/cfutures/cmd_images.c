@@ -479,12 +479,12 @@ const cli_command cli_images = {
     "img.filter(ImageFilter.GaussianBlur(15)); img.thumbnail((1200, 1200)) makes.  Each\n"
     "file is one item, and each item uses one libvips thread: the pool supplies the\n"
     "parallelism.  Items go largest file first (then by name), so that no big photo\n"
-    "starts last and runs alone.  A file libvips cannot read or decode to the end (not an image, corrupt,\n"
-    "truncated) fails alone, with code 5 (EIO), and leaves no output file; a file whose\n"
-    "output name an earlier item already has fails at once (code 17, EEXIST).  Without\n"
-    "--input: the 15 photographs of Debian's mate-backgrounds package (nature/*.jpg and\n"
-    "abstract/Elephants*.jpg under /usr/share/backgrounds/mate).  Default workers: one\n"
-    "per CPU, at most one per image.",
+    "starts last and runs alone.  A file libvips cannot read or decode to the end (not\n"
+    "an image, corrupt, truncated) fails alone, with code 5 (EIO), and leaves no output\n"
+    "file; a file whose output name an earlier item already has fails at once (code 17,\n"
+    "EEXIST).  Without --input: the 15 photographs of Debian's mate-backgrounds package\n"
+    "(nature/*.jpg and abstract/Elephants*.jpg under /usr/share/backgrounds/mate).\n"
+    "Default workers: one per CPU, at most one per image.",
     run_images,
     0, /* every common option */
 };
