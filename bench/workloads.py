@@ -27,7 +27,8 @@ The workloads (the same data for both implementations):
 - sum: the sum of 0..N in one range per worker by a plain loop; the speedups compare
   each implementation with its own sequential run.  Python's loop is a `for` over
   range() adding to a total, with N = 5e7 (the interpreter runs it about 50 times slower
-  than C, which gets N = 2e9); results are checked against the formula.
+  than C, which gets N = 2e9); results are checked against the formula.  A sequential
+  run over N/2 shows the time grows linearly with N (the NOTE of C3).
 - sleep: 10 tasks of time.sleep(1) / `cfutures sleep -n 10 -s 1` on 10 workers.
 
 The cfutures side runs the command (`--json`, and `--trace` for the download's
@@ -160,10 +161,11 @@ class Python:
         shutil.rmtree(out)
         return seconds, max(t for t, _ in done)
 
-    def sum(self, mode):
-        parts = ranges(PY_SUM_N, self.workers)
+    def sum(self, mode, half=False):
+        n = PY_SUM_N // 2 if half else PY_SUM_N
+        parts = ranges(n, self.workers)
         seconds, values = timed(lambda: run_pool(mode, self.workers, py_sum, parts))
-        if sum(values) != PY_SUM_N * (PY_SUM_N + 1) // 2:
+        if sum(values) != n * (n + 1) // 2:
             raise Failed(f"sum {mode}: {sum(values)}")
         return seconds
 
@@ -213,9 +215,9 @@ class Cfutures:
         shutil.rmtree(out)
         return s["seconds"], max(e["dur"] for e in events) / 1e6
 
-    def sum(self, mode):
-        return self.run("sum", "-n", CF_SUM_N, "--mode", mode, "--workers", self.workers,
-                        "--chunks", self.workers)["seconds"]
+    def sum(self, mode, half=False):
+        return self.run("sum", "-n", CF_SUM_N // 2 if half else CF_SUM_N, "--mode", mode,
+                        "--workers", self.workers, "--chunks", self.workers)["seconds"]
 
     def sleep(self, mode):
         return self.run("sleep", "-n", SLEEP_TASKS, "-s", SLEEP_SECONDS, "--mode", mode,
@@ -251,7 +253,9 @@ def main():
                     else Python(a.workers, tmp, url))
             times = {}  # (workload, mode) -> [seconds]
             slowest = []
+            half = []  # sequential sums of half the numbers: the time must halve
             for _ in range(reps):
+                half.append(impl.sum("sequential", half=True))
                 for m in MODES:
                     times.setdefault(("images", m), []).append(impl.images(m))
                     t, longest = impl.download(m)
@@ -278,7 +282,9 @@ def main():
               f"(sequential run, {RATE}B/s per transfer); processes / slowest "
               f"{statistics.median(times['download', 'processes']) / statistics.median(slowest):.2f}")
         n = CF_SUM_N if a.impl == "cfutures" else PY_SUM_N
-        print(f"NOTE C3 N = {n:.0e}, {a.workers} ranges on {a.workers} workers")
+        print(f"NOTE C3 N = {n:.0e}, {a.workers} ranges on {a.workers} workers; sequential "
+              f"time for N / for N/2: {med['sum', 'sequential'] / statistics.median(half):.2f} "
+              "(the loop's time grows linearly with N: 2 expected)")
         if a.impl == "python":
             import PIL
             print(f"INFO version Pillow {PIL.__version__}, Python {sys.version.split()[0]}")
