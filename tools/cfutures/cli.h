@@ -221,6 +221,7 @@ typedef struct cli_item {
     void *data;    /* the result (malloc'd copy; NULL when empty or failed) */
     size_t len;
     double seconds; /* how long the work ran (start to end), or 0 when it never started */
+    long pid;       /* when it failed: the worker process that ran it (process pools), or 0 */
 } cli_item;
 
 /* A finished run.  Zero it (or let cli_run_items do it) before use; free with
@@ -249,6 +250,12 @@ int cli_run_items(cli_run *run, const cli_common *common, const cli_task *task,
 
 /* Frees what *run holds and zeroes it. */
 void cli_run_free(cli_run *run);
+
+/* After a run: when item `it` failed because its worker process died (killed, crashed,
+ * timed out), removes what that process left of the temporary files cli_open_temporary
+ * made for `name` in `dir` -- a dead worker cannot clean up after itself.  Call from the
+ * parent, after cli_run_items. */
+void cli_remove_leftovers(const char *dir, const char *name, const cli_item *it);
 
 /* ------------------------------------------------------------------------------------ */
 /* The summary                                                                          */

@@ -12,9 +12,10 @@
  * Invariants:
  * - No partial file is ever visible under a final name: a transfer writes to a hidden
  *   temporary file in the output folder (same file system, so the rename is atomic),
- *   renamed to the final name on success and unlinked on every failure.  Only a process
- *   killed mid-transfer (the command, or a crashed worker process) can leave a hidden
- *   ".NAME.part-PID-N" file behind.
+ *   renamed to the final name on success and unlinked on every failure.  A worker process
+ *   that dies mid-transfer cannot unlink it; the parent then removes its
+ *   ".NAME.part-PID-N" file (cli_remove_leftovers).  Only the command itself killed
+ *   mid-transfer leaves one behind.
  * - A failure belongs to its URL: the item fails with curl's error number as its code (the
  *   number `curl` would exit with; HTTP errors are 22 and local file errors 23) and a
  *   message saying what happened; the other items are unaffected.
@@ -613,6 +614,9 @@ static int fetch_all(cli_common *common, str_list *urls, const dl_params *base,
         if (common->workers == 0)
             common->workers = n < DL_DEFAULT_WORKERS ? (int)n : DL_DEFAULT_WORKERS;
         if (cli_run_items(&run, common, &fetch_url_task, inputs, n) == 0) {
+            for (size_t i = 0; i < n; i++)
+                if (plan[i].name != NULL)
+                    cli_remove_leftovers(dir, plan[i].name, &run.items[i]);
             uint64_t bytes = 0, retried = 0;
             for (size_t i = 0; i < n; i++) {
                 dl_result r;

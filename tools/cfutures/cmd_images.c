@@ -34,8 +34,8 @@
  * - No partial output: the whole image is decoded and blurred before anything is written;
  *   the JPEG is encoded in memory, written to a hidden temporary file in the output folder
  *   (same file system, so the rename is atomic) and renamed to its final name; any failure
- *   unlinks the temporary file.  Only a worker process killed mid-write can leave a
- *   ".NAME.part-PID-N" file behind.
+ *   unlinks the temporary file.  A worker process that dies mid-write cannot; the parent
+ *   then removes its ".NAME.part-PID-N" file (cli_remove_leftovers).
  * - Names: OUTPUT/<input name without its extension>.jpg, decided by the parent.  An item
  *   whose output name an earlier item already has fails at once (EEXIST): one run never
  *   overwrites its own output.  The output folder may not be a folder of the inputs (the
@@ -429,6 +429,12 @@ static int process_all(cli_common *common, const char *const *files, size_t n,
         if (common->workers == 0)
             common->workers = (size_t)cli_cpus() < n ? cli_cpus() : (int)n;
         if (cli_run_items(&run, common, &blur_thumbnail_task, inputs, n) == 0) {
+            for (size_t i = 0; i < n; i++) {
+                char *name = output_name(files[i]);
+                if (name != NULL)
+                    cli_remove_leftovers(dir, name, &run.items[i]);
+                free(name);
+            }
             double pixels = 0, bytes = 0;
             for (size_t i = 0; i < n; i++) {
                 img_result r;

@@ -24,6 +24,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -155,6 +157,7 @@ static int collect(cli_item *it, cf_future *f)
     int code = 0;
     const char *message = NULL;
     cf_future_error(f, &code, &message);
+    it->pid = cf_future_pid(f);
     return item_fail(it, rc, code, message);
 }
 
@@ -280,6 +283,30 @@ int cli_run_items(cli_run *run, const cli_common *common, const cli_task *task,
 fail:
     cli_run_free(run);
     return cli_fail(common->command, "out of memory");
+}
+
+void cli_remove_leftovers(const char *dir, const char *name, const cli_item *it)
+{
+    if (it->status == 0 || it->status == CF_ETASK || it->pid <= 0)
+        return; /* the work function ended on its own and cleaned up */
+    char pattern[PATH_MAX];
+    glob_t g;
+    /* The glob characters of dir and name are escaped: they are taken literally. */
+    char *p = pattern, *end = pattern + sizeof pattern - 32;
+    const char *parts[] = {dir, "/.", name};
+    for (size_t k = 0; k < 3 && p < end; k++)
+        for (const char *c = parts[k]; *c != '\0' && p < end; c++) {
+            if (k != 1 && strchr("*?[\\", *c) != NULL)
+                *p++ = '\\';
+            *p++ = *c;
+        }
+    if (p >= end)
+        return;
+    snprintf(p, 32, ".part-%ld-*", it->pid);
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+    globfree(&g);
 }
 
 int cli_open_temporary(const char *dir, const char *name, char *tmp, size_t cap)

@@ -17,7 +17,9 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -203,6 +205,47 @@ def case_no_partial_file(env):
     expect(listing(env.out) == ["cut.bin"], "no partial or temporary file is left", proc)
     with open(os.path.join(env.out, "cut.bin"), "rb") as f:
         expect(f.read() == b"previous content", "the existing file is untouched", proc)
+
+
+def case_dead_worker(env):
+    """A worker process killed in the middle of a transfer: that URL fails with the lost
+    worker's error, the parent removes the hidden temporary file the worker could not, and
+    the other URLs complete."""
+    os.makedirs(env.out)
+    good = [env.url + name for name in FILES]
+    stalled = env.furl + "stall/4000000/stalled.bin"
+    env_vars = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    cmd = [ARGS.cfutures, "download", "--no-progress", "--json", "--mode", "processes",
+           "-w", "2", "-o", env.out, stalled] + good
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env_vars)
+    try:
+        # The stalled transfer's temporary file carries its worker's pid:
+        # .stalled.bin.part-PID-N.
+        victim, deadline = None, time.monotonic() + 30
+        while victim is None and time.monotonic() < deadline:
+            for name in os.listdir(env.out):
+                m = re.match(r"\.stalled\.bin\.part-(\d+)-\d+$", name)
+                if m:
+                    victim = int(m.group(1))
+            time.sleep(0.02)
+        expect(victim is not None and victim != proc.pid,
+               f"a worker process writes .stalled.bin.part-PID-N: {listing(env.out)}")
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    expect(proc.returncode == 1, "the lost URL makes the exit status 1", done)
+    summary = json.loads(out)
+    e = error_of(summary, stalled, done)
+    expect(e["error"].endswith("LOST") and str(victim) in e["message"],
+           f"the stalled URL failed with its worker lost: {e}", done)
+    expect(summary["failed"] == 1 and summary["succeeded"] == len(FILES),
+           "every other URL succeeded", done)
+    expect_files(env.out, FILES, env.root, done)
 
 
 def case_mixed(mode):
@@ -414,6 +457,7 @@ CASES = {
     "timeout": case_timeout,
     "reset": case_reset,
     "no_partial_file": case_no_partial_file,
+    "dead_worker": case_dead_worker,
     "retries": case_retries,
     "rate_limit": case_rate_limit,
     "input_sources": case_input_sources,
