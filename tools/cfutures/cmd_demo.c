@@ -81,29 +81,46 @@ static int make_dir(const char *path)
     return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
 }
 
+/* What a workload's runs do, for the caption and the JSON. */
+static void describe(workload w, size_t n_photos, char *what, size_t cap)
+{
+    switch (w) {
+    case W_SLEEP:
+        snprintf(what, cap, "%s tasks sleeping %s s each, one worker per task", SLEEP_TASKS,
+                 SLEEP_SECONDS);
+        break;
+    case W_SUM:
+        snprintf(what, cap, "sum of 0..%s by a loop, one range per CPU (%d)", SUM_N,
+                 cli_cpus());
+        break;
+    case W_DOWNLOAD:
+        snprintf(what, cap, "%zu photos from nginx on 127.0.0.1, each at %s, one worker per "
+                            "photo", n_photos, DOWNLOAD_RATE_TEXT);
+        break;
+    case W_IMAGES:
+        snprintf(what, cap, "%zu photos: Gaussian blur (sigma 15), 1200x1200 thumbnail, "
+                            "one worker per CPU", n_photos);
+        break;
+    case N_WORKLOADS:
+        break;
+    }
+}
+
 /* The workload's own arguments for a run in mode. */
 static int workload_args(arg_list *a, workload w, cli_mode mode, const char *out,
-                         const http_server *server, const glob_t *photos, char *what,
-                         size_t cap)
+                         const http_server *server, const glob_t *photos)
 {
     char buf[PATH_MAX + 64];
     int rc = 0;
     switch (w) {
     case W_SLEEP:
-        snprintf(what, cap, "%s tasks sleeping %s s each, one worker per task", SLEEP_TASKS,
-                 SLEEP_SECONDS);
         rc |= arg_add(a, "--tasks") | arg_add(a, SLEEP_TASKS) | arg_add(a, "--seconds") |
               arg_add(a, SLEEP_SECONDS) | arg_add(a, "--workers") | arg_add(a, SLEEP_TASKS);
         break;
     case W_SUM:
-        snprintf(what, cap, "sum of 0..%s by a loop, one range per CPU (%d)", SUM_N,
-                 cli_cpus());
         rc |= arg_add(a, "-n") | arg_add(a, SUM_N);
         break;
     case W_DOWNLOAD:
-        snprintf(what, cap,
-                 "%zu photos from nginx on 127.0.0.1, each at %s, one worker per photo",
-                 photos->gl_pathc, DOWNLOAD_RATE_TEXT);
         snprintf(buf, sizeof buf, "%zu", photos->gl_pathc);
         rc |= arg_add(a, "--limit-rate") | arg_add(a, DOWNLOAD_RATE) | arg_add(a, "--workers") |
               arg_add(a, buf);
@@ -117,8 +134,6 @@ static int workload_args(arg_list *a, workload w, cli_mode mode, const char *out
         }
         break;
     case W_IMAGES:
-        snprintf(what, cap, "%zu photos: Gaussian blur (sigma 15), 1200x1200 thumbnail, "
-                            "one worker per CPU", photos->gl_pathc);
         snprintf(buf, sizeof buf, "%s/thumbnails/%s", out, cli_mode_name(mode));
         rc |= arg_add(a, "--output") | arg_add(a, buf);
         break;
@@ -141,7 +156,7 @@ static void run_one(demo_row *row, workload w, int m, const char *out,
              arg_add(&a, row->timeline[m]);
     if (progress >= 0)
         rc |= arg_add(&a, progress ? "--progress" : "--no-progress");
-    rc |= workload_args(&a, w, mode, out, server, photos, row->what, sizeof row->what);
+    rc |= workload_args(&a, w, mode, out, server, photos);
     if (rc != 0) {
         snprintf(row->skipped, sizeof row->skipped, "out of memory");
         row->status[m] = CLI_EXIT_FAILED;
@@ -332,7 +347,9 @@ static int run_demo(int argc, char **argv, cli_common *common)
             if (!rows[w].skipped[0])
                 snprintf(rows[w].skipped, sizeof rows[w].skipped, "%s", why);
     }
-    /* Before any pool exists: starting the server forks. */
+    for (int w = 0; w < N_WORKLOADS; w++)
+        describe((workload)w, photos.gl_pathc, rows[w].what, sizeof rows[w].what);
+    /* Started once for the three download runs, stopped after the last run. */
     http_server server = {0};
     if (!rows[W_DOWNLOAD].skipped[0]) {
         char err[512];

@@ -218,6 +218,13 @@ int http_server_start(http_server *s, const char *const *paths, size_t n, char *
         s->state[0] = '\0';
         return -1;
     }
+    /* The configuration names the folder unquoted (nginx's quoting has rules of its own). */
+    if (strpbrk(s->state, " \t\n;{}\"'\\$#") != NULL) {
+        snprintf(err, cap, "the folder %s has characters nginx's configuration cannot take; "
+                 "set TMPDIR to another folder", s->state);
+        http_server_stop(s);
+        return -1;
+    }
     char tmpdir[PATH_MAX + 16];
     snprintf(tmpdir, sizeof tmpdir, "%s/tmp", s->state);
     if (mkdir(tmpdir, 0700) != 0 || link_files(s->state, paths, n) != 0) {

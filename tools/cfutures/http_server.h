@@ -18,8 +18,8 @@ typedef struct http_server {
 /*
  * Starts nginx serving the n files at paths (each under its base name, through a symbolic
  * link) on 127.0.0.1 at a free port, and returns once it accepts connections: 0, or -1
- * with why in err[0 .. cap) and nothing left behind.  Call before any thread is started:
- * it forks.
+ * with why in err[0 .. cap) and nothing left behind.  It forks, and the child runs only
+ * async-signal-safe calls before exec, so other threads may be running.
  */
 int http_server_start(http_server *s, const char *const *paths, size_t n, char *err,
                       size_t cap);
