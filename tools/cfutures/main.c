@@ -4,6 +4,8 @@
  *
  * main() calls cf_init() before anything else: a process pool's workers are this program
  * started again, and cf_init() is where they turn into workers (it never returns there).
+ * That is also why download and images are modules loaded on first use (cli_find_command):
+ * a worker that never runs them never loads libcurl, libvips and what they pull in.
  *
  * Options are declared as tables (cli_option), so the parser and --help come from the same
  * data and --help cannot forget an option.  The common options are one more table, looked
