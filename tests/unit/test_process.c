@@ -373,6 +373,32 @@ static void expect_clean(int fds_before)
     assert_int_equal(tu_count_fds(), fds_before);
 }
 
+/* What a test opens and must find closed again: the descriptors open at its start, the
+ * options of its pool and, when it coordinates with its tasks, a board. */
+typedef struct fixture {
+    int fds;
+    cf_executor_opts o;
+    char name[BOARD_NAME_MAX]; /* the board's file, "" without one */
+    board *b;
+} fixture;
+
+static void open_fixture(fixture *t, bool with_board)
+{
+    t->name[0] = '\0';
+    t->b = with_board ? board_create(t->name) : NULL;
+    t->fds = tu_count_fds();
+    cf_executor_opts_init(&t->o);
+}
+
+/* Frees the pool, checks that no child process and no descriptor is left, frees the board. */
+static void close_fixture(fixture *t, cf_executor *ex)
+{
+    cf_executor_free(ex);
+    expect_clean(t->fds);
+    if (t->b)
+        board_free(t->b, t->name);
+}
+
 /* message names pid as a whole decimal number. */
 static void expect_names_pid(const char *message, long pid)
 {
@@ -426,43 +452,40 @@ enum { BEFORE = 8, AFTER = 8 };
  * Two workers run BEFORE value tasks, the fault (slot BEFORE), and AFTER more, all
  * submitted at once so some wait in the dying worker's queue.  The fault's future gets
  * `outcome` and the wait status (returned); every other task ran exactly once and has its
- * value; the pool then runs one more task; nothing is left after free.
+ * value; the pool then runs one more task; nothing is left after free.  task_timeout:
+ * the pool's option (0: none).
  */
-static int die_among_others(enum op op, uint64_t value, cf_executor_opts *o, int outcome)
+static int die_among_others(enum op op, uint64_t value, double task_timeout, int outcome)
 {
-    char name[BOARD_NAME_MAX];
-    board *b = board_create(name);
-    int fds = tu_count_fds();
-    cf_executor *ex = new_pool(o, 2);
+    fixture t;
+    open_fixture(&t, true);
+    t.o.task_timeout = task_timeout;
+    cf_executor *ex = new_pool(&t.o, 2);
     cf_future *f[BEFORE + 1 + AFTER];
     for (uint32_t i = 0; i < BEFORE + 1 + AFTER; i++)
-        f[i] = i == BEFORE ? submit_cmd(ex, op, name, i, value)
-                           : submit_cmd(ex, OP_VALUE, name, i, 100 + i);
-    int status = expect_death(f[BEFORE], outcome, b, BEFORE);
+        f[i] = i == BEFORE ? submit_cmd(ex, op, t.name, i, value)
+                           : submit_cmd(ex, OP_VALUE, t.name, i, 100 + i);
+    int status = expect_death(f[BEFORE], outcome, t.b, BEFORE);
     for (uint32_t i = 0; i < BEFORE + 1 + AFTER; i++) {
         if (i != BEFORE) {
             expect_answer(f[i], 100 + i);
-            assert_int_equal(atomic_load(&b->ran[i]), 1);
+            assert_int_equal(atomic_load(&t.b->ran[i]), 1);
         }
         cf_future_release(f[i]);
     }
-    assert_int_equal(atomic_load(&b->ran[BEFORE]), 1);
+    assert_int_equal(atomic_load(&t.b->ran[BEFORE]), 1);
     cf_future *again = submit_cmd(ex, OP_VALUE, NULL, 0, 7);
     expect_answer(again, 7);
-    assert_int_not_equal(cf_future_pid(again), atomic_load(&b->pid[BEFORE]));
+    assert_int_not_equal(cf_future_pid(again), atomic_load(&t.b->pid[BEFORE]));
     cf_future_release(again);
-    cf_executor_free(ex);
-    expect_clean(fds);
-    board_free(b, name);
+    close_fixture(&t, ex);
     return status;
 }
 
 static void segfault_fails_only_its_task(void **state)
 {
     (void)state;
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    int status = die_among_others(OP_SEGV, 0, &o, CF_ELOST);
+    int status = die_among_others(OP_SEGV, 0, 0, CF_ELOST);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
@@ -470,9 +493,7 @@ static void segfault_fails_only_its_task(void **state)
 static void abort_fails_only_its_task(void **state)
 {
     (void)state;
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    int status = die_among_others(OP_ABORT, 0, &o, CF_ELOST);
+    int status = die_among_others(OP_ABORT, 0, 0, CF_ELOST);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGABRT);
 }
@@ -480,9 +501,7 @@ static void abort_fails_only_its_task(void **state)
 static void exit_fails_only_its_task(void **state)
 {
     (void)state;
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    int status = die_among_others(OP_EXIT, 3, &o, CF_ELOST);
+    int status = die_among_others(OP_EXIT, 3, 0, CF_ELOST);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 3);
 }
@@ -491,10 +510,7 @@ static void exit_fails_only_its_task(void **state)
 static void endless_task_hits_its_time_limit(void **state)
 {
     (void)state;
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    o.task_timeout = 0.5;
-    int status = die_among_others(OP_SPIN, 0, &o, CF_ETASKTIMEOUT);
+    int status = die_among_others(OP_SPIN, 0, 0.5, CF_ETASKTIMEOUT);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
 }
@@ -503,9 +519,7 @@ static void endless_task_hits_its_time_limit(void **state)
 static void garbage_message_fails_only_its_task(void **state)
 {
     (void)state;
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    int status = die_among_others(OP_GARBAGE, 0, &o, CF_EPROTO);
+    int status = die_among_others(OP_GARBAGE, 0, 0, CF_EPROTO);
     assert_true(WIFSIGNALED(status)); /* the parent kills a worker it no longer believes */
     assert_int_equal(WTERMSIG(status), SIGKILL);
 }
@@ -517,9 +531,7 @@ static void garbage_message_fails_only_its_task(void **state)
 static void truncated_message_fails_only_its_task(void **state)
 {
     (void)state;
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    int status = die_among_others(OP_TRUNCATED, 0, &o, CF_EPROTO);
+    int status = die_among_others(OP_TRUNCATED, 0, 0, CF_EPROTO);
     if (WIFSIGNALED(status))
         assert_int_equal(WTERMSIG(status), SIGKILL);
     else
@@ -536,31 +548,26 @@ static void truncated_message_fails_only_its_task(void **state)
 static void tasks_run_before_a_bad_message_is_seen_run_once(void **state)
 {
     (void)state;
-    char name[BOARD_NAME_MAX];
-    board *b = board_create(name);
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    cf_executor *ex = new_pool(&o, 1);
-    cf_future *bad = submit_cmd(ex, OP_HEADER, name, 0, 4096);
-    cf_future *next = submit_cmd(ex, OP_OUTPUT, name, 1, 8192);
-    int status = expect_death(bad, CF_EPROTO, b, 0);
+    fixture t;
+    open_fixture(&t, true);
+    cf_executor *ex = new_pool(&t.o, 1);
+    cf_future *bad = submit_cmd(ex, OP_HEADER, t.name, 0, 4096);
+    cf_future *next = submit_cmd(ex, OP_OUTPUT, t.name, 1, 8192);
+    int status = expect_death(bad, CF_EPROTO, t.b, 0);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
     int rc = cf_future_result(next, TU_LONG, NULL);
     assert_true(rc == 0 || rc == CF_EPROTO || rc == CF_ELOST);
-    assert_int_equal(atomic_load(&b->ran[0]), 1);
-    if (atomic_load(&b->ran[1]) != 1)
+    assert_int_equal(atomic_load(&t.b->ran[0]), 1);
+    if (atomic_load(&t.b->ran[1]) != 1)
         fail_msg("the task behind the bad message ran %u times (outcome %s)",
-                 (unsigned)atomic_load(&b->ran[1]), rc ? cf_err_name(rc) : "its value");
+                 (unsigned)atomic_load(&t.b->ran[1]), rc ? cf_err_name(rc) : "its value");
     cf_future *again = submit_cmd(ex, OP_VALUE, NULL, 0, 6);
     expect_answer(again, 6);
     cf_future_release(again);
     cf_future_release(bad);
     cf_future_release(next);
-    cf_executor_free(ex);
-    expect_clean(fds);
-    board_free(b, name);
+    close_fixture(&t, ex);
 }
 
 /* ---- workers killed from outside ---------------------------------------------------- */
@@ -570,46 +577,41 @@ static void tasks_run_before_a_bad_message_is_seen_run_once(void **state)
 static void worker_killed_while_busy(void **state)
 {
     (void)state;
-    char name[BOARD_NAME_MAX];
-    board *b = board_create(name);
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
+    fixture t;
+    open_fixture(&t, true);
     /* kill_on_cancel makes each worker hold one task at a time, so the second gated task
      * starts on the second worker instead of waiting behind the first (with the default,
      * see tasks_start_on_every_worker).  Nothing here is cancelled. */
-    o.kill_on_cancel = 1;
-    cf_executor *ex = new_pool(&o, 2);
+    t.o.kill_on_cancel = 1;
+    cf_executor *ex = new_pool(&t.o, 2);
     cf_future *gated[2], *queued[8];
     for (uint32_t i = 0; i < 2; i++)
-        gated[i] = submit_cmd(ex, OP_GATE, name, i, i);
-    assert_int_equal(word_wait(&b->started, 2, TU_LONG), 0);
+        gated[i] = submit_cmd(ex, OP_GATE, t.name, i, i);
+    assert_int_equal(word_wait(&t.b->started, 2, TU_LONG), 0);
     for (uint32_t i = 0; i < 8; i++)
-        queued[i] = submit_cmd(ex, OP_VALUE, name, 2 + i, 2 + i);
+        queued[i] = submit_cmd(ex, OP_VALUE, t.name, 2 + i, 2 + i);
     long victim = cf_future_pid(gated[0]);
-    assert_int_equal(victim, atomic_load(&b->pid[0]));
+    assert_int_equal(victim, atomic_load(&t.b->pid[0]));
     assert_int_equal(cf_future_state(gated[0]), CF_RUNNING);
     assert_int_equal(kill((pid_t)victim, SIGKILL), 0);
 
-    int status = expect_death(gated[0], CF_ELOST, b, 0);
+    int status = expect_death(gated[0], CF_ELOST, t.b, 0);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
     /* The other worker is still held at its gate, so these ran on the replacement. */
     for (uint32_t i = 0; i < 8; i++) {
         expect_answer(queued[i], 2 + i);
         assert_int_not_equal(cf_future_pid(queued[i]), victim);
-        assert_int_equal(atomic_load(&b->ran[2 + i]), 1);
+        assert_int_equal(atomic_load(&t.b->ran[2 + i]), 1);
         cf_future_release(queued[i]);
     }
     assert_int_equal(cf_future_state(gated[1]), CF_RUNNING);
-    board_release(b);
+    board_release(t.b);
     expect_answer(gated[1], 1);
-    assert_int_equal(atomic_load(&b->passed), 1);
+    assert_int_equal(atomic_load(&t.b->passed), 1);
     cf_future_release(gated[0]);
     cf_future_release(gated[1]);
-    cf_executor_free(ex);
-    expect_clean(fds);
-    board_free(b, name);
+    close_fixture(&t, ex);
 }
 
 /* SEMANTICS 15: in a pool of two workers, a task submitted while the only live worker is
@@ -618,28 +620,23 @@ static void worker_killed_while_busy(void **state)
 static void tasks_start_on_every_worker(void **state)
 {
     (void)state;
-    char name[BOARD_NAME_MAX];
-    board *b = board_create(name);
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    cf_executor *ex = new_pool(&o, 2);
+    fixture t;
+    open_fixture(&t, true);
+    cf_executor *ex = new_pool(&t.o, 2);
     cf_future *f[2];
-    f[0] = submit_cmd(ex, OP_GATE, name, 0, 0);
-    assert_int_equal(word_wait(&b->started, 1, TU_LONG), 0);
-    f[1] = submit_cmd(ex, OP_GATE, name, 1, 1);
-    int both = word_wait(&b->started, 2, TU_LONG);
-    board_release(b);
+    f[0] = submit_cmd(ex, OP_GATE, t.name, 0, 0);
+    assert_int_equal(word_wait(&t.b->started, 1, TU_LONG), 0);
+    f[1] = submit_cmd(ex, OP_GATE, t.name, 1, 1);
+    int both = word_wait(&t.b->started, 2, TU_LONG);
+    board_release(t.b);
     if (both != 0)
         fail_msg("only %u of 2 tasks started on a pool of 2 workers",
-                 (unsigned)atomic_load(&b->started));
+                 (unsigned)atomic_load(&t.b->started));
     for (uint32_t i = 0; i < 2; i++) {
         expect_answer(f[i], i);
         cf_future_release(f[i]);
     }
-    cf_executor_free(ex);
-    expect_clean(fds);
-    board_free(b, name);
+    close_fixture(&t, ex);
 }
 
 /* SEMANTICS 23: a worker killed between tasks is replaced and nothing is lost, also for
@@ -647,10 +644,9 @@ static void tasks_start_on_every_worker(void **state)
 static void worker_killed_while_idle(void **state)
 {
     (void)state;
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    cf_executor *ex = new_pool(&o, 1);
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
     cf_future *first = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
     expect_answer(first, 1);
     long victim = cf_future_pid(first);
@@ -666,8 +662,7 @@ static void worker_killed_while_idle(void **state)
     }
     expect_reaped((pid_t)victim);
     assert_int_equal(cf_executor_error(ex, NULL, NULL), 0);
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
 }
 
 /* Workers of worker_killed_while_starting hold here, before main(), when the test names a
@@ -696,16 +691,13 @@ __attribute__((constructor)) static void hold_first_worker(void)
 static void worker_killed_while_starting(void **state)
 {
     (void)state;
-    char name[BOARD_NAME_MAX];
-    board *b = board_create(name);
-    assert_int_equal(setenv(HOLD_ENV, name, 1), 0);
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    cf_executor *ex = new_pool(&o, 1);
+    fixture t;
+    open_fixture(&t, true);
+    assert_int_equal(setenv(HOLD_ENV, t.name, 1), 0);
+    cf_executor *ex = new_pool(&t.o, 1);
     cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 5);
-    assert_int_equal(word_wait(&b->started, 1, TU_LONG), 0);
-    pid_t victim = atomic_load(&b->pid[0]);
+    assert_int_equal(word_wait(&t.b->started, 1, TU_LONG), 0);
+    pid_t victim = atomic_load(&t.b->pid[0]);
     assert_int_equal(kill(victim, SIGKILL), 0);
     int rc = cf_future_result(f, TU_LONG, NULL);
     int code = 0;
@@ -718,10 +710,8 @@ static void worker_killed_while_starting(void **state)
     assert_int_not_equal(cf_future_pid(f), victim);
     assert_int_equal(cf_executor_error(ex, NULL, NULL), 0);
     cf_future_release(f);
-    cf_executor_free(ex);
     unsetenv(HOLD_ENV);
-    expect_clean(fds);
-    board_free(b, name);
+    close_fixture(&t, ex);
 }
 
 /* ---- payload limits (SEMANTICS 22) ---------------------------------------------------- */
@@ -731,10 +721,9 @@ static void payload_sizes_round_trip(void **state)
     (void)state;
     static const size_t sizes[] = {0, 1, 64 * 1024, 64 * 1024 + 1, (size_t)64 << 20};
     enum { N = sizeof sizes / sizeof sizes[0] };
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    cf_executor *ex = new_pool(&o, 2);
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 2);
     unsigned char *in[N];
     cf_future *f[N];
     for (int i = 0; i < N; i++) {
@@ -755,8 +744,7 @@ static void payload_sizes_round_trip(void **state)
         cf_future_release(f[i]);
         free(in[i]);
     }
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
 }
 
 /* An input over max_payload is refused at submit and creates nothing; in a map, only its
@@ -765,11 +753,10 @@ static void input_over_limit_is_refused(void **state)
 {
     (void)state;
     enum { LIMIT = 4096 };
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    o.max_payload = LIMIT;
-    cf_executor *ex = new_pool(&o, 2);
+    fixture t;
+    open_fixture(&t, false);
+    t.o.max_payload = LIMIT;
+    cf_executor *ex = new_pool(&t.o, 2);
     unsigned char *big = calloc(1, LIMIT + 1);
     assert_non_null(big);
     cf_future *f = (cf_future *)1;
@@ -799,8 +786,7 @@ static void input_over_limit_is_refused(void **state)
     assert_int_equal(cf_map_next(m, NULL, NULL), CF_EEND);
     cf_map_free(m);
     free(big);
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
 }
 
 /* A result over max_payload fails that task only, with CF_ETOOBIG; one at the limit is
@@ -809,11 +795,10 @@ static void result_over_limit_fails_only_its_task(void **state)
 {
     (void)state;
     enum { LIMIT = 1 << 20 };
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    o.max_payload = LIMIT;
-    cf_executor *ex = new_pool(&o, 2);
+    fixture t;
+    open_fixture(&t, false);
+    t.o.max_payload = LIMIT;
+    cf_executor *ex = new_pool(&t.o, 2);
     cf_future *before = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
     cf_future *over = submit_cmd(ex, OP_OUTPUT, NULL, 0, LIMIT + 1);
     cf_future *at = submit_cmd(ex, OP_OUTPUT, NULL, 0, LIMIT);
@@ -834,8 +819,7 @@ static void result_over_limit_fails_only_its_task(void **state)
     cf_future_release(over);
     cf_future_release(at);
     cf_future_release(after);
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
 }
 
 /* ---- initializers (SEMANTICS 16) ----------------------------------------------------- */
@@ -844,13 +828,12 @@ static void initializer_runs_with_its_arg(void **state)
 {
     (void)state;
     static const char arg[] = "init-arg";
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    o.initializer = init_store;
-    o.initializer_arg = (void *)arg;
-    o.initializer_arg_len = sizeof arg;
-    cf_executor *ex = new_pool(&o, 2);
+    fixture t;
+    open_fixture(&t, false);
+    t.o.initializer = init_store;
+    t.o.initializer_arg = (void *)arg;
+    t.o.initializer_arg_len = sizeof arg;
+    cf_executor *ex = new_pool(&t.o, 2);
     cf_future *f = submit_cmd(ex, OP_INIT_ARG, NULL, 0, 0);
     const void *data = NULL;
     size_t len = 0;
@@ -858,8 +841,7 @@ static void initializer_runs_with_its_arg(void **state)
     assert_int_equal(len, sizeof arg);
     assert_string_equal((const char *)data, arg);
     cf_future_release(f);
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
 }
 
 /* The pool is broken with the initializer's code and message: the task submitted before
@@ -867,11 +849,10 @@ static void initializer_runs_with_its_arg(void **state)
 static void failing_initializer_breaks_the_pool(void **state)
 {
     (void)state;
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    o.initializer = init_refuse;
-    cf_executor *ex = new_pool(&o, 2);
+    fixture t;
+    open_fixture(&t, false);
+    t.o.initializer = init_refuse;
+    cf_executor *ex = new_pool(&t.o, 2);
     cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
     int code = 0;
     const char *message = NULL;
@@ -887,8 +868,7 @@ static void failing_initializer_breaks_the_pool(void **state)
     assert_int_equal(cf_submit_bytes(ex, &run_cmd, &c, sizeof c, &later), CF_EBROKEN);
     assert_null(later);
     cf_future_release(f);
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
 }
 
 /* A worker that dies in its initializer counts as a failed initializer; the executor's
@@ -896,11 +876,10 @@ static void failing_initializer_breaks_the_pool(void **state)
 static void crashing_initializer_breaks_the_pool(void **state)
 {
     (void)state;
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    o.initializer = init_abort;
-    cf_executor *ex = new_pool(&o, 1);
+    fixture t;
+    open_fixture(&t, false);
+    t.o.initializer = init_abort;
+    cf_executor *ex = new_pool(&t.o, 1);
     cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
     int code = 0;
     const char *message = NULL;
@@ -911,8 +890,7 @@ static void crashing_initializer_breaks_the_pool(void **state)
     assert_non_null(message);
     assert_non_null(strstr(message, "worker"));
     cf_future_release(f);
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
 }
 
 /* ---- shutdown while tasks run (SEMANTICS 14) ------------------------------------------ */
@@ -920,9 +898,7 @@ static void crashing_initializer_breaks_the_pool(void **state)
 enum { HELD = 1, QUEUED = 6 };
 
 typedef struct running_pool {
-    char name[BOARD_NAME_MAX];
-    board *b;
-    int fds;
+    fixture t;
     cf_executor *ex;
     cf_future *f[HELD + QUEUED];
     cf_state before[HELD + QUEUED]; /* the states when shutdown was called */
@@ -933,16 +909,13 @@ typedef struct running_pool {
  * rest waiting in the pool's queue. */
 static void start_running_pool(running_pool *rp)
 {
-    rp->b = board_create(rp->name);
-    rp->fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    rp->ex = new_pool(&o, 1);
+    open_fixture(&rp->t, true);
+    rp->ex = new_pool(&rp->t.o, 1);
     for (uint32_t i = 0; i < HELD; i++)
-        rp->f[i] = submit_cmd(rp->ex, OP_GATE, rp->name, i, i);
-    assert_int_equal(word_wait(&rp->b->started, HELD, TU_LONG), 0);
+        rp->f[i] = submit_cmd(rp->ex, OP_GATE, rp->t.name, i, i);
+    assert_int_equal(word_wait(&rp->t.b->started, HELD, TU_LONG), 0);
     for (uint32_t i = HELD; i < HELD + QUEUED; i++)
-        rp->f[i] = submit_cmd(rp->ex, OP_VALUE, rp->name, i, i);
+        rp->f[i] = submit_cmd(rp->ex, OP_VALUE, rp->t.name, i, i);
     for (int i = 0; i < HELD + QUEUED; i++)
         rp->before[i] = cf_future_state(rp->f[i]);
 }
@@ -955,9 +928,7 @@ static void finish_running_pool(running_pool *rp)
     assert_null(late);
     for (int i = 0; i < HELD + QUEUED; i++)
         cf_future_release(rp->f[i]);
-    cf_executor_free(rp->ex);
-    expect_clean(rp->fds);
-    board_free(rp->b, rp->name);
+    close_fixture(&rp->t, rp->ex);
 }
 
 typedef struct waiter {
@@ -988,7 +959,7 @@ static void shutdown_wait_while_tasks_run(void **state)
     waiter w = {&rp, CF_SHUTDOWN_WAIT, 0};
     pthread_t t = tu_thread_start(shutdown_thread, &w);
     assert_int_equal(cf_future_state(rp.f[0]), CF_RUNNING);
-    board_release(rp.b);
+    board_release(rp.t.b);
     tu_thread_join(t);
     assert_int_equal(atomic_load(&w.all_done), 1);
     errno = 0;
@@ -996,7 +967,7 @@ static void shutdown_wait_while_tasks_run(void **state)
     assert_int_equal(errno, ECHILD);
     for (uint32_t i = 0; i < HELD + QUEUED; i++) {
         expect_answer(rp.f[i], i);
-        assert_int_equal(atomic_load(&rp.b->ran[i]), 1);
+        assert_int_equal(atomic_load(&rp.t.b->ran[i]), 1);
     }
     finish_running_pool(&rp);
 }
@@ -1017,16 +988,16 @@ static void shutdown_cancel_pending_while_tasks_run(void **state)
     for (int i = 0; i < HELD + QUEUED; i++)
         if (rp.before[i] == CF_PENDING)
             assert_int_equal(cf_future_wait(rp.f[i], TU_LONG), 0);
-    board_release(rp.b);
+    board_release(rp.t.b);
     tu_thread_join(t);
     assert_int_equal(atomic_load(&w.all_done), 1);
     for (uint32_t i = 0; i < HELD + QUEUED; i++) {
         if (rp.before[i] == CF_PENDING) {
             assert_int_equal(cf_future_result(rp.f[i], CF_POLL, NULL), CF_ECANCELLED);
-            assert_int_equal(atomic_load(&rp.b->ran[i]), 0);
+            assert_int_equal(atomic_load(&rp.t.b->ran[i]), 0);
         } else {
             expect_answer(rp.f[i], i);
-            assert_int_equal(atomic_load(&rp.b->ran[i]), 1);
+            assert_int_equal(atomic_load(&rp.t.b->ran[i]), 1);
         }
     }
     finish_running_pool(&rp);
@@ -1050,9 +1021,9 @@ static void shutdown_kill_while_tasks_run(void **state)
     }
     for (int i = 0; i < HELD; i++)
         assert_int_equal(tu_child_state((pid_t)held_pid[i]), 0);
-    assert_int_equal(atomic_load(&rp.b->passed), 0);
+    assert_int_equal(atomic_load(&rp.t.b->passed), 0);
     for (int i = HELD; i < HELD + QUEUED; i++)
-        assert_int_equal(atomic_load(&rp.b->ran[i]), 0);
+        assert_int_equal(atomic_load(&rp.t.b->ran[i]), 0);
     finish_running_pool(&rp);
 }
 
@@ -1061,58 +1032,48 @@ static void shutdown_kill_while_tasks_run(void **state)
 static void cancel_running_task_is_refused(void **state)
 {
     (void)state;
-    char name[BOARD_NAME_MAX];
-    board *b = board_create(name);
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    cf_executor *ex = new_pool(&o, 1);
-    cf_future *f = submit_cmd(ex, OP_GATE, name, 0, 4);
-    assert_int_equal(word_wait(&b->started, 1, TU_LONG), 0);
+    fixture t;
+    open_fixture(&t, true);
+    cf_executor *ex = new_pool(&t.o, 1);
+    cf_future *f = submit_cmd(ex, OP_GATE, t.name, 0, 4);
+    assert_int_equal(word_wait(&t.b->started, 1, TU_LONG), 0);
     assert_int_equal(cf_future_cancel(f), CF_EBUSY);
     assert_int_equal(cf_future_state(f), CF_RUNNING);
-    board_release(b);
+    board_release(t.b);
     expect_answer(f, 4);
     cf_future_release(f);
-    cf_executor_free(ex);
-    expect_clean(fds);
-    board_free(b, name);
+    close_fixture(&t, ex);
 }
 
 static void kill_on_cancel_kills_only_that_worker(void **state)
 {
     (void)state;
-    char name[BOARD_NAME_MAX];
-    board *b = board_create(name);
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    o.kill_on_cancel = 1;
-    cf_executor *ex = new_pool(&o, 2);
+    fixture t;
+    open_fixture(&t, true);
+    t.o.kill_on_cancel = 1;
+    cf_executor *ex = new_pool(&t.o, 2);
     cf_future *f[2];
     for (uint32_t i = 0; i < 2; i++)
-        f[i] = submit_cmd(ex, OP_GATE, name, i, i);
-    assert_int_equal(word_wait(&b->started, 2, TU_LONG), 0);
+        f[i] = submit_cmd(ex, OP_GATE, t.name, i, i);
+    assert_int_equal(word_wait(&t.b->started, 2, TU_LONG), 0);
     long victim = cf_future_pid(f[0]);
-    assert_int_equal(victim, atomic_load(&b->pid[0]));
+    assert_int_equal(victim, atomic_load(&t.b->pid[0]));
     assert_int_equal(cf_future_cancel(f[0]), 0);
     assert_int_equal(cf_future_state(f[0]), CF_CANCELLED);
     assert_int_equal(cf_future_result(f[0], CF_POLL, NULL), CF_ECANCELLED);
     assert_int_equal(cf_future_cancel(f[0]), 0);
     expect_reaped((pid_t)victim);
     assert_int_equal(cf_future_state(f[1]), CF_RUNNING);
-    board_release(b);
+    board_release(t.b);
     expect_answer(f[1], 1);
-    assert_int_equal(atomic_load(&b->passed), 1); /* the killed task never went on */
+    assert_int_equal(atomic_load(&t.b->passed), 1); /* the killed task never went on */
     cf_future *again = submit_cmd(ex, OP_VALUE, NULL, 0, 9);
     expect_answer(again, 9);
     assert_int_not_equal(cf_future_pid(again), victim);
     cf_future_release(again);
     cf_future_release(f[0]);
     cf_future_release(f[1]);
-    cf_executor_free(ex);
-    expect_clean(fds);
-    board_free(b, name);
+    close_fixture(&t, ex);
 }
 
 /* ---- the rest of the process pool's contract --------------------------------------- */
@@ -1123,11 +1084,10 @@ static void max_tasks_per_worker_replaces_workers(void **state)
 {
     (void)state;
     enum { N = 3, TASKS = 9 };
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    o.max_tasks_per_worker = N;
-    cf_executor *ex = new_pool(&o, 1);
+    fixture t;
+    open_fixture(&t, false);
+    t.o.max_tasks_per_worker = N;
+    cf_executor *ex = new_pool(&t.o, 1);
     cf_future *f[TASKS];
     for (uint32_t i = 0; i < TASKS; i++)
         f[i] = submit_cmd(ex, OP_VALUE, NULL, 0, i);
@@ -1142,8 +1102,7 @@ static void max_tasks_per_worker_replaces_workers(void **state)
     }
     for (int i = 0; i < TASKS; i++)
         cf_future_release(f[i]);
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
 }
 
 /* SEMANTICS 21: workers start (by exec) while other threads of the parent allocate without
@@ -1175,11 +1134,10 @@ static void workers_start_while_threads_run(void **state)
     cf_future *churn[2];
     for (int i = 0; i < 2; i++)
         churn[i] = tu_submit(threads, churn_task, NULL);
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    o.max_tasks_per_worker = 1; /* a new worker for every task */
-    cf_executor *ex = new_pool(&o, 2);
+    fixture t;
+    open_fixture(&t, false);
+    t.o.max_tasks_per_worker = 1; /* a new worker for every task */
+    cf_executor *ex = new_pool(&t.o, 2);
     cf_future *f[TASKS];
     for (uint32_t i = 0; i < TASKS; i++)
         f[i] = submit_cmd(ex, OP_VALUE, NULL, 0, i);
@@ -1188,8 +1146,7 @@ static void workers_start_while_threads_run(void **state)
         cf_future_release(f[i]);
     }
     assert_int_equal(cf_future_state(churn[0]), CF_RUNNING); /* threads ran throughout */
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
     atomic_store(&stop_churn, 1);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(cf_future_result(churn[i], TU_LONG, NULL), 0);
@@ -1216,10 +1173,9 @@ static cf_function generated_fn = {"generated_fn", NULL};
 static void functions_outside_modules_are_refused(void **state)
 {
     (void)state;
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    cf_executor *ex = new_pool(&o, 1);
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
     cf_function *heap_fn = malloc(sizeof *heap_fn);
     assert_non_null(heap_fn);
     heap_fn->name = "heap_fn";
@@ -1251,17 +1207,16 @@ static void functions_outside_modules_are_refused(void **state)
     assert_int_equal(cf_executor_new(&none, CF_BACKEND_PROCESSES, &bad), CF_ENOFUNC);
     munmap(code, 4096);
     free(heap_fn);
-    expect_clean(fds);
+    expect_clean(t.fds);
 }
 
 /* Pointer tasks cannot cross processes: cf_submit and cf_map_start refuse them. */
 static void pointer_tasks_are_not_supported(void **state)
 {
     (void)state;
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    cf_executor *ex = new_pool(&o, 1);
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
     cf_future *f = (cf_future *)1;
     assert_int_equal(cf_submit(ex, tu_task_identity, NULL, &f), CF_ENOTSUP);
     assert_null(f);
@@ -1269,8 +1224,7 @@ static void pointer_tasks_are_not_supported(void **state)
     cf_map *m = (cf_map *)1;
     assert_int_equal(cf_map_start(&m, ex, tu_task_identity, inputs, 1, NULL), CF_ENOTSUP);
     assert_null(m);
-    cf_executor_free(ex);
-    expect_clean(fds);
+    close_fixture(&t, ex);
 }
 
 /* SEMANTICS 13, 23: a map over processes with one crashing position: that position is
@@ -1279,18 +1233,15 @@ static void map_with_a_crashing_position(void **state)
 {
     (void)state;
     enum { N = 300, CRASH = 123 };
-    char name[BOARD_NAME_MAX];
-    board *b = board_create(name);
-    int fds = tu_count_fds();
-    cf_executor_opts o;
-    cf_executor_opts_init(&o);
-    cf_executor *ex = new_pool(&o, 2);
+    fixture t;
+    open_fixture(&t, true);
+    cf_executor *ex = new_pool(&t.o, 2);
     cmd *cmds = calloc(N, sizeof *cmds);
     cf_bytes *inputs = calloc(N, sizeof *inputs);
     assert_non_null(cmds);
     assert_non_null(inputs);
     for (uint32_t i = 0; i < N; i++) {
-        cmds[i] = i == CRASH ? make_cmd(OP_ABORT, name, 0, 0) : make_cmd(OP_VALUE, NULL, 0, i);
+        cmds[i] = i == CRASH ? make_cmd(OP_ABORT, t.name, 0, 0) : make_cmd(OP_VALUE, NULL, 0, i);
         inputs[i] = (cf_bytes){&cmds[i], sizeof cmds[i]};
     }
     cf_map *m = NULL;
@@ -1312,15 +1263,13 @@ static void map_with_a_crashing_position(void **state)
     }
     assert_int_equal(cf_map_next(m, NULL, NULL), CF_EEND);
     cf_map_free(m);
-    expect_reaped(atomic_load(&b->pid[0]));
+    expect_reaped(atomic_load(&t.b->pid[0]));
     cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 8);
     expect_answer(f, 8);
     cf_future_release(f);
     free(cmds);
     free(inputs);
-    cf_executor_free(ex);
-    expect_clean(fds);
-    board_free(b, name);
+    close_fixture(&t, ex);
 }
 
 static const struct CMUnitTest tests[] = {
