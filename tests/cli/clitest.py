@@ -35,6 +35,17 @@ def check(cond, message):
         raise Failure(message)
 
 
+def expect(cond, what, proc=None):
+    """check(), with the exit status and the output of proc (a CompletedProcess) added to
+    the message."""
+    if not cond:
+        detail = ""
+        if proc is not None:
+            detail = (f"\n--- exit status {proc.returncode}\n--- stdout:\n{proc.stdout}"
+                      f"--- stderr:\n{proc.stderr}")
+        raise Failure(what + detail)
+
+
 class Cli:
     def __init__(self, binary):
         self.binary = binary

@@ -248,6 +248,10 @@ typedef struct cli_run {
 int cli_run_items(cli_run *run, const cli_common *common, const cli_task *task,
                   const cf_bytes *inputs, size_t n);
 
+/* Copies the result of item `it` into out (`size` bytes) when the item succeeded with a
+ * result of exactly that size; returns 1 then, else 0 (out untouched). */
+int cli_item_result(const cli_item *it, void *out, size_t size);
+
 /* Frees what *run holds and zeroes it. */
 void cli_run_free(cli_run *run);
 

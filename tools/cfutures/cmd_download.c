@@ -620,9 +620,8 @@ static int fetch_all(cli_common *common, str_list *urls, const dl_params *base,
             uint64_t bytes = 0, retried = 0;
             for (size_t i = 0; i < n; i++) {
                 dl_result r;
-                if (run.items[i].status != 0 || run.items[i].len != sizeof r)
+                if (!cli_item_result(&run.items[i], &r, sizeof r))
                     continue;
-                memcpy(&r, run.items[i].data, sizeof r);
                 bytes += r.bytes;
                 retried += r.attempts - 1;
             }

@@ -373,12 +373,13 @@ static char *output_name(const char *path)
     return asprintf(&name, "%.*s.jpg", (int)stem, base) < 0 ? NULL : name;
 }
 
-/* Builds every item's input: names, and refusals of names an earlier item has.  Returns 0
- * or -1 (out of memory). */
-static int plan_items(cf_bytes *inputs, const char *const *files, size_t n, const char *dir)
+/* Builds every item's input, and its output name in names[i] (malloc'd; the caller frees
+ * them, also after a failure): refusals of names an earlier item has.  Returns 0 or -1
+ * (out of memory). */
+static int plan_items(cf_bytes *inputs, char **names, const char *const *files, size_t n,
+                      const char *dir)
 {
-    char **names = calloc(n, sizeof *names);
-    int rc = names != NULL ? 0 : -1;
+    int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         names[i] = output_name(files[i]);
         if (names[i] == NULL) {
@@ -409,9 +410,6 @@ static int plan_items(cf_bytes *inputs, const char *const *files, size_t n, cons
         }
         inputs[i] = (cf_bytes){buf, len};
     }
-    for (size_t i = 0; names != NULL && i < n; i++)
-        free(names[i]);
-    free(names);
     return rc;
 }
 
@@ -420,27 +418,23 @@ static int process_all(cli_common *common, const char *const *files, size_t n,
                        const char *source, const char *dir)
 {
     cf_bytes *inputs = calloc(n, sizeof *inputs);
+    char **names = calloc(n, sizeof *names);
     cli_run run = {0};
     int status = CLI_EXIT_FAILED;
-    if (inputs == NULL || plan_items(inputs, files, n, dir) != 0) {
+    if (inputs == NULL || names == NULL || plan_items(inputs, names, files, n, dir) != 0) {
         cli_fail("images", "out of memory");
     } else {
         /* CPU-bound: a worker per CPU, and no more workers than images. */
         if (common->workers == 0)
             common->workers = (size_t)cli_cpus() < n ? cli_cpus() : (int)n;
         if (cli_run_items(&run, common, &blur_thumbnail_task, inputs, n) == 0) {
-            for (size_t i = 0; i < n; i++) {
-                char *name = output_name(files[i]);
-                if (name != NULL)
-                    cli_remove_leftovers(dir, name, &run.items[i]);
-                free(name);
-            }
+            for (size_t i = 0; i < n; i++)
+                cli_remove_leftovers(dir, names[i], &run.items[i]);
             double pixels = 0, bytes = 0;
             for (size_t i = 0; i < n; i++) {
                 img_result r;
-                if (run.items[i].status != 0 || run.items[i].len != sizeof r)
+                if (!cli_item_result(&run.items[i], &r, sizeof r))
                     continue;
-                memcpy(&r, run.items[i].data, sizeof r);
                 pixels += (double)r.width * r.height;
                 bytes += (double)r.out_bytes;
             }
@@ -467,9 +461,14 @@ static int process_all(cli_common *common, const char *const *files, size_t n,
         }
     }
     cli_run_free(&run);
-    for (size_t i = 0; inputs != NULL && i < n; i++)
-        free((void *)inputs[i].data);
+    for (size_t i = 0; i < n; i++) {
+        if (inputs != NULL)
+            free((void *)inputs[i].data);
+        if (names != NULL)
+            free(names[i]);
+    }
     free(inputs);
+    free(names);
     return status;
 }
 

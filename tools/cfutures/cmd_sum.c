@@ -149,9 +149,8 @@ static int run_sum(int argc, char **argv, cli_common *common)
     uint64_t iterations = 0;
     for (size_t k = 0; k < run.n; k++) {
         sum_result res;
-        if (run.items[k].status != 0 || run.items[k].len != sizeof res)
+        if (!cli_item_result(&run.items[k], &res, sizeof res))
             continue;
-        memcpy(&res, run.items[k].data, sizeof res);
         total += ((u128)res.sum_high << 64) | res.sum_low;
         iterations += res.iterations;
     }

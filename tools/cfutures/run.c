@@ -285,6 +285,14 @@ fail:
     return cli_fail(common->command, "out of memory");
 }
 
+int cli_item_result(const cli_item *it, void *out, size_t size)
+{
+    if (it->status != 0 || it->len != size)
+        return 0;
+    memcpy(out, it->data, size);
+    return 1;
+}
+
 void cli_remove_leftovers(const char *dir, const char *name, const cli_item *it)
 {
     if (it->status == 0 || it->status == CF_ETASK || it->pid <= 0)

@@ -28,6 +28,8 @@ import time
 sys.dont_write_bytecode = True  # the imports below are sources, not build products
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+from clitest import expect  # noqa: E402  (tests/cli/clitest.py)
 from fault_server import FaultServer, body_of  # noqa: E402
 
 CURLE_COULDNT_RESOLVE_HOST = 6
@@ -48,10 +50,6 @@ ARGS = None    # the command line
 SERVER = None  # scripts/http-server.py, loaded as a module
 
 
-class Check(AssertionError):
-    pass
-
-
 def load_server_module(path):
     spec = importlib.util.spec_from_file_location("http_server", path)
     module = importlib.util.module_from_spec(spec)
@@ -65,15 +63,6 @@ def run_cli(args, stdin=None, timeout=50):
     cmd = [ARGS.cfutures, "download", "--no-progress"] + args
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env,
                           timeout=timeout)
-
-
-def expect(cond, what, proc=None):
-    if not cond:
-        detail = ""
-        if proc is not None:
-            detail = (f"\n--- exit status {proc.returncode}\n--- stdout:\n{proc.stdout}"
-                      f"--- stderr:\n{proc.stderr}")
-        raise Check(what + detail)
 
 
 def listing(folder):

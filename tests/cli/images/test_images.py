@@ -28,7 +28,8 @@ from PIL import Image, ImageChops, ImageFilter
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-import clitest  # noqa: E402  (tests/cli/clitest.py: the timeline checker)
+import clitest  # noqa: E402  (tests/cli/clitest.py: expect, the timeline checker)
+from clitest import expect  # noqa: E402
 
 MATE = "/usr/share/backgrounds/mate"
 NATURE = [f"{MATE}/nature/{n}.jpg" for n in (
@@ -48,19 +49,6 @@ EIO, EEXIST = 5, 17
 ARGS = None  # the command line
 
 
-class Check(AssertionError):
-    pass
-
-
-def expect(cond, what, proc=None):
-    if not cond:
-        detail = ""
-        if proc is not None:
-            detail = (f"\n--- exit status {proc.returncode}\n--- stdout:\n{proc.stdout}"
-                      f"--- stderr:\n{proc.stderr}")
-        raise Check(what + detail)
-
-
 def run_cli(args, timeout=240):
     """Runs `cfutures images ARGS` and returns the CompletedProcess (text)."""
     return subprocess.run([ARGS.cfutures, "images", "--no-progress"] + args,
@@ -73,7 +61,7 @@ def json_run(args, status):
     try:
         return proc, json.loads(proc.stdout)
     except ValueError as e:
-        raise Check(f"--json output does not parse ({e})\n{proc.stdout}")
+        raise clitest.Failure(f"--json output does not parse ({e})\n{proc.stdout}")
 
 
 def stem_jpg(path):
@@ -366,7 +354,7 @@ def case_timeline(tmp):
     try:
         clitest.check_timeline(svg, summary, failed_items=(3,))
     except clitest.Failure as e:
-        raise Check(f"{svg}: {e}")
+        raise clitest.Failure(f"{svg}: {e}")
 
 
 def case_bad_options(tmp):
@@ -432,7 +420,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cfutures-images-")
     try:
         CASES[ARGS.case](tmp)
-    except Check as e:
+    except clitest.Failure as e:
         print(f"FAILED {ARGS.case}: {e}", file=sys.stderr)
         return 1
     finally:
