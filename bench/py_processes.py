@@ -17,15 +17,13 @@ measured in this process first, as the C program does.
 Every result is checked (P3: its length, the index it carries and a sample of its bytes);
 a wrong one ends the program with status 1.
 """
-import argparse
 import multiprocessing
-import os
 import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from py_threads import calibrate, die, out, spin
+from py_threads import calibrate, die, out, parse_args, run_workloads, spin
 
 TASKS = 10_000               # P1 (the C program runs 100,000)
 ROUNDS = 2_000               # P2 (the C program runs 10,000)
@@ -137,17 +135,9 @@ class Bench:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pool", choices=("executor", "multiprocessing"), required=True,
-                    help="ProcessPoolExecutor or multiprocessing.Pool")
-    ap.add_argument("--reps", type=int, default=5, help="timed repetitions per workload")
-    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--only", default=None, help="comma-separated workloads, e.g. P1,P3")
-    a = ap.parse_args()
-    if not 1 <= a.reps <= 100 or not 1 <= a.workers <= 256:
-        ap.error("--reps wants 1..100 and --workers 1..256")
-    only = set(a.only.split(",")) if a.only else None
-
+    a = parse_args(__doc__.splitlines()[0], "P1,P3", lambda ap: ap.add_argument(
+        "--pool", choices=("executor", "multiprocessing"), required=True,
+        help="ProcessPoolExecutor or multiprocessing.Pool"))
     b = Bench(a.pool, a.workers)
     out(f"INFO version {sys.version.split()[0]}")
     out(f"INFO workers {a.workers}")
@@ -156,30 +146,19 @@ def main():
         calls = ("executor.submit + result", "executor.submit(..).result()")
     else:
         calls = ("pool.apply_async + get", "pool.apply_async(..).get()")
-    # name, unit, repetition, repetition cap, note, report after the repetitions
+    # name, unit, repetition, warm-up, repetition cap, note, report after the repetitions
     workloads = [
-        ("P1", "us/task", b.p1_submit_wait, 0,
+        ("P1", "us/task", b.p1_submit_wait, True, 0,
          f"{calls[0]}, {TASKS:,} tasks of an int echoed back (scaled down)", None),
-        ("P2", "us/round", b.p2_ping_pong, 0,
+        ("P2", "us/round", b.p2_ping_pong, True, 0,
          f"{calls[1]} of an int echoed back, {ROUNDS:,} rounds (scaled down)", None),
-        ("P3", "GB/s", b.p3_big, 0,
+        ("P3", "GB/s", b.p3_big, True, 0,
          f"{calls[0]}, {BIG_TASKS:,} tasks (scaled down) of one shared 1 MiB bytes in and "
          "a 1 MiB bytearray copy out; figure = (input + output bytes) / wall time",
          b.p3_report),
-        ("P4", "%", b.p4_cpu, CPU_MAX_REPS, None, None),
+        ("P4", "%", b.p4_cpu, True, CPU_MAX_REPS, None, None),
     ]
-    for name, unit, rep, cap, note, report in workloads:
-        if only is not None and name not in only:
-            continue
-        reps = min(a.reps, cap) if cap else a.reps
-        rep()
-        v = sorted(rep() for _ in range(reps))
-        out(f"RESULT {name} {statistics.median(v):.6g} {unit} "
-            f"min={v[0]:.6g} max={v[-1]:.6g} reps={reps}")
-        if note:
-            out(f"NOTE {name} {note}")
-        if report:
-            report()
+    run_workloads(workloads, a.reps, a.only)
     b.close()
 
 

@@ -40,6 +40,45 @@ def out(line):
     print(line, flush=True)
 
 
+def parse_args(description, example, extra=None):
+    """The options every Python bench program takes (--reps, --workers, --only), plus those
+    extra(parser) adds; --only becomes a set (None: every workload)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--reps", type=int, default=5, help="timed repetitions per workload")
+    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--only", default=None, help=f"comma-separated workloads, e.g. {example}")
+    if extra:
+        extra(ap)
+    a = ap.parse_args()
+    if not 1 <= a.reps <= 100 or not 1 <= a.workers <= 256:
+        ap.error("--reps wants 1..100 and --workers 1..256")
+    a.only = set(a.only.split(",")) if a.only else None
+    return a
+
+
+def result(name, values, unit):
+    """The RESULT line run.py reads: the median of values, their range and count."""
+    v = sorted(values)
+    out(f"RESULT {name} {statistics.median(v):.6g} {unit} "
+        f"min={v[0]:.6g} max={v[-1]:.6g} reps={len(v)}")
+
+
+def run_workloads(workloads, reps, only):
+    """Runs each (name, unit, repetition, warm-up, repetition cap, note, report) not left
+    out by only: the warm-up round if asked, then min(reps, cap) timed rounds (cap 0: no
+    cap), its RESULT, its NOTE, and report() if given."""
+    for name, unit, rep, warmup, cap, note, report in workloads:
+        if only is not None and name not in only:
+            continue
+        if warmup:
+            rep()
+        result(name, [rep() for _ in range(min(reps, cap) if cap else reps)], unit)
+        if note:
+            out(f"NOTE {name} {note}")
+        if report:
+            report()
+
+
 def echo(x):
     return x
 
@@ -149,40 +188,22 @@ def cpu_time():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=5, help="timed repetitions per workload")
-    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W3")
-    a = ap.parse_args()
-    if not 1 <= a.reps <= 100 or not 1 <= a.workers <= 256:
-        ap.error("--reps wants 1..100 and --workers 1..256")
-    only = set(a.only.split(",")) if a.only else None
-
+    a = parse_args(__doc__.splitlines()[0], "W1,W3")
     b = Bench(a.workers)
     out(f"INFO version {sys.version.split()[0]}")
     out(f"INFO workers {a.workers}")
-    # name, unit, repetition, warm-up, repetition cap, note
+    # name, unit, repetition, warm-up, repetition cap, note, report
     workloads = [
         ("W1", "ns/task", b.w1_submit_wait, True, 0,
-         f"executor.submit + result, {TASKS:,} tasks (scaled down)"),
+         f"executor.submit + result, {TASKS:,} tasks (scaled down)", None),
         ("W2", "ns/item", b.w2_map, True, 0,
-         f"executor.map, {TASKS:,} items (scaled down)"),
+         f"executor.map, {TASKS:,} items (scaled down)", None),
         ("W3", "us/round", b.w3_ping_pong, True, 0,
-         f"submit().result(), {ROUNDS:,} rounds (scaled down)"),
-        ("W4", "%", b.w4_cpu, True, 0, "pure-Python work holds the GIL"),
-        ("W5", "%core", b.w5_idle, False, IDLE_MAX_REPS, None),
+         f"submit().result(), {ROUNDS:,} rounds (scaled down)", None),
+        ("W4", "%", b.w4_cpu, True, 0, "pure-Python work holds the GIL", None),
+        ("W5", "%core", b.w5_idle, False, IDLE_MAX_REPS, None, None),
     ]
-    for name, unit, rep, warmup, cap, note in workloads:
-        if only is not None and name not in only:
-            continue
-        reps = min(a.reps, cap) if cap else a.reps
-        if warmup:
-            rep()
-        v = sorted(rep() for _ in range(reps))
-        out(f"RESULT {name} {statistics.median(v):.6g} {unit} "
-            f"min={v[0]:.6g} max={v[-1]:.6g} reps={reps}")
-        if note:
-            out(f"NOTE {name} {note}")
+    run_workloads(workloads, a.reps, a.only)
     b.ex.shutdown(wait=True)
 
 

@@ -49,6 +49,8 @@ import tempfile
 import time
 import urllib.request
 
+from py_threads import result
+
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 PHOTOS = sorted(glob.glob("/usr/share/backgrounds/mate/nature/*.jpg") +
                 glob.glob("/usr/share/backgrounds/mate/abstract/Elephants*.jpg"))
@@ -222,12 +224,6 @@ class Cfutures:
     def sleep(self, mode):
         return self.run("sleep", "-n", SLEEP_TASKS, "-s", SLEEP_SECONDS, "--mode", mode,
                         "--workers", SLEEP_TASKS)["seconds"]
-
-
-def result(key, values, unit):
-    med = statistics.median(values)
-    print(f"RESULT {key} {med:.6g} {unit} min={min(values):.6g} max={max(values):.6g} "
-          f"reps={len(values)}", flush=True)
 
 
 def main():
