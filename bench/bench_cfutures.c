@@ -49,6 +49,20 @@ static void check(int rc, const char *what)
         bench_die("%s: %s", what, cf_strerror(rc));
 }
 
+/* The pool of a run, with the facts run.py records about it. */
+static cf_executor *new_executor(cf_backend backend, int workers)
+{
+    cf_executor_opts opts;
+    cf_executor_opts_init(&opts);
+    opts.workers = workers;
+    opts.name = "bench";
+    cf_executor *ex = NULL;
+    check(cf_executor_new(&ex, backend, &opts), "cf_executor_new");
+    bench_info("version", "%s", cf_version());
+    bench_info("workers", "%d", cf_executor_workers(ex));
+    return ex;
+}
+
 static int echo_task(void *arg, void **result, cf_ctx *ctx)
 {
     bench_where_count(&where, on_submitter ? 0 : 1 + cf_ctx_worker(ctx));
@@ -187,7 +201,6 @@ static double w5_idle(void *p)
 static int run_threads(const bench_args *args)
 {
     bench_ctx c;
-    cf_executor_opts opts;
     const bench_workload workloads[] = {
         {"W1", "ns/task", w1_submit_wait, 1, 0, NULL, w1_report},
         {"W2", "ns/item", w2_map, 1, 0, "cf_map_start + cf_map_next, default (adaptive) chunks",
@@ -205,12 +218,7 @@ static int run_threads(const bench_args *args)
     c.futures = (cf_future **)bench_alloc(BENCH_TASKS, sizeof *c.futures);
     bench_latch_init(&c.gate);
 
-    cf_executor_opts_init(&opts);
-    opts.workers = args->workers;
-    opts.name = "bench";
-    check(cf_executor_new(&c.ex, CF_BACKEND_THREADS, &opts), "cf_executor_new");
-    bench_info("version", "%s", cf_version());
-    bench_info("workers", "%d", cf_executor_workers(c.ex));
+    c.ex = new_executor(CF_BACKEND_THREADS, args->workers);
 
     bench_run(args, workloads, sizeof workloads / sizeof workloads[0], &c);
 
@@ -414,7 +422,6 @@ static double p4_cpu(void *p)
 static int run_processes(const bench_args *args)
 {
     pbench_ctx c;
-    cf_executor_opts opts;
     const bench_workload workloads[] = {
         {"P1", "us/task", p1_submit_wait, 1, 0, NULL, p1_report},
         {"P2", "us/round", p2_ping_pong, 1, 0, NULL, p2_report},
@@ -429,12 +436,7 @@ static int run_processes(const bench_args *args)
     for (size_t k = 0; k < P_BIG_BYTES; k++)
         c.big[k] = (uint8_t)(k * 251u + 7u);
 
-    cf_executor_opts_init(&opts);
-    opts.workers = args->workers;
-    opts.name = "bench";
-    check(cf_executor_new(&c.ex, CF_BACKEND_PROCESSES, &opts), "cf_executor_new (processes)");
-    bench_info("version", "%s", cf_version());
-    bench_info("workers", "%d", cf_executor_workers(c.ex));
+    c.ex = new_executor(CF_BACKEND_PROCESSES, args->workers);
 
     bench_run(args, workloads, sizeof workloads / sizeof workloads[0], &c);
 
