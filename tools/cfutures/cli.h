@@ -182,6 +182,10 @@ typedef int (*cli_work_fn)(const void *in, size_t len, cli_out *out);
  */
 int cli_open_temporary(const char *dir, const char *name, char *tmp, size_t cap);
 
+/* Creates folder `path` and any missing parents (like mkdir -p) and returns its real path
+ * (malloc'd), or NULL with errno. */
+char *cli_output_folder(const char *path);
+
 /* Copies len bytes as the item's result.  Returns 0, or ENOMEM (then fail the item). */
 int cli_out_set(cli_out *out, const void *data, size_t len);
 /* Sets the failure message and returns code (so: return cli_out_fail(out, EIO, "...")). */

@@ -27,7 +27,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define DEMO_OUTPUT "cfutures-demo"
 #define SLEEP_TASKS "10"
@@ -100,11 +99,6 @@ static void arg_free(arg_list *a)
     free(a->owned);
     free(a->argv);
     *a = (arg_list){0};
-}
-
-static int make_dir(const char *path)
-{
-    return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
 }
 
 /* What a workload's runs do, for the caption and the JSON. */
@@ -342,19 +336,18 @@ static int run_demo(int argc, char **argv, cli_common *common)
     if (*output == '\0')
         return cli_usage_error(&cli_demo, "--output needs a folder name");
 
-    char *out = NULL;
-    if (make_dir(output) != 0 || (out = realpath(output, NULL)) == NULL)
+    /* The subcommands make the folders of their own output; the timelines' is the demo's. */
+    char *out = cli_output_folder(output), *timelines = NULL;
+    if (out == NULL)
         return cli_fail("demo", "output folder %s: %s", output, strerror(errno));
     char sub[PATH_MAX + 32];
-    const char *subdirs[] = {"timelines", "downloads", "thumbnails"};
-    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
-        snprintf(sub, sizeof sub, "%s/%s", out, subdirs[i]);
-        if (make_dir(sub) != 0) {
-            int status = cli_fail("demo", "cannot make %s: %s", sub, strerror(errno));
-            free(out);
-            return status;
-        }
+    snprintf(sub, sizeof sub, "%s/timelines", out);
+    if ((timelines = cli_output_folder(sub)) == NULL) {
+        int status = cli_fail("demo", "cannot make %s: %s", sub, strerror(errno));
+        free(out);
+        return status;
     }
+    free(timelines);
 
     demo_row rows[N_WORKLOADS] = {0};
     const char *names[N_WORKLOADS] = {"sleep", "sum", "download", "images"};

@@ -40,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -384,28 +383,6 @@ static int read_urls_from(const char *path, str_list *urls)
     return rc;
 }
 
-/* Creates dir and any missing parents, like mkdir -p.  Returns 0 or -1 with errno. */
-static int make_dirs(const char *dir)
-{
-    char *path = strdup(dir);
-    if (path == NULL)
-        return -1;
-    int rc = 0;
-    for (char *p = path + 1; rc == 0; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            rc = -1;
-        *p = c;
-        if (c == '\0')
-            break;
-    }
-    free(path);
-    return rc;
-}
-
 /* The file name for a URL (its last path segment), or NULL with *why set when curl cannot
  * parse it (*why NULL: out of memory). */
 static char *file_name(const char *url, const char **why)
@@ -715,7 +692,7 @@ static int run_download(int argc, char **argv, cli_common *common)
         if (curl_init_result != CURLE_OK) {
             status = cli_fail("download", "curl_global_init: %s",
                               curl_easy_strerror(curl_init_result));
-        } else if (make_dirs(output) != 0 || (dir = realpath(output, NULL)) == NULL) {
+        } else if ((dir = cli_output_folder(output)) == NULL) {
             status = cli_fail("download", "output folder %s: %s", output, strerror(errno));
         } else {
             const dl_params base = {

@@ -541,7 +541,7 @@ static int run_images(int argc, char **argv, cli_common *common)
                                               "their thumbnails would replace them", output);
         goto done;
     }
-    if (g_mkdir_with_parents(output, 0777) != 0 || (out_dir = realpath(output, NULL)) == NULL) {
+    if ((out_dir = cli_output_folder(output)) == NULL) {
         status = cli_fail("images", "output folder %s: %s", output, strerror(errno));
         goto done;
     }

@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define POLL_INTERVAL 0.1 /* seconds between progress redraws while waiting */
@@ -315,6 +316,27 @@ void cli_remove_leftovers(const char *dir, const char *name, const cli_item *it)
         for (size_t i = 0; i < g.gl_pathc; i++)
             unlink(g.gl_pathv[i]);
     globfree(&g);
+}
+
+char *cli_output_folder(const char *path)
+{
+    char *partial = strdup(path);
+    if (partial == NULL)
+        return NULL;
+    int rc = 0;
+    for (char *p = partial + 1; rc == 0; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(partial, 0777) != 0 && errno != EEXIST)
+            rc = -1;
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    free(partial);
+    return rc == 0 ? realpath(path, NULL) : NULL;
 }
 
 int cli_open_temporary(const char *dir, const char *name, char *tmp, size_t cap)
