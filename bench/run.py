@@ -57,8 +57,8 @@ PROCESS_PEERS = [
     ("ProcessPoolExecutor", "py_processes.py", ["--pool", "executor"]),
     ("multiprocessing.Pool", "py_processes.py", ["--pool", "multiprocessing"]),
 ]
-# column, program, arguments: the cfutures command's workloads (bench/workloads.py); the
-# cfutures column also gets --cfutures <build>/tools/cfutures.
+# column, program, arguments: the cfutures command's workloads (bench/workloads.py); both
+# get --cfutures <build>/tools/cfutures (the measured command, and both sides' web server).
 WORKLOAD_PEERS = [
     ("cfutures", "workloads.py", ["--impl", "cfutures"]),
     ("Python tutorial", "workloads.py", ["--impl", "python"]),
@@ -446,7 +446,7 @@ def main():
             if wanted is not None and peer not in wanted:
                 continue
             own = extra if t != "threads" else []  # the threads table's third field is
-            if t == "workloads" and peer == "cfutures":  # a pkg-config name
+            if t == "workloads":  # a pkg-config name; both sides serve with cfutures
                 own = own + ["--cfutures", str(build / "tools" / "cfutures")]
             cmd = command_of(program, build, own + args)
             if not os.access(cmd[0], os.X_OK):

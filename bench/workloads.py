@@ -2,8 +2,9 @@
 """workloads.py -- the `cfutures` command's workloads against the same workloads written
 the way a Python tutorial writes them, for bench/run.py's third table (C1-C6).
 
-    workloads.py --impl cfutures --cfutures BIN [--reps N] [--workers N]
-    workloads.py --impl python [--reps N] [--workers N]
+    workloads.py --impl cfutures|python --cfutures BIN [--reps N] [--workers N]
+
+(the Python side needs the cfutures binary too: `cfutures serve` is the web server of both)
 
 Each implementation runs every workload sequentially, with threads and with processes,
 --reps times (at most 3: these runs take seconds each), and prints run.py's lines:
@@ -20,8 +21,8 @@ The workloads (the same data for both implementations):
 - images: the 15 photos of Debian's mate-backgrounds; Gaussian blur sigma 15 at full size,
   thumbnail fitting 1200x1200, JPEG.  Python: Pillow, as in the tutorials
   (Image.open, filter(GaussianBlur(15)), thumbnail, save), one file per task.
-- download: those photos from nginx on 127.0.0.1 with `limit_rate 8m` (the server holds
-  every transfer to 8 MB/s, for both clients alike), one worker per file.  The slowest
+- download: those photos from nginx on 127.0.0.1 (`cfutures serve --limit-rate 8m`: the
+  server holds every transfer to 8 MiB/s, for both clients alike), one worker per file.  The slowest
   single transfer is the longest transfer of the sequential run, where each file has
   the network to itself.  Python: urllib.request, the file written as it arrives.
 - sum: the sum of 0..N in one range per worker by a plain loop; the speedups compare
@@ -36,9 +37,9 @@ per-transfer times) and checks that every item succeeded; the Python side checks
 results too.  Any failure ends the program with status 1.
 """
 import argparse
+import contextlib
 import concurrent.futures as cf
 import glob
-import importlib.util
 import json
 import os
 import shutil
@@ -66,21 +67,24 @@ class Failed(Exception):
     pass
 
 
-def load_http_server():
-    path = os.path.join(BENCH_DIR, "..", "scripts", "http-server.py")
-    spec = importlib.util.spec_from_file_location("http_server", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def served_photos(http_server, tmp):
-    """An nginx serving the photos (through links) at 8 MB/s per transfer."""
+@contextlib.contextmanager
+def served_photos(cfutures, tmp):
+    """`cfutures serve` (the demo's nginx) on links to the photos, every transfer held to
+    8 MiB/s; the value is the base URL."""
     root = os.path.join(tmp, "www")
     os.makedirs(root)
     for p in PHOTOS:
         os.symlink(p, os.path.join(root, os.path.basename(p)))
-    return http_server.Nginx(root, os.path.join(tmp, "nginx"), limit_rate=RATE)
+    proc = subprocess.Popen([cfutures, "serve", root, "--limit-rate", RATE],
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ, TMPDIR=tmp))
+    try:
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise Failed("cfutures serve did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def run_pool(mode, workers, fn, items):
@@ -229,22 +233,20 @@ class Cfutures:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--impl", choices=("cfutures", "python"), required=True)
-    ap.add_argument("--cfutures", help="the cfutures binary (--impl cfutures)")
+    ap.add_argument("--cfutures", required=True,
+                    help="the cfutures binary (the command measured, and the web server)")
     ap.add_argument("--reps", type=int, default=MAX_REPS)
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     a = ap.parse_args()
     reps = max(1, min(a.reps, MAX_REPS))
     if len(PHOTOS) != 15:
         sys.exit(f"workloads: {len(PHOTOS)} photos of mate-backgrounds, expected 15")
-    if a.impl == "cfutures" and not a.cfutures:
-        ap.error("--impl cfutures needs --cfutures BIN")
-    http_server = load_http_server()
     tmp = tempfile.mkdtemp(prefix="cf-workloads-")
     try:
         for p in PHOTOS:  # the page cache holds them for every run alike
             with open(p, "rb") as f:
                 f.read()
-        with served_photos(http_server, tmp) as url:
+        with served_photos(a.cfutures, tmp) as url:
             impl = (Cfutures(a.cfutures, a.workers, tmp, url) if a.impl == "cfutures"
                     else Python(a.workers, tmp, url))
             times = {}  # (workload, mode) -> [seconds]
@@ -275,7 +277,7 @@ def main():
                   flush=True)
         print(f"NOTE C1 best mode: {best}")
         print(f"NOTE C2 slowest single transfer {statistics.median(slowest):.2f} s "
-              f"(sequential run, {RATE}B/s per transfer); processes / slowest "
+              f"(sequential run, 8 MiB/s per transfer); processes / slowest "
               f"{statistics.median(times['download', 'processes']) / statistics.median(slowest):.2f}")
         n = CF_SUM_N if a.impl == "cfutures" else PY_SUM_N
         print(f"NOTE C3 N = {n:.0e}, {a.workers} ranges on {a.workers} workers; sequential "

@@ -46,6 +46,43 @@ def expect(cond, what, proc=None):
         raise Failure(what + detail)
 
 
+class Served:
+    """`cfutures serve ROOT` (the demo's nginx on 127.0.0.1) as a context manager whose value
+    is the base URL.  Stopping sends SIGTERM and waits until the command has stopped nginx
+    and exited; it must exit 0."""
+
+    def __init__(self, cfutures, root, limit_rate=None, env=None):
+        self.cmd = [cfutures, "serve", root] + (["--limit-rate", limit_rate] if limit_rate
+                                                else [])
+        self.env = env
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=self.env)
+        url = self.proc.stdout.readline().strip()  # printed once nginx accepts connections
+        if not url.startswith("http://127.0.0.1:"):
+            _, err = self.proc.communicate(timeout=30)
+            raise Failure(f"{' '.join(self.cmd)} did not start (exit status "
+                          f"{self.proc.returncode}):\n{err}")
+        return url
+
+    def stop(self):
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        check(proc.returncode == 0, f"{' '.join(self.cmd)}: exit status {proc.returncode} "
+                                    f"after SIGTERM\n{err}")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 class Cli:
     def __init__(self, binary):
         self.binary = binary

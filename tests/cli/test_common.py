@@ -22,7 +22,7 @@ OPTIONS = {
 
 def test_help_top(cli):
     p = cli.run("--help")
-    for name in ("sleep", "sum", "download", "images", "demo"):
+    for name in ("sleep", "sum", "download", "images", "demo", "serve"):
         check(f"  {name} " in p.stdout, f"`cfutures --help` does not list {name}:\n{p.stdout}")
     check("module" not in p.stdout, f"a module did not load:\n{p.stdout}")
     check(p.stderr == "", p.stderr)

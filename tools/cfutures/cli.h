@@ -73,6 +73,8 @@ typedef struct cli_outcome {
 #define CLI_COMMON_WORKERS 2u  /* --workers */
 #define CLI_COMMON_TIMELINE 4u /* --timeline */
 #define CLI_COMMON_TRACE 8u    /* --trace */
+#define CLI_COMMON_JSON 16u    /* --json */
+#define CLI_COMMON_PROGRESS 32u /* --progress and --no-progress */
 
 typedef struct cli_command {
     const char *name;    /* "sleep" */
@@ -86,7 +88,7 @@ typedef struct cli_command {
 } cli_command;
 
 /* The subcommands built into the program. */
-extern const cli_command cli_sleep, cli_sum, cli_demo;
+extern const cli_command cli_sleep, cli_sum, cli_demo, cli_serve;
 
 /*
  * The subcommand called name, or NULL with why in why[0 .. cap) (an unknown name, a module

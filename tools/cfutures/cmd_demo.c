@@ -371,8 +371,9 @@ static int run_demo(int argc, char **argv, cli_common *common)
     http_server server = {0};
     if (!rows[W_DOWNLOAD].skipped[0]) {
         char err[512];
-        if (http_server_start(&server, (const char *const *)photos.gl_pathv, photos.gl_pathc,
-                              err, sizeof err) != 0)
+        const http_content served = {NULL, (const char *const *)photos.gl_pathv,
+                                     photos.gl_pathc, NULL};
+        if (http_server_start(&server, &served, err, sizeof err) != 0)
             snprintf(rows[W_DOWNLOAD].skipped, sizeof rows[W_DOWNLOAD].skipped,
                      "the web server did not start: %.200s", err);
     }

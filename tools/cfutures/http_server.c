@@ -102,7 +102,7 @@ static int connectable(int port)
 }
 
 /* Writes the configuration for port into state/nginx.conf; 0 or -1 with errno. */
-static int write_config(const char *state, int port)
+static int write_config(const char *state, int port, const char *root, const char *rate)
 {
     char path[PATH_MAX + 16], user[256] = "";
     snprintf(path, sizeof path, "%s/nginx.conf", state);
@@ -127,9 +127,11 @@ static int write_config(const char *state, int port)
             "    types { image/jpeg jpg jpeg; }\n"
             "    default_type application/octet-stream;\n"
             "    sendfile on;\n"
-            "    server { listen 127.0.0.1:%d; server_name localhost; root %s/www; }\n"
+            "    server {\n        listen 127.0.0.1:%d;\n        server_name localhost;\n"
+            "        root %s;\n%s%s%s    }\n"
             "}\n",
-            user, state, state, state, state, state, state, state, state, state, port, state);
+            user, state, state, state, state, state, state, state, state, state, port, root,
+            rate ? "        limit_rate " : "", rate ? rate : "", rate ? ";\n" : "");
     return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -151,6 +153,9 @@ static pid_t spawn(const char *nginx, const char *state)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(127);
+        sigset_t none; /* the caller may block signals it waits for (serve does) */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         int null = open("/dev/null", O_RDONLY);
         if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
             _exit(127);
@@ -198,10 +203,38 @@ static int link_files(const char *state, const char *const *paths, size_t n)
     return 0;
 }
 
-int http_server_start(http_server *s, const char *const *paths, size_t n, char *err,
-                      size_t cap)
+/* Whether nginx's configuration can name path unquoted (its quoting has rules of its own). */
+static int plain_path(const char *path)
+{
+    return strpbrk(path, " \t\n;{}\"'\\$#") == NULL;
+}
+
+int http_rate_valid(const char *rate)
+{
+    size_t digits = strspn(rate, "0123456789");
+    return digits > 0 && (rate[digits] == '\0' ||
+                          (strchr("kKmM", rate[digits]) && rate[digits + 1] == '\0'));
+}
+
+int http_server_start(http_server *s, const http_content *what, char *err, size_t cap)
 {
     memset(s, 0, sizeof *s);
+    if (what->rate != NULL && !http_rate_valid(what->rate)) {
+        snprintf(err, cap, "a rate is digits, then optionally k or m (like 8m), not '%s'",
+                 what->rate);
+        return -1;
+    }
+    char *root = what->root != NULL ? realpath(what->root, NULL) : NULL;
+    if (what->root != NULL && root == NULL) {
+        snprintf(err, cap, "%s: %s", what->root, strerror(errno));
+        return -1;
+    }
+    if (root != NULL && !plain_path(root)) {
+        snprintf(err, cap, "the folder %s has characters nginx's configuration cannot take",
+                 root);
+        free(root);
+        return -1;
+    }
     const char *nginx = NULL;
     for (size_t i = 0; i < sizeof nginx_paths / sizeof nginx_paths[0] && !nginx; i++)
         if (access(nginx_paths[i], X_OK) == 0)
@@ -218,23 +251,26 @@ int http_server_start(http_server *s, const char *const *paths, size_t n, char *
         s->state[0] = '\0';
         return -1;
     }
-    /* The configuration names the folder unquoted (nginx's quoting has rules of its own). */
-    if (strpbrk(s->state, " \t\n;{}\"'\\$#") != NULL) {
+    if (!plain_path(s->state)) {
         snprintf(err, cap, "the folder %s has characters nginx's configuration cannot take; "
                  "set TMPDIR to another folder", s->state);
+        free(root);
         http_server_stop(s);
         return -1;
     }
-    char tmpdir[PATH_MAX + 16];
+    char tmpdir[PATH_MAX + 16], www[PATH_MAX + 16];
     snprintf(tmpdir, sizeof tmpdir, "%s/tmp", s->state);
-    if (mkdir(tmpdir, 0700) != 0 || link_files(s->state, paths, n) != 0) {
+    snprintf(www, sizeof www, "%s/www", s->state);
+    if (mkdir(tmpdir, 0700) != 0 ||
+        (root == NULL && link_files(s->state, what->paths, what->n_paths) != 0)) {
         snprintf(err, cap, "cannot prepare %s: %s", s->state, strerror(errno));
+        free(root);
         http_server_stop(s);
         return -1;
     }
     for (int attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
         int port = free_port();
-        if (port < 0 || write_config(s->state, port) != 0) {
+        if (port < 0 || write_config(s->state, port, root ? root : www, what->rate) != 0) {
             snprintf(err, cap, "cannot configure nginx: %s", strerror(errno));
             break;
         }
@@ -248,6 +284,7 @@ int http_server_start(http_server *s, const char *const *paths, size_t n, char *
         while (now() < deadline) {
             if (connectable(port)) {
                 s->port = port;
+                free(root);
                 return 0;
             }
             if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
@@ -264,6 +301,7 @@ int http_server_start(http_server *s, const char *const *paths, size_t n, char *
         }
         last_words(s->state, err, cap); /* it exited: most likely the port was taken */
     }
+    free(root);
     http_server_stop(s);
     return -1;
 }

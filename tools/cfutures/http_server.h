@@ -15,14 +15,27 @@ typedef struct http_server {
     char state[PATH_MAX];  /* the folder of its configuration, logs and served files */
 } http_server;
 
+/* What to serve: a folder as it is (root), or the files at paths (each under its base
+ * name, through symbolic links in the server's own folder) when root is NULL; each
+ * transfer held to rate bytes per second when rate is not NULL (nginx's limit_rate:
+ * digits, then optionally k or m, as "8m"). */
+typedef struct http_content {
+    const char *root;
+    const char *const *paths;
+    size_t n_paths;
+    const char *rate;
+} http_content;
+
 /*
- * Starts nginx serving the n files at paths (each under its base name, through a symbolic
- * link) on 127.0.0.1 at a free port, and returns once it accepts connections: 0, or -1
- * with why in err[0 .. cap) and nothing left behind.  It forks, and the child runs only
- * async-signal-safe calls before exec, so other threads may be running.
+ * Starts nginx serving `what` on 127.0.0.1 at a free port, and returns once it accepts
+ * connections: 0, or -1 with why in err[0 .. cap) and nothing left behind.  It forks, and
+ * the child runs only async-signal-safe calls before exec, so other threads may be
+ * running.
  */
-int http_server_start(http_server *s, const char *const *paths, size_t n, char *err,
-                      size_t cap);
+int http_server_start(http_server *s, const http_content *what, char *err, size_t cap);
+
+/* Whether rate is a rate http_content takes: digits, then optionally k or m. */
+int http_rate_valid(const char *rate);
 
 /* Stops the server, waits until its master and worker processes have all exited (killing
  * them after a grace period) and removes its folder.  Accepts a server never started. */

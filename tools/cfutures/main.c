@@ -30,7 +30,7 @@ static struct {
     const cli_command *command;
 } commands[] = {
     {"sleep", &cli_sleep}, {"sum", &cli_sum},   {"download", NULL},
-    {"images", NULL},      {"demo", &cli_demo},
+    {"images", NULL},      {"demo", &cli_demo},   {"serve", &cli_serve},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -124,6 +124,9 @@ static void common_table(const cli_command *cmd, cli_option table[10], common_ra
         {&raw->workers, CLI_COMMON_WORKERS},
         {&raw->timeline, CLI_COMMON_TIMELINE},
         {&raw->trace, CLI_COMMON_TRACE},
+        {&raw->json, CLI_COMMON_JSON},
+        {&raw->progress, CLI_COMMON_PROGRESS},
+        {&raw->no_progress, CLI_COMMON_PROGRESS},
     };
     size_t k = 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {

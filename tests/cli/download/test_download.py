@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """test_download.py -- `cfutures download` against real servers: the loopback nginx of
-scripts/http-server.py for files and 404s, and fault_server.py (same folder) for what nginx
-cannot do on demand (a reset connection, a stalled body, a resource that fails K times).
+`cfutures serve` for files and 404s, and fault_server.py (same folder) for what nginx
+cannot do on demand (a reset connection, a stalled body, a resource that fails K times);
+and `cfutures serve` itself.
 
-Usage: test_download.py --cfutures PATH --server PATH CASE
+Usage: test_download.py --cfutures PATH CASE
 Each CASE (--list prints them) is one ctest entry, cli.download.CASE.  A case exits
 0 when every check held; a failed check raises with what was expected and what the command
 printed.  Every server is stopped and every temporary folder removed whatever happens.
@@ -14,7 +15,6 @@ and message, and for retries the number of requests the server saw.  The one tim
 (--limit-rate) is a generous lower bound, never an upper one.
 """
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -29,7 +29,8 @@ sys.dont_write_bytecode = True  # the imports below are sources, not build produ
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from clitest import expect  # noqa: E402  (tests/cli/clitest.py)
+import clitest  # noqa: E402  (tests/cli/clitest.py)
+from clitest import expect  # noqa: E402
 from fault_server import FaultServer, body_of  # noqa: E402
 
 CURLE_COULDNT_RESOLVE_HOST = 6
@@ -46,15 +47,7 @@ MODES = ("sequential", "threads", "processes")
 # Files nginx serves in every case: empty, tiny, and over a megabyte (many reads).
 FILES = {"empty.bin": 0, "one.bin": 1, "mid.bin": 100_000, "big.bin": 1_048_579}
 
-ARGS = None    # the command line
-SERVER = None  # scripts/http-server.py, loaded as a module
-
-
-def load_server_module(path):
-    spec = importlib.util.spec_from_file_location("http_server", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ARGS = None  # the command line
 
 
 def run_cli(args, stdin=None, timeout=50):
@@ -105,7 +98,7 @@ class Env:
         os.makedirs(self.root)
         for name, size in FILES.items():
             self.write(name, body_of(name, size))
-        self.nginx = SERVER.Nginx(self.root, os.path.join(tmp, "nginx"))
+        self.nginx = clitest.Served(ARGS.cfutures, self.root)
         self.fault = FaultServer()
 
     def write(self, rel, data):
@@ -387,57 +380,98 @@ def alive(pid):
         return False
 
 
-def nginx_pids(state):
-    """The nginx master of a state folder and its workers."""
-    with open(os.path.join(state, "nginx.pid")) as f:
-        master = int(f.read())
-    return [master] + SERVER._children(master)
+def children(pid):
+    """The processes whose parent is pid."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
 
 
-def case_server_start_stop(env):
-    # The script's own command line, as the demo uses it: start returns with the server
-    # running and its URL printed; stop leaves no process and no state folder.
-    script = [sys.executable, ARGS.server]
-    state = env.out + "-server"
-    started = subprocess.run(script + ["start", env.root, state], capture_output=True,
-                             text=True, timeout=30)
+def serve_env(tmp):
+    """The environment for `cfutures serve` with its nginx folder under tmp."""
+    os.makedirs(tmp, exist_ok=True)
+    return dict(os.environ, TMPDIR=tmp)
+
+
+def case_serve_start_stop(env):
+    """`cfutures serve` prints the URL once nginx serves, serves the folder (files written
+    after it started, and subfolders), and on SIGTERM stops nginx and removes its folder
+    before it exits 0."""
+    tmp = env.out + "-tmp"
+    served = clitest.Served(ARGS.cfutures, env.root, env=serve_env(tmp))
+    url = served.start()
     try:
-        expect(started.returncode == 0 and started.stdout.startswith("http://127.0.0.1:"),
-               "start prints the URL", started)
-        url = started.stdout.strip()
-        pids = nginx_pids(state)
-        expect(len(pids) >= 2 and all(alive(p) for p in pids), "a master and a worker run")
-        proc = run_cli(["-o", env.out, url + "mid.bin"])
-        expect(proc.returncode == 0, "the started server serves", proc)
-        expect_files(env.out, ["mid.bin"], env.root, proc)
+        master = children(served.proc.pid)
+        pids = master + [w for m in master for w in children(m)]
+        expect(len(master) == 1 and len(pids) >= 2 and all(alive(p) for p in pids),
+               f"an nginx master and a worker run for serve: {pids}")
+        expect(len(os.listdir(tmp)) == 1, f"serve keeps nginx's files in TMPDIR: {tmp}")
+        env.write("sub/late.bin", b"written after the start")
+        proc = run_cli(["-o", env.out, url + "mid.bin", url + "sub/late.bin"])
+        expect(proc.returncode == 0, "the server serves", proc)
+        expect(listing(env.out) == ["late.bin", "mid.bin"], "both files fetched", proc)
+        with open(os.path.join(env.out, "mid.bin"), "rb") as a, \
+                open(os.path.join(env.root, "mid.bin"), "rb") as b:
+            expect(a.read() == b.read(), "mid.bin is what was served", proc)
+        with open(os.path.join(env.out, "late.bin"), "rb") as f:
+            expect(f.read() == b"written after the start", "a file written later is served")
     finally:
-        stopped = subprocess.run(script + ["stop", state], capture_output=True, text=True,
-                                 timeout=30)
-    expect(stopped.returncode == 0, "stop succeeds", stopped)
+        served.stop()
     expect(not any(alive(p) for p in pids), f"nginx processes {pids} are gone after stop")
-    expect(not os.path.exists(state), "stop removes the state folder")
+    expect(os.listdir(tmp) == [], f"serve leaves {os.listdir(tmp)} in TMPDIR")
 
-    # run: the URL in CF_HTTP_URL for the command, its exit status passed on, then no
-    # process left.  The command (a child of the script, like nginx's master) names the
-    # nginx processes running for it: its siblings, and their children.
-    shutil.rmtree(env.out)
-    probe = "\n".join([
-        "import os, sys",
-        f"sys.path.insert(0, {HERE!r})",
-        "from test_download import load_server_module",
-        f"server = load_server_module({ARGS.server!r})",
-        "masters = [p for p in server._children(os.getppid()) if p != os.getpid()]",
-        "pids = masters + [w for m in masters for w in server._children(m)]",
-        "print(os.environ['CF_HTTP_URL'], *pids)",
-        "sys.exit(3)",
-    ])
-    ran = subprocess.run(script + ["run", env.root, "--", sys.executable, "-B", "-c", probe],
-                         capture_output=True, text=True, timeout=30)
-    expect(ran.returncode == 3, "run exits with the command's status", ran)
-    url, *pids = ran.stdout.split()
-    expect(url.startswith("http://127.0.0.1:"), "run gives the command the URL", ran)
-    expect(len(pids) >= 2, "nginx ran beside the command (a master and a worker)", ran)
-    expect(not any(alive(p) for p in pids), f"nginx processes {pids} are gone after run", ran)
+
+def case_serve_orphaned(env):
+    """A `cfutures serve` whose parent dies stops nginx and cleans up by itself."""
+    tmp = env.out + "-tmp"
+    r, w = os.pipe()
+    parent = subprocess.Popen([sys.executable, "-c", "\n".join([
+        "import os, subprocess, sys",
+        f"p = subprocess.Popen([{ARGS.cfutures!r}, 'serve', {env.root!r}],",
+        "                     stdout=subprocess.PIPE, text=True)",
+        "url = p.stdout.readline().strip()",
+        f"os.write({w}, f'{{p.pid}} {{url}}\\n'.encode())",
+        "os._exit(0)",  # without stopping it
+    ])], pass_fds=(w,), env=serve_env(tmp))
+    os.close(w)
+    with os.fdopen(r) as f:
+        serve_pid, url = f.readline().split()
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while (alive(int(serve_pid)) or os.listdir(tmp)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    expect(url.startswith("http://127.0.0.1:"), f"serve printed its URL: {url}")
+    expect(not alive(int(serve_pid)), "serve exits when its parent dies")
+    expect(os.listdir(tmp) == [], f"serve leaves {os.listdir(tmp)} in TMPDIR")
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                expect(tmp.encode() not in f.read(), f"process {entry} still runs from {tmp}")
+        except FileNotFoundError:
+            pass
+
+
+def case_serve_bad_usage(env):
+    """serve's usage errors exit 2 with the reason; a folder it cannot serve exits 1."""
+    for args, words in ((["serve"], "give one folder"),
+                        (["serve", env.root, env.root], "give one folder"),
+                        (["serve", env.root, "--limit-rate", "fast"], "--limit-rate"),
+                        (["serve", env.root, "--mode", "threads"], "unknown option '--mode'")):
+        proc = subprocess.run([ARGS.cfutures, *args], capture_output=True, text=True,
+                              timeout=30)
+        expect(proc.returncode == 2 and words in proc.stderr and proc.stdout == "",
+               f"{args}: usage error mentioning {words!r}", proc)
+    proc = subprocess.run([ARGS.cfutures, "serve", env.root + "-missing"],
+                          capture_output=True, text=True, timeout=30)
+    expect(proc.returncode == 1 and "-missing" in proc.stderr and proc.stdout == "",
+           "a missing folder is refused", proc)
 
 
 CASES = {
@@ -452,7 +486,9 @@ CASES = {
     "input_sources": case_input_sources,
     "duplicate_names": case_duplicate_names,
     "bad_options": case_bad_options,
-    "server_start_stop": case_server_start_stop,
+    "serve_start_stop": case_serve_start_stop,
+    "serve_orphaned": case_serve_orphaned,
+    "serve_bad_usage": case_serve_bad_usage,
 }
 for _mode in MODES:
     CASES[f"ok.{_mode}"] = case_ok(_mode)
@@ -460,20 +496,19 @@ for _mode in MODES:
 
 
 def main():
-    global ARGS, SERVER
+    global ARGS
     parser = argparse.ArgumentParser()
     parser.add_argument("--list", action="store_true",
                         help="print the case names (CMake registers one entry per case)")
     parser.add_argument("--cfutures", help="the cfutures program")
-    parser.add_argument("--server", help="scripts/http-server.py")
     parser.add_argument("case", nargs="?")
     ARGS = parser.parse_args()
     if ARGS.list:
         print("\n".join(sorted(CASES)))
         return 0
-    if ARGS.case not in CASES or not ARGS.cfutures or not ARGS.server:
-        parser.error("give --cfutures, --server and a case (--list shows them)")
-    SERVER = load_server_module(ARGS.server)
+    if ARGS.case not in CASES or not ARGS.cfutures:
+        parser.error("give --cfutures and a case (--list shows them)")
+    ARGS.cfutures = os.path.abspath(ARGS.cfutures)
     with tempfile.TemporaryDirectory(prefix="cf-download-") as tmp:
         with Env(tmp) as env:
             CASES[ARGS.case](env)
