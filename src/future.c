@@ -61,7 +61,7 @@ typedef struct future_cache {
     bool registered; /* the thread-exit hook is armed */
 } future_cache;
 
-static _Thread_local future_cache cache;
+static CF__THREAD_LOCAL future_cache cache;
 
 static struct {
     pthread_mutex_t lock;

@@ -7,12 +7,20 @@
  * max(chunk, remaining / (4 * runners)) positions, so early ranges are big (little
  * contention on the counter) and late ones small (no runner is left with a long tail).
  *
- * Results: slot i % window belongs to position i.  A runner publishes a slot by storing
- * seq = i + 1; the consumer (cf_map_next) reads positions in order, spins briefly (yielding
- * to runners that may share its CPU), and sleeps on the `progress` futex only after
- * announcing the position it waits for in `consumer_waits_for`; a runner wakes it only
- * when it publishes that very position, so a consumer that keeps up costs runners nothing
- * and a sleeping one costs one wake-up.
+ * Results: slot i % window belongs to position i.  A slot is two words, the mark and the
+ * value, so a million positions take 16 MB and the consumer reads one line per four of
+ * them; the rare failure moves its outcome, code and message into a record the value
+ * points to, and a bytes map keeps its lengths in an array of their own.  A runner
+ * publishes a slot by storing its mark, published(i, failed); the consumer (cf_map_next)
+ * reads positions in order, spins briefly (yielding to runners that may share its CPU),
+ * and sleeps on the `progress` futex only after announcing the position it waits for in
+ * `consumer_waits_for`; a runner wakes it only when it publishes that very position, so a
+ * consumer that keeps up costs runners nothing and a sleeping one costs one wake-up.
+ * "Publish, then read consumer_waits_for" against "announce, then re-check the slot" is a
+ * store-load pair on each side: the runner's half is cf__fence_light (free) and the
+ * consumer's, taken only on its way to sleep, cf__fence_heavy, so publishing a position
+ * costs a plain store and no locked instruction.  A map with a deadline publishes with an
+ * exchange instead, which also tells the runner whether the consumer gave the position up.
  *
  * Backpressure: with max_in_flight, window = max_in_flight slots and runners never claim a
  * position >= consumed + window; a runner that cannot claim returns.  Its done-callback
@@ -32,15 +40,22 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 typedef struct slot {
-    _Atomic size_t seq; /* position + 1 once its outcome is published */
+    _Atomic size_t seq; /* published(i, failed) once position i's outcome is in */
+    void *value;        /* the result; of a failure, its failure record */
+} slot;
+
+/* A failed position's outcome, owned by its slot until the consumer takes it. */
+typedef struct failure {
     int outcome;
     int code;
     char *message;
-    void *value;
-    size_t len;
-} slot;
+} failure;
+
+/* Stands in for a failure record that could not be allocated (never freed). */
+static failure no_memory = {CF_ENOMEM, 0, NULL};
 
 typedef struct runner_ref {
     cf__callback done; /* on the runner's future: active--, wake the consumer */
@@ -67,11 +82,14 @@ struct cf_map {
     size_t window;      /* positions that may be claimed beyond those consumed */
     size_t slot_mask;   /* bounded: slots are a power of two >= window; else unused */
     bool bounded;
+    bool may_abandon;   /* has a deadline: the consumer may give positions up */
     size_t chunk;
     int runners_max;
     int64_t deadline;
     void (*discard)(void *value);
     slot *slots;
+    size_t *lens;       /* bytes maps: each slot's value length; else NULL */
+    size_t nslots;
 
     /* Consumer-only state. */
     runner_ref **runners;
@@ -93,12 +111,70 @@ void cf_map_opts_init(cf_map_opts *opts)
     opts->discard = NULL;
 }
 
+/* ---- slots ------------------------------------------------------------------------ */
+
+/*
+ * A big map's slot array (16 MB for a million positions) is mapped on its own with huge
+ * pages requested: its pages are fresh for every map, and faulting them in 4 KiB at a time
+ * cost the runners a fifth of their time.  A small one comes from malloc.
+ */
+#define BIG_ARRAY (2u << 20)
+
+static void *alloc_array(size_t bytes)
+{
+    if (bytes < BIG_ARRAY)
+        return calloc(1, bytes);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+    return p;
+}
+
+static void free_array(void *p, size_t bytes)
+{
+    if (bytes < BIG_ARRAY)
+        free(p);
+    else if (p)
+        munmap(p, bytes);
+}
+
+static void free_slots(cf_map *m)
+{
+    free_array(m->slots, m->nslots * sizeof *m->slots);
+    free_array(m->lens, m->nslots * sizeof *m->lens);
+}
+
+static int alloc_slots(cf_map *m, bool bytes)
+{
+    m->slots = alloc_array(m->nslots * sizeof *m->slots);
+    if (bytes)
+        m->lens = alloc_array(m->nslots * sizeof *m->lens);
+    if (!m->slots || (bytes && !m->lens)) {
+        free_slots(m);
+        return CF_ENOMEM;
+    }
+    return 0;
+}
+
 /* ---- runners ------------------------------------------------------------------------ */
 
-/* Position i's slot: its own when unbounded, else a ring (a mask, not a division). */
+/* Position i's slot index: its own when unbounded, else a ring (a mask, not a division). */
+static size_t slot_index(const cf_map *m, size_t i)
+{
+    return m->bounded ? (i & m->slot_mask) : i;
+}
+
 static slot *slot_of(cf_map *m, size_t i)
 {
-    return &m->slots[m->bounded ? (i & m->slot_mask) : i];
+    return &m->slots[slot_index(m, i)];
+}
+
+/* The mark of position i once published: never 0 (a fresh slot), never another position's
+ * mark, and the failure flag in its low bit. */
+static size_t published(size_t i, bool failed)
+{
+    return 2 * (i + 1) + failed;
 }
 
 static size_t claim_limit(cf_map *m)
@@ -138,43 +214,80 @@ static void wake_consumer(cf_map *m)
     cf__futex_wake(&m->progress, 1);
 }
 
-/* The seq value of a position the consumer gave up on (deadline): never i + 1 of any i. */
+/* The mark of a position the consumer gave up on (deadline): its top bit is set, which no
+ * published mark's is. */
 static size_t abandoned(size_t i)
 {
     return ~(i + 1);
 }
 
-/* Frees what a published slot holds that nobody will receive. */
-static void dispose_slot(cf_map *m, slot *s)
+static void free_failure(failure *f)
 {
-    free(s->message);
-    if (m->bytes)
+    if (f != &no_memory) {
+        free(f->message);
+        free(f);
+    }
+}
+
+/* Frees what a slot published with `mark` holds that nobody will receive. */
+static void dispose_slot(cf_map *m, slot *s, size_t mark)
+{
+    if (mark & 1)
+        free_failure(s->value);
+    else if (m->bytes)
         free(s->value);
-    else if (s->outcome == 0 && m->discard)
+    else if (m->discard)
         m->discard(s->value);
 }
 
-/* Makes position i's slot, already filled, visible to the consumer. */
-static void publish_slot(cf_map *m, size_t i, slot *s)
+/* Makes position i's slot, its value already written, visible to the consumer. */
+static void publish_slot(cf_map *m, size_t i, slot *s, bool failed)
 {
-    /* seq_cst: ordered before the read below.  An exchange, to learn whether the consumer
-     * gave up on this position meanwhile: then the result is ours to dispose of. */
-    if (atomic_exchange(&s->seq, i + 1) == abandoned(i))
-        dispose_slot(m, s);
-    else if (atomic_load(&m->consumer_waits_for) == i + 1)
+    size_t mark = published(i, failed);
+    if (m->may_abandon) {
+        /* An exchange, to learn whether the consumer gave this position up meanwhile: then
+         * the result is ours to dispose of.  Sequentially consistent: a full fence too. */
+        if (atomic_exchange(&s->seq, mark) == abandoned(i)) {
+            dispose_slot(m, s, mark);
+            return;
+        }
+    } else {
+        atomic_store_explicit(&s->seq, mark, memory_order_release);
+        cf__fence_light();
+    }
+    if (atomic_load_explicit(&m->consumer_waits_for, memory_order_relaxed) == i + 1)
         wake_consumer(m);
+}
+
+/* Writes position i's outcome into its slot: the value, or a failure record. */
+static bool fill_slot(cf_map *m, size_t i, int outcome, int code, char *message, void *value,
+                      size_t len)
+{
+    size_t k = slot_index(m, i);
+    if (outcome == 0) {
+        m->slots[k].value = value;
+        if (m->lens)
+            m->lens[k] = len;
+        return false;
+    }
+    failure *f = malloc(sizeof *f);
+    if (f) {
+        f->outcome = outcome;
+        f->code = code;
+        f->message = message;
+    } else {
+        free(message);
+        f = &no_memory;
+    }
+    m->slots[k].value = f;
+    return true;
 }
 
 void cf__map_publish(cf_map *m, size_t i, int outcome, int code, char *message, void *value,
                      size_t len)
 {
-    slot *s = slot_of(m, i);
-    s->outcome = outcome;
-    s->code = code;
-    s->message = message;
-    s->value = value;
-    s->len = len;
-    publish_slot(m, i, s);
+    bool failed = fill_slot(m, i, outcome, code, message, value, len);
+    publish_slot(m, i, slot_of(m, i), failed);
 }
 
 const cf_function *cf__map_function(const cf_map *m)
@@ -189,32 +302,29 @@ cf_bytes cf__map_input(const cf_map *m, size_t i)
 
 static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
 {
-    slot *s = slot_of(m, i);
     int rc;
-    s->value = NULL;
-    s->len = 0;
+    void *value = NULL;
+    size_t len = 0;
     if (m->bytes) {
         rc = m->bytes_fn->fn(m->bytes_inputs[i].data, m->bytes_inputs[i].len, ctx);
         if (rc == 0) {
-            s->value = ctx->out;
-            s->len = ctx->out_len;
+            value = ctx->out;
+            len = ctx->out_len;
             ctx->out = NULL;
             ctx->out_len = 0;
         }
     } else {
-        void *value = NULL;
         rc = m->fn(m->inputs[i], &value, ctx);
-        if (rc == 0)
-            s->value = value;
     }
-    s->outcome = rc ? CF_ETASK : 0;
-    s->code = rc;
-    s->message = rc ? ctx->message : NULL;
-    if (rc)
+    char *message = NULL;
+    if (CF__UNLIKELY(rc)) {
+        message = ctx->message;
         ctx->message = NULL;
+    }
     if (CF__UNLIKELY(ctx->message || ctx->out))
         cf__ctx_reset(ctx);
-    publish_slot(m, i, s);
+    bool failed = fill_slot(m, i, rc ? CF_ETASK : 0, rc, message, value, len);
+    publish_slot(m, i, slot_of(m, i), failed);
 }
 
 /* Runs claimed ranges until nothing can be claimed; the callback below does the rest. */
@@ -314,7 +424,7 @@ static void restart_runners(cf_map *m)
 
 static bool position_ready(cf_map *m, size_t i)
 {
-    return atomic_load_explicit(&slot_of(m, i)->seq, memory_order_acquire) == i + 1;
+    return atomic_load_explicit(&slot_of(m, i)->seq, memory_order_acquire) >> 1 == i + 1;
 }
 
 /*
@@ -329,7 +439,7 @@ static int abandon_position(cf_map *m, size_t i)
         return CF_ETIMEDOUT;
     slot *s = slot_of(m, i);
     size_t seen = atomic_load(&s->seq);
-    if (seen != i + 1 && atomic_compare_exchange_strong(&s->seq, &seen, abandoned(i)))
+    if (seen >> 1 != i + 1 && atomic_compare_exchange_strong(&s->seq, &seen, abandoned(i)))
         return CF_ETIMEDOUT;
     return 0;
 }
@@ -365,6 +475,7 @@ static int wait_position(cf_map *m, size_t i)
             return m->start_error == CF_ESHUTDOWN ? CF_ECANCELLED : m->start_error;
         uint32_t seen = atomic_load(&m->progress);
         atomic_store(&m->consumer_waits_for, i + 1);
+        cf__fence_heavy(); /* pairs with the runners' cf__fence_light in publish_slot */
         int rc = position_ready(m, i) ? 0 : cf__futex_wait(&m->progress, seen, m->deadline);
         atomic_store(&m->consumer_waits_for, 0);
         if (rc == CF_ETIMEDOUT && !position_ready(m, i)) {
@@ -377,13 +488,38 @@ static int wait_position(cf_map *m, size_t i)
 
 static void forget_last(cf_map *m)
 {
-    free(m->last_message);
+    if (CF__UNLIKELY(m->last_message)) {
+        free(m->last_message);
+        m->last_message = NULL;
+    }
     if (m->bytes)
         free(m->last_value);
-    m->last_message = NULL;
     m->last_value = NULL;
     m->last_len = 0;
     m->last_code = 0;
+}
+
+/* Hands published position i's outcome to the consumer: 0 or its outcome code. */
+static int take_position(cf_map *m, size_t i, void **value)
+{
+    size_t k = slot_index(m, i);
+    slot *s = &m->slots[k];
+    /* Relaxed: wait_position's acquire load of the mark came first. */
+    if (CF__UNLIKELY(atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)) {
+        failure *f = s->value;
+        int rc = f->outcome;
+        m->last_code = f->code;
+        m->last_message = f->message;
+        f->message = NULL;
+        free_failure(f);
+        return rc;
+    }
+    m->last_value = s->value;
+    if (m->lens)
+        m->last_len = m->lens[k];
+    if (value)
+        *value = s->value;
+    return 0;
 }
 
 int cf_map_next(cf_map *m, size_t *index, void **value)
@@ -397,16 +533,8 @@ int cf_map_next(cf_map *m, size_t *index, void **value)
         return CF_EEND;
     size_t i = m->pos;
     int rc = wait_position(m, i);
-    if (rc == 0) {
-        slot *s = slot_of(m, i);
-        rc = s->outcome;
-        m->last_code = s->code;
-        m->last_message = s->message;
-        m->last_value = s->value;
-        m->last_len = s->len;
-        if (value)
-            *value = s->value;
-    }
+    if (rc == 0)
+        rc = take_position(m, i, value);
     m->pos = i + 1;
     if (m->bounded) {
         atomic_store(&m->consumed, m->pos); /* seq_cst: before reading `active` in restart */
@@ -437,10 +565,10 @@ static void map_delete(cf_map *m)
     size_t claimed = atomic_load(&m->next_claim);
     for (size_t i = m->pos; i < claimed && i < m->pos + m->window; i++) {
         if (position_ready(m, i))
-            dispose_slot(m, slot_of(m, i));
+            dispose_slot(m, slot_of(m, i), atomic_load(&slot_of(m, i)->seq));
     }
     forget_last(m);
-    free(m->slots);
+    free_slots(m);
     free(m->runners);
     free(m);
 }
@@ -462,7 +590,7 @@ void cf_map_free(cf_map *m)
 }
 
 static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, size_t n,
-                     bool inputs_missing, cf_map **made)
+                     bool bytes, bool inputs_missing, cf_map **made)
 {
     if (!out)
         return CF_EINVAL;
@@ -485,6 +613,7 @@ static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, siz
     memset(m, 0, sizeof *m);
     m->ex = ex;
     m->n = n;
+    m->bytes = bytes;
     m->bounded = opts->max_in_flight > 0 && opts->max_in_flight < n;
     m->window = m->bounded ? opts->max_in_flight : (n ? n : 1);
     size_t nslots = m->window;
@@ -498,12 +627,14 @@ static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, siz
      * between a range's last result and the next range. */
     m->runners_max = ex->backend->pointer_tasks ? ex->workers : 2 * ex->workers;
     m->deadline = cf__deadline(opts->timeout);
+    m->may_abandon = m->deadline != CF__NO_DEADLINE;
     m->discard = opts->discard;
-    m->slots = calloc(nslots, sizeof *m->slots);
-    if (!m->slots) {
+    m->nslots = nslots;
+    if (alloc_slots(m, bytes)) {
         free(m);
         return CF_ENOMEM;
     }
+    cf__fences_init();
     *made = m;
     return 0;
 }
@@ -531,7 +662,7 @@ int cf_map_start(cf_map **out, cf_executor *ex, cf_fn fn, void *const *inputs, s
         *out = NULL;
         return CF_ENOTSUP;
     }
-    int rc = map_begin(out, ex, opts, n, inputs == NULL, &m);
+    int rc = map_begin(out, ex, opts, n, false, inputs == NULL, &m);
     if (rc == 0 && !fn) {
         map_delete(m);
         rc = CF_EINVAL;
@@ -547,7 +678,7 @@ int cf_map_bytes_start(cf_map **out, cf_executor *ex, const cf_function *fn,
                        const cf_bytes *inputs, size_t n, const cf_map_opts *opts)
 {
     cf_map *m;
-    int rc = map_begin(out, ex, opts, n, inputs == NULL, &m);
+    int rc = map_begin(out, ex, opts, n, true, inputs == NULL, &m);
     if (rc == 0 && (!fn || !fn->fn)) {
         map_delete(m);
         rc = CF_EINVAL;
@@ -556,7 +687,6 @@ int cf_map_bytes_start(cf_map **out, cf_executor *ex, const cf_function *fn,
         map_delete(m);
     if (rc)
         return rc;
-    m->bytes = true;
     m->bytes_fn = fn;
     m->bytes_inputs = inputs;
     return map_launch(out, m);

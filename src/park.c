@@ -8,7 +8,10 @@
  * lost, and no wait ever polls.  Deadlines are absolute CLOCK_MONOTONIC nanoseconds, so a
  * wait that is interrupted or woken spuriously keeps its original limit.
  *
- * No locks, no state.  Porting the library to another OS means porting this file.
+ * Also the asymmetric fences (internal.h): membarrier(2) registered once per process.
+ *
+ * No locks; the only state is whether membarrier works, set once.  Porting the library to
+ * another OS means porting this file.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -16,6 +19,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -66,7 +71,7 @@ void cf__futex_wake(_Atomic uint32_t *word, int count)
 #define SPIN_BUDGET_MAX 20000
 #define SPIN_BUDGET_MIN 500
 
-static _Thread_local int64_t spin_budget = SPIN_BUDGET_MAX;
+static CF__THREAD_LOCAL int64_t spin_budget = SPIN_BUDGET_MAX;
 
 bool cf__spin_step(cf__spin *s, int64_t limit_ns)
 {
@@ -93,4 +98,30 @@ void cf__spin_end(bool succeeded)
         spin_budget = spin_budget * 2 > SPIN_BUDGET_MAX ? SPIN_BUDGET_MAX : spin_budget * 2;
     else
         spin_budget = spin_budget / 2 < SPIN_BUDGET_MIN ? SPIN_BUDGET_MIN : spin_budget / 2;
+}
+
+/* Written once, under fences_once, before any map that relies on it exists. */
+bool cf__membarrier_ok;
+static pthread_once_t fences_once = PTHREAD_ONCE_INIT;
+
+static void register_membarrier(void)
+{
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    cf__membarrier_ok =
+        cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+void cf__fences_init(void)
+{
+    pthread_once(&fences_once, register_membarrier);
+}
+
+void cf__fence_heavy(void)
+{
+    cf__fence_full();
+    /* Registration is per process and survives fork (not exec, which starts the library
+     * afresh), so once it worked this cannot fail. */
+    if (cf__membarrier_ok)
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 }

@@ -76,7 +76,7 @@ struct pool {
     cf__join_once join; /* once joining, no worker may start any more (under start_lock) */
 };
 
-static _Thread_local worker *current;
+static CF__THREAD_LOCAL worker *current;
 
 static bool future_done(cf_future *f)
 {
