@@ -253,9 +253,11 @@ void cf_future_release(cf_future *f)
         atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (f->kind == CF__TASK_BYTES) {
-        if (f->extra && f->extra->value_mapped)
+        if (f->extra && f->extra->value_mapped) {
             munmap(f->value, f->extra->value_len);
-        else
+            if (f->extra->value_home)
+                f->extra->value_home->take_back(f->extra->value_home, f->extra->value_fd);
+        } else
             free(f->value);
         free(f->arg); /* the input, if the task never completed (never submitted) */
     }

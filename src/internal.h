@@ -142,6 +142,17 @@ struct cf__callback {
     void (*fn)(cf__callback *self, cf_future *f);
 };
 
+/*
+ * Where a mapped bytes result's descriptor goes once its future has unmapped the value (the
+ * process pool's spare buffers, processes/spares.c).  take_back owns fd from then on and
+ * gives up the future's reference to the home; it runs in whichever thread releases the
+ * future.
+ */
+typedef struct cf__value_home cf__value_home;
+struct cf__value_home {
+    void (*take_back)(cf__value_home *home, int fd);
+};
+
 /* What few futures need: an error's code and message, a bytes task's lengths. */
 typedef struct cf__future_extra {
     int code;          /* the task's (or initializer's) own code */
@@ -150,6 +161,8 @@ typedef struct cf__future_extra {
     size_t value_len;  /* bytes tasks: result length */
     long pid;          /* process pools: the worker process that took the task */
     bool value_mapped; /* the bytes result is a read-only mapping (munmap, not free) */
+    cf__value_home *value_home; /* value_mapped: where value_fd goes after, or NULL */
+    int value_fd;
     cf_executor *owner; /* process pools: for kill_on_cancel of a running task */
     /* record_events (events.c): the executor recording this task, or NULL */
     cf_executor *recorder;

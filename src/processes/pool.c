@@ -109,6 +109,7 @@ typedef struct pworker {
     bool in_busy[2];
     int fdq[FDQ_MAX]; /* result memfds received, not yet claimed by their RESULT */
     size_t fdq_head, fdq_len;
+    int spares_held;  /* spare result buffers sent and not yet come back as results */
     item *items; /* ring */
     size_t head, count, cap;
     uint64_t handed; /* tasks written to it, for max_tasks_per_worker */
@@ -153,6 +154,7 @@ typedef struct ppool {
     uint32_t fns_len, fns_cap;
     int64_t avg_task_ns;
     int start_failures; /* workers that died before HELLO since one last said it */
+    cf__spares *spares; /* released results' memfds, for the workers to reuse */
     /* options */
     int64_t timeout_ns;
     uint64_t memory_limit, max_payload;
@@ -178,6 +180,11 @@ static void wake_manager(ppool *p)
         ssize_t rc = write(p->evfd, &one, sizeof one);
         (void)rc; /* an eventfd cannot be full here: the manager reads it before sleeping */
     }
+}
+
+static void wake_manager_from_stash(void *arg)
+{
+    wake_manager(arg);
 }
 
 static void defer(ppool *p, cf_future *f, int act)
@@ -460,14 +467,45 @@ fail:
 
 /* ---- writing ------------------------------------------------------------------------- */
 
-/* Writes what w's buffer holds; what does not fit waits for EPOLLOUT in the manager. */
+/* Sends w's unsent bytes, the first of them carrying `nfds` descriptors. */
+static ssize_t send_unsent(pworker *w, const int *fds, int nfds)
+{
+    struct iovec iov = {w->wb.data + w->wb.sent, w->wb.len - w->wb.sent};
+    union {
+        char buf[CMSG_SPACE(CF__SPARES_PER_WORKER * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds) {
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    }
+    return sendmsg(w->chan, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/*
+ * Writes what w's buffer holds; what does not fit waits for EPOLLOUT in the manager.  A
+ * worker holding fewer than CF__SPARES_PER_WORKER spare result buffers gets kept ones with
+ * the first bytes (spares.c); what was not sent goes back to the stash.
+ */
 static void flush(ppool *p, pworker *w)
 {
+    int fds[CF__SPARES_PER_WORKER];
+    int nfds = 0;
+    if (w->wb.sent < w->wb.len && w->spares_held < CF__SPARES_PER_WORKER)
+        nfds = cf__spares_take(p->spares, fds, CF__SPARES_PER_WORKER - w->spares_held);
     while (w->wb.sent < w->wb.len) {
-        ssize_t n = send(w->chan, w->wb.data + w->wb.sent, w->wb.len - w->wb.sent,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = send_unsent(w, fds, nfds);
         if (n > 0) {
             w->wb.sent += (size_t)n;
+            w->spares_held += nfds;
+            for (; nfds > 0; nfds--) /* the worker has its own copies now */
+                close(fds[nfds - 1]);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -481,10 +519,17 @@ static void flush(ppool *p, pworker *w)
             wake_manager(p);
         }
         w->needs_flush = false; /* the manager owns the rest */
-        return;
+        goto unsent;
     }
     w->wb.len = w->wb.sent = 0;
     w->needs_flush = false;
+unsent:
+    for (int i = 0; i < nfds; i++) {
+        if (cf__spares_keep(p->spares))
+            cf__spares_put(p->spares, fds[i]);
+        else
+            close(fds[i]);
+    }
 }
 
 /* A submitter's flush: only workers whose first item since idle is unsent. */
@@ -860,9 +905,11 @@ static void read_channel(pworker *w, bool *bad);
  * it, sealed and mapped read-only (*mapped set).  NULL with *bad for a payload no honest
  * worker sends; NULL alone when out of memory.
  */
-static void *take_payload(pworker *w, const cf__wire_msg *m, bool *mapped, bool *bad)
+static void *take_payload(ppool *p, pworker *w, const cf__wire_msg *m, bool *mapped,
+                          int *keep_fd, bool *bad)
 {
     *mapped = false;
+    *keep_fd = -1;
     if (m->where == CF__WHERE_INLINE) {
         void *copy = malloc((size_t)m->data_len);
         if (copy)
@@ -878,16 +925,22 @@ static void *take_payload(pworker *w, const cf__wire_msg *m, bool *mapped, bool 
     int fd = w->fdq[w->fdq_head];
     w->fdq_head = (w->fdq_head + 1) % FDQ_MAX;
     w->fdq_len--;
+    if (w->spares_held > 0)
+        w->spares_held--; /* a worker holding a spare writes its result into it */
     struct stat st;
     void *map = MAP_FAILED;
-    /* Sealing fails unless it is a memfd nobody can write any more (the worker unmapped
-     * it): what the future hands out can then never change or shrink under its reader. */
+    /* Sealing fails on anything but a memfd.  Against shrinking, so the future's reader
+     * never meets SIGBUS; not against writing, which could never be lifted: the buffer is
+     * written again once its future lets go (why that is safe: spares.c). */
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < m->data_len ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0)
         *bad = true;
     else
         map = mmap(NULL, (size_t)m->data_len, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
+    if (map != MAP_FAILED && (size_t)st.st_size <= CF__SPARE_MAX && cf__spares_keep(p->spares))
+        *keep_fd = fd;
+    else
+        close(fd);
     if (map == MAP_FAILED)
         return NULL;
     *mapped = true;
@@ -903,11 +956,14 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
     }
     void *value = NULL;
     bool mapped = false;
+    int keep_fd = -1; /* the mapped value's memfd, to be reused once the value is let go */
     if (m->outcome == 0 && m->data_len) {
-        value = take_payload(w, m, &mapped, bad);
+        value = take_payload(p, w, m, &mapped, &keep_fd, bad);
         if (*bad) {
             if (mapped)
                 munmap(value, (size_t)m->data_len);
+            if (keep_fd >= 0)
+                cf__spares_put(p->spares, keep_fd);
             return;
         }
     }
@@ -929,6 +985,9 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
         if (copy)
             memcpy(copy, value, (size_t)m->data_len);
         munmap(value, (size_t)m->data_len);
+        if (keep_fd >= 0)
+            cf__spares_put(p->spares, keep_fd);
+        keep_fd = -1;
         value = copy;
         mapped = false;
         if (!copy) {
@@ -950,6 +1009,10 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
             f->value = value;
             f->extra->value_len = (size_t)m->data_len;
             f->extra->value_mapped = mapped;
+            if (keep_fd >= 0) {
+                f->extra->value_home = cf__spares_home(p->spares);
+                f->extra->value_fd = keep_fd;
+            }
         }
         if (f->extra->recorder) {
             /* The worker's own clock (the system-wide monotonic one): exact, so one
@@ -968,6 +1031,8 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
             munmap(value, (size_t)m->data_len);
         else
             free(value);
+        if (keep_fd >= 0)
+            cf__spares_put(p->spares, keep_fd);
     }
 }
 
@@ -1416,6 +1481,9 @@ static void *manager_main(void *arg)
         }
         pthread_mutex_lock(&p->lock);
         int timeout = check_timeouts(p);
+        int trim = cf__spares_trim(p->spares, cf__now_ns());
+        if (trim >= 0 && (timeout < 0 || trim < timeout))
+            timeout = trim;
         if (timeout != 0 && !may_sleep(p, true))
             timeout = 0;
         unlock_and_finish(p);
@@ -1436,6 +1504,7 @@ static void *manager_main(void *arg)
 
 static void pool_free_parts(ppool *p)
 {
+    cf__spares_close(p->spares); /* first: a release elsewhere may write the eventfd */
     if (p->epfd >= 0)
         close(p->epfd);
     if (p->evfd >= 0)
@@ -1477,7 +1546,7 @@ static int pool_start(cf_executor *ex, const cf_executor_opts *opts)
         }
     }
     p->w = calloc((size_t)ex->workers, sizeof *p->w);
-    if (!p->w)
+    if (!p->w || cf__spares_new(&p->spares, wake_manager_from_stash, p))
         goto fail;
     for (int i = 0; i < ex->workers; i++) {
         p->w[i].chan = p->w[i].pidfd = -1;

@@ -17,11 +17,11 @@
  * Payloads up to CF__INLINE_MAX travel inside messages.  A bigger input is copied into one
  * of two input slots (memfds the parent writes, so one can be filled while the worker
  * reads the other) and the message names the slot; slots only grow, and are sealed against
- * shrinking.  A bigger result is written by the task straight into a fresh memfd, which
- * the worker passes over the channel (SCM_RIGHTS) before it publishes the RESULT; the
- * parent seals it against writing, growing and shrinking (which fails if the worker kept a
- * writable mapping) and maps it read-only as the future's value: no copy in the parent,
- * and a worker cannot change or truncate a result under its reader.
+ * shrinking.  A bigger result is written by the task straight into a memfd, which the
+ * worker passes over the channel (SCM_RIGHTS) before it publishes the RESULT; the parent
+ * seals it against shrinking and maps it read-only as the future's value: no copy in the
+ * parent, and nothing can truncate a result under its reader.  When the future lets go,
+ * the memfd goes back to a worker with its next tasks, to be written again (spares.c).
  *
  * Trust: everything a worker writes (messages, the control block, the output slot) is
  * untrusted input to the parent, validated before use; the parent never dereferences a
@@ -191,6 +191,32 @@ int cf__modref_describe(const void *addr, int code, const char *name, cf__modref
  * in why[0 .. why_len).
  */
 void *cf__modref_resolve(const cf__modref *ref, char *why, size_t why_len);
+
+/* ---- spares.c: big-result buffers recycled to the workers -------------------------------- */
+
+/* A memfd bigger than this is closed when its future lets go, never reused. */
+#define CF__SPARE_MAX ((size_t)8 << 20)
+/* Spare buffers a worker is sent while it holds fewer, and keeps at most. */
+#define CF__SPARES_PER_WORKER 2
+
+typedef struct cf__spares cf__spares;
+
+/* A stash holding the pool's reference; wake(wake_arg) tells the manager, which calls
+ * cf__spares_trim, that the stash is no longer empty (called until cf__spares_close). */
+int cf__spares_new(cf__spares **out, void (*wake)(void *arg), void *wake_arg);
+/* The pool lets go: what is kept and whatever comes back later is closed.  NULL is fine. */
+void cf__spares_close(cf__spares *s);
+/* Whether the parent may keep one more result descriptor (counted until it comes back
+ * through cf__spares_put or leaves through cf__spares_take); false: close it. */
+bool cf__spares_keep(cf__spares *s);
+/* A home for one future's kept descriptor; takes a reference the home gives back. */
+cf__value_home *cf__spares_home(cf__spares *s);
+/* A kept descriptor comes back: stashed for reuse, or closed; owns fd either way. */
+void cf__spares_put(cf__spares *s, int fd);
+/* Takes up to max stashed descriptors into fds; returns how many (the caller owns them). */
+int cf__spares_take(cf__spares *s, int *fds, int max);
+/* Closes what waited too long; returns the milliseconds until the next expiry, or -1. */
+int cf__spares_trim(cf__spares *s, int64_t now);
 
 /* ---- worker.c --------------------------------------------------------------------------- */
 

@@ -55,6 +55,8 @@ static struct worker_state {
     int result_fd;       /* the memfd of the current task's big result, or -1 */
     uint8_t *result_map;
     size_t result_len;
+    int spares[CF__SPARES_PER_WORKER]; /* released results' memfds from the parent */
+    int spares_len;
     slot in[2];
     uint32_t index, max_tasks;
     uint64_t max_payload;
@@ -147,19 +149,41 @@ static void drop_result_memfd(void)
     W.result_len = 0;
 }
 
-/* cf_ctx_output in a worker: a big result is written straight into a fresh memfd that
- * the parent maps as the future's value, instead of a private buffer copied twice. */
+/*
+ * A memfd of at least len bytes for a big result: a spare one from the parent when it has
+ * pages to reuse and not more than twice what is needed (the future keeps all of them),
+ * else a fresh one.  -1 if none can be made.
+ */
+static int result_memfd(size_t len)
+{
+    while (W.spares_len > 0) {
+        int fd = W.spares[--W.spares_len];
+        struct stat st;
+        if (fstat(fd, &st) == 0 && (size_t)st.st_size <= 2 * len &&
+            ((size_t)st.st_size >= len || ftruncate(fd, (off_t)len) == 0))
+            return fd;
+        close(fd);
+    }
+    int fd = memfd_create("cf-result", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd >= 0 && ftruncate(fd, (off_t)len) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* cf_ctx_output in a worker: a big result is written straight into a memfd that the
+ * parent maps as the future's value, instead of a private buffer copied twice. */
 static void *output_shared(size_t len)
 {
     if (len <= CF__INLINE_MAX || len > W.max_payload)
         return NULL;
     drop_result_memfd();
-    int fd = memfd_create("cf-result", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int fd = result_memfd(len);
     if (fd < 0)
         return NULL;
-    void *map = MAP_FAILED;
-    if (ftruncate(fd, (off_t)len) == 0)
-        map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    /* Populated: the task writes every page, and one call maps them all. */
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (map == MAP_FAILED) {
         close(fd);
         return NULL;
@@ -170,8 +194,8 @@ static void *output_shared(size_t len)
     return map;
 }
 
-/* Hands the result memfd to the parent, before the RESULT that refers to it.  Unmapped
- * first: the parent seals it against writing, which needs no writable mapping left. */
+/* Hands the result memfd to the parent, before the RESULT that refers to it.  Unmapped and
+ * closed here: from now on it is the future's, and no worker may write it (spares.c). */
 static int pass_result_memfd(void)
 {
     munmap(W.result_map, W.result_len);
@@ -346,17 +370,46 @@ static void on_task(const cf__wire_msg *m)
  * on its way, and catching it without sleeping saves a wake-up (the thread's adaptive
  * budget, park.c, stops the polling when it does not pay).
  */
+static ssize_t receive(int flags)
+{
+    struct iovec iov = {W.buf + W.buf_len, W.buf_cap - W.buf_len};
+    union {
+        char buf[CMSG_SPACE(CF__SPARES_PER_WORKER * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(W.fd, &msg, flags | MSG_CMSG_CLOEXEC);
+    if (n <= 0)
+        return n;
+    /* Spare result buffers ride on the task bytes; beyond what a worker keeps, closed. */
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (W.spares_len < CF__SPARES_PER_WORKER)
+                W.spares[W.spares_len++] = fd;
+            else
+                close(fd);
+        }
+    }
+    return n;
+}
+
 static ssize_t next_bytes(void)
 {
     cf__spin s = {0};
     ssize_t n;
     for (;;) {
-        n = recv(W.fd, W.buf + W.buf_len, W.buf_cap - W.buf_len, MSG_DONTWAIT);
+        n = receive(MSG_DONTWAIT);
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             break;
         if (!cf__spin_step(&s, WORKER_SPIN_NS)) {
             cf__spin_end(false);
-            return read(W.fd, W.buf + W.buf_len, W.buf_cap - W.buf_len);
+            return receive(0);
         }
     }
     cf__spin_end(true);

@@ -21,6 +21,7 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -747,6 +748,130 @@ static void payload_sizes_round_trip(void **state)
     close_fixture(&t, ex);
 }
 
+/* The inode of the file mapped at addr in this process (a result's memfd), or 0. */
+static unsigned long mapped_inode(const void *addr)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    assert_non_null(maps);
+    char line[512];
+    unsigned long inode = 0;
+    while (!inode && fgets(line, sizeof line, maps)) {
+        uintptr_t lo, hi;
+        unsigned long ino;
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %*s %*s %lu", &lo, &hi, &ino) == 3 &&
+            (uintptr_t)addr >= lo && (uintptr_t)addr < hi)
+            inode = ino;
+    }
+    fclose(maps);
+    return inode;
+}
+
+/* How many descriptors of this process are big-result memfds. */
+static int result_memfds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char target[128];
+        ssize_t len = readlinkat(dirfd(d), e->d_name, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strstr(target, "memfd:cf-result") != NULL;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Runs xor_fn over a fresh `len`-byte pattern; checks the result; returns its future. */
+static cf_future *xor_checked(cf_executor *ex, size_t len, unsigned seed)
+{
+    unsigned char *in = malloc(len);
+    assert_non_null(in);
+    tu_fill_pattern(in, len, seed);
+    cf_future *f;
+    assert_int_equal(cf_submit_bytes(ex, &xor_fn, in, len, &f), 0);
+    const unsigned char *out;
+    size_t out_len;
+    assert_int_equal(cf_future_bytes(f, TU_LONG, (const void **)&out, &out_len), 0);
+    assert_int_equal(out_len, len);
+    for (size_t k = 0; k < len; k++)
+        if (out[k] != (in[k] ^ 0x5a))
+            fail_msg("seed %u, %zu bytes: byte %zu is %#x, not %#x", seed, len, k, out[k],
+                     in[k] ^ 0x5a);
+    free(in);
+    return f;
+}
+
+/*
+ * Big results' buffers are reused once their futures let go (spares.c), and never while a
+ * future holds one: a held result keeps its bytes and its buffer while forty others, of
+ * four sizes, pass through a one-worker pool, and the forty share a few buffers between
+ * them.  Buffers nobody reuses are closed after a second; a result released after its pool
+ * is freed closes its buffer (no descriptor left).
+ */
+static void big_result_buffers_are_recycled_not_shared(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1 << 20, 700 << 10, (1 << 20) + 1, 100 << 10};
+    enum { ROUNDS = 40 };
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
+    cf_future *held = xor_checked(ex, (size_t)2 << 20, 1000);
+    const unsigned char *held_out;
+    size_t held_len;
+    assert_int_equal(cf_future_bytes(held, 0, (const void **)&held_out, &held_len), 0);
+    unsigned long held_inode = mapped_inode(held_out);
+    assert_true(held_inode != 0);
+
+    unsigned long inodes[ROUNDS];
+    int distinct = 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        cf_future *f = xor_checked(ex, sizes[i % 4], (unsigned)i);
+        const void *out;
+        assert_int_equal(cf_future_bytes(f, 0, &out, NULL), 0);
+        unsigned long inode = mapped_inode(out);
+        assert_true(inode != 0);
+        if (inode == held_inode)
+            fail_msg("result %d was written into the buffer a held future maps", i);
+        int seen = 0;
+        for (int k = 0; k < distinct; k++)
+            seen |= inodes[k] == inode;
+        if (!seen)
+            inodes[distinct++] = inode;
+        cf_future_release(f);
+    }
+    /* Without reuse every result is a new memfd; the pool keeps at most a few in play. */
+    if (distinct > ROUNDS / 2)
+        fail_msg("%d results used %d different buffers: none was reused", ROUNDS, distinct);
+
+    /* Released buffers wait for reuse, then go after a quiet second: only the held
+     * future's remains. */
+    assert_true(result_memfds() >= 2);
+    double waited = 0;
+    while (result_memfds() > 1 && waited < TU_LONG) {
+        tu_sleep(0.05);
+        waited += 0.05;
+    }
+    assert_int_equal(result_memfds(), 1);
+
+    unsigned char *expect = malloc(held_len);
+    assert_non_null(expect);
+    tu_fill_pattern(expect, held_len, 1000);
+    for (size_t k = 0; k < held_len; k++)
+        if (held_out[k] != (expect[k] ^ 0x5a))
+            fail_msg("the held result changed at byte %zu", k);
+    free(expect);
+
+    cf_future *late = xor_checked(ex, 1 << 20, 7);
+    cf_executor_free(ex);
+    cf_future_release(late); /* after its pool: its buffer is closed, not kept */
+    cf_future_release(held);
+    close_fixture(&t, NULL);
+}
+
 /* An input over max_payload is refused at submit and creates nothing; in a map, only its
  * own position reports CF_ETOOBIG. */
 static void input_over_limit_is_refused(void **state)
@@ -1300,6 +1425,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(functions_outside_modules_are_refused),
     cmocka_unit_test(pointer_tasks_are_not_supported),
     cmocka_unit_test(map_with_a_crashing_position),
+    cmocka_unit_test(big_result_buffers_are_recycled_not_shared),
 };
 
 CF_TEST_MAIN(tests)
