@@ -166,8 +166,10 @@ CF_EXPORT int cf_fail(cf_ctx *ctx, int code, const char *fmt, ...) CF_PRINTF(3, 
 
 /*
  * Bytes tasks: gives a buffer of `len` bytes that becomes the task's result when it returns
- * 0 (a valid pointer even for len 0).  Calling again replaces the previous buffer.  Returns
- * NULL if out of memory (the task should then fail).  The buffer is owned by the library.
+ * 0 (a valid pointer even for len 0).  Its contents are unspecified until the task writes
+ * them (a process pool may reuse a released result's memory).  Calling again replaces the
+ * previous buffer.  Returns NULL if out of memory (the task should then fail).  The buffer
+ * is owned by the library.
  */
 CF_EXPORT void *cf_ctx_output(cf_ctx *ctx, size_t len);
 /* Bytes tasks: copies `len` bytes as the result.  Returns 0 or CF_ENOMEM. */

@@ -467,27 +467,6 @@ fail:
 
 /* ---- writing ------------------------------------------------------------------------- */
 
-/* Sends w's unsent bytes, the first of them carrying `nfds` descriptors. */
-static ssize_t send_unsent(pworker *w, const int *fds, int nfds)
-{
-    struct iovec iov = {w->wb.data + w->wb.sent, w->wb.len - w->wb.sent};
-    union {
-        char buf[CMSG_SPACE(CF__SPARES_PER_WORKER * sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (nfds) {
-        msg.msg_control = control.buf;
-        msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-    }
-    return sendmsg(w->chan, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
 /*
  * Writes what w's buffer holds; what does not fit waits for EPOLLOUT in the manager.  A
  * worker holding fewer than CF__SPARES_PER_WORKER spare result buffers gets kept ones with
@@ -500,7 +479,8 @@ static void flush(ppool *p, pworker *w)
     if (w->wb.sent < w->wb.len && w->spares_held < CF__SPARES_PER_WORKER)
         nfds = cf__spares_take(p->spares, fds, CF__SPARES_PER_WORKER - w->spares_held);
     while (w->wb.sent < w->wb.len) {
-        ssize_t n = send_unsent(w, fds, nfds);
+        ssize_t n = cf__chan_send(w->chan, w->wb.data + w->wb.sent, w->wb.len - w->wb.sent,
+                                  fds, nfds, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             w->wb.sent += (size_t)n;
             w->spares_held += nfds;
@@ -1113,20 +1093,33 @@ static void drain_ring(ppool *p, pworker *w)
                                     : "malformed message from the worker; killed");
 }
 
+typedef struct fd_sink {
+    pworker *w;
+    bool *bad;
+} fd_sink;
+
+/* A big result's descriptor, queued for its RESULT. */
+static void queue_result_fd(void *arg, int fd)
+{
+    fd_sink *sink = arg;
+    pworker *w = sink->w;
+    if (w->fdq_len == FDQ_MAX) { /* more than any honest worker sends ahead */
+        close(fd);
+        *sink->bad = true;
+        return;
+    }
+    w->fdq[(w->fdq_head + w->fdq_len++) % FDQ_MAX] = fd;
+}
+
 /* Reads the channel: doorbells, the descriptors of big results (queued for their
  * RESULTs), and its end, which means the worker is going. */
 static void read_channel(pworker *w, bool *bad)
 {
     char bytes[256];
-    union {
-        char buf[CMSG_SPACE(FDQ_MAX * sizeof(int))];
-        struct cmsghdr align;
-    } control;
+    fd_sink sink = {w, bad};
     for (;;) {
-        struct iovec iov = {bytes, sizeof bytes};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                             .msg_controllen = sizeof control.buf};
-        ssize_t n = recvmsg(w->chan, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        ssize_t n = cf__chan_recv(w->chan, bytes, sizeof bytes, MSG_DONTWAIT, queue_result_fd,
+                                  &sink, bad);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -1134,23 +1127,6 @@ static void read_channel(pworker *w, bool *bad)
                 w->eof = true;
             return;
         }
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                continue;
-            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (size_t i = 0; i < k; i++) {
-                int fd;
-                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                if (w->fdq_len == FDQ_MAX) { /* more than any honest worker sends ahead */
-                    close(fd);
-                    *bad = true;
-                    continue;
-                }
-                w->fdq[(w->fdq_head + w->fdq_len++) % FDQ_MAX] = fd;
-            }
-        }
-        if (msg.msg_flags & MSG_CTRUNC)
-            *bad = true;
         if (n < (ssize_t)sizeof bytes)
             return; /* drained: no need for the EAGAIN round trip */
     }

@@ -34,6 +34,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define CF__WORKER_ENV "CFUTURES_WORKER"
 
@@ -169,6 +170,22 @@ int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m);
 /* Maps a ring memfd of `size` bytes twice, back to back; NULL on failure.  Unmap with
  * munmap(ring, 2 * size). */
 uint8_t *cf__ring_map(int fd, size_t size);
+
+/* ---- wire.c: the channel, bytes with descriptors attached ------------------------------ */
+
+/* The most descriptors one call below sends or receives. */
+#define CF__CHAN_FDS_MAX 16
+
+/* sendmsg of len bytes of buf on the channel socket, the first byte carrying nfds (at most
+ * CF__CHAN_FDS_MAX) descriptors, which stay the caller's. */
+ssize_t cf__chan_send(int sock, const void *buf, size_t len, const int *fds, int nfds,
+                      int flags);
+
+/* recvmsg of up to cap bytes into buf (close-on-exec descriptors); each descriptor that
+ * came with them goes to take_fd(arg, fd), which owns it.  *dropped is set when the kernel
+ * had to drop descriptors for lack of room. */
+ssize_t cf__chan_recv(int sock, void *buf, size_t cap, int flags,
+                      void (*take_fd)(void *arg, int fd), void *arg, bool *dropped);
 
 /* ---- resolve.c: finding functions across processes ------------------------------------ */
 

@@ -1,5 +1,6 @@
 /*
- * wire.c -- the messages between a process pool and its workers: encoding and decoding.
+ * wire.c -- the messages between a process pool and its workers: encoding and decoding,
+ * and the channel calls that carry descriptors with them (SCM_RIGHTS).
  *
  * The decoder is the parent's only door for bytes from a worker, and a worker may be
  * broken in any way (a task can scribble on its own process), so it trusts nothing: every
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 
 #define MODREF_FIELDS 24u
 
@@ -349,4 +351,55 @@ int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m)
         break;
     }
     return 0;
+}
+
+/* ---- the channel ----------------------------------------------------------------------- */
+
+typedef union {
+    char buf[CMSG_SPACE(CF__CHAN_FDS_MAX * sizeof(int))];
+    struct cmsghdr align;
+} chan_control;
+
+ssize_t cf__chan_send(int sock, const void *buf, size_t len, const int *fds, int nfds,
+                      int flags)
+{
+    struct iovec iov = {(void *)buf, len};
+    chan_control control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 0) {
+        size_t bytes = (size_t)nfds * sizeof(int);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(bytes);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(bytes);
+        memcpy(CMSG_DATA(c), fds, bytes);
+    }
+    return sendmsg(sock, &msg, flags);
+}
+
+ssize_t cf__chan_recv(int sock, void *buf, size_t cap, int flags,
+                      void (*take_fd)(void *arg, int fd), void *arg, bool *dropped)
+{
+    struct iovec iov = {buf, cap};
+    chan_control control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            take_fd(arg, fd);
+        }
+    }
+    if (msg.msg_flags & MSG_CTRUNC)
+        *dropped = true;
+    return n;
 }

@@ -201,20 +201,9 @@ static int pass_result_memfd(void)
     munmap(W.result_map, W.result_len);
     W.result_map = NULL;
     char byte = 0;
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                         .msg_controllen = sizeof control.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &W.result_fd, sizeof(int));
     ssize_t n;
-    while ((n = sendmsg(W.fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    while ((n = cf__chan_send(W.fd, &byte, 1, &W.result_fd, 1, MSG_NOSIGNAL)) < 0 &&
+           errno == EINTR)
         ;
     drop_result_memfd();
     return n == 1 ? 0 : -1;
@@ -370,33 +359,21 @@ static void on_task(const cf__wire_msg *m)
  * on its way, and catching it without sleeping saves a wake-up (the thread's adaptive
  * budget, park.c, stops the polling when it does not pay).
  */
+/* A descriptor from the parent: a spare result buffer, kept up to CF__SPARES_PER_WORKER. */
+static void keep_spare(void *arg, int fd)
+{
+    (void)arg;
+    if (W.spares_len < CF__SPARES_PER_WORKER)
+        W.spares[W.spares_len++] = fd;
+    else
+        close(fd);
+}
+
 static ssize_t receive(int flags)
 {
-    struct iovec iov = {W.buf + W.buf_len, W.buf_cap - W.buf_len};
-    union {
-        char buf[CMSG_SPACE(CF__SPARES_PER_WORKER * sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                         .msg_controllen = sizeof control.buf};
-    ssize_t n = recvmsg(W.fd, &msg, flags | MSG_CMSG_CLOEXEC);
-    if (n <= 0)
-        return n;
-    /* Spare result buffers ride on the task bytes; beyond what a worker keeps, closed. */
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            if (W.spares_len < CF__SPARES_PER_WORKER)
-                W.spares[W.spares_len++] = fd;
-            else
-                close(fd);
-        }
-    }
-    return n;
+    bool dropped = false; /* more than the parent ever sends: they are gone, nothing lost */
+    return cf__chan_recv(W.fd, W.buf + W.buf_len, W.buf_cap - W.buf_len, flags, keep_spare,
+                         NULL, &dropped);
 }
 
 static ssize_t next_bytes(void)
