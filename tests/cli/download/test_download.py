@@ -408,8 +408,15 @@ def case_serve_start_stop(env):
     served = clitest.Served(ARGS.cfutures, env.root, env=serve_env(tmp))
     url = served.start()
     try:
-        master = children(served.proc.pid)
-        pids = master + [w for m in master for w in children(m)]
+        # Ready means connectable: the master listens before it has forked its workers
+        # (connections wait in the backlog), so the worker may take a moment to appear.
+        deadline = time.monotonic() + 10
+        while True:
+            master = children(served.proc.pid)
+            pids = master + [w for m in master for w in children(m)]
+            if len(pids) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         expect(len(master) == 1 and len(pids) >= 2 and all(alive(p) for p in pids),
                f"an nginx master and a worker run for serve: {pids}")
         expect(len(os.listdir(tmp)) == 1, f"serve keeps nginx's files in TMPDIR: {tmp}")
