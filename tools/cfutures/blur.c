@@ -42,8 +42,10 @@
 #include <string.h>
 
 /* The row loops, compiled twice: for AVX2 (8 lanes, a 32-bit multiply in one instruction)
- * and for the baseline (SSE2), the better chosen at load time. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * and for the baseline (SSE2), the better chosen at load time.  Not under ThreadSanitizer,
+ * whose instrumented choice runs while the loader relocates, before its runtime exists. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_THREAD__)
 #define ROW_LOOPS __attribute__((target_clones("avx2", "default")))
 #else
 #define ROW_LOOPS
