@@ -917,7 +917,9 @@ static void *take_payload(ppool *p, pworker *w, const cf__wire_msg *m, bool *map
         *bad = true;
     else
         map = mmap(NULL, (size_t)m->data_len, PROT_READ, MAP_SHARED, fd, 0);
-    if (map != MAP_FAILED && (size_t)st.st_size <= CF__SPARE_MAX && cf__spares_keep(p->spares))
+    /* Reused only from a worker that has sent nothing wrong. */
+    if (map != MAP_FAILED && !*bad && (size_t)st.st_size <= CF__SPARE_MAX &&
+        cf__spares_keep(p->spares))
         *keep_fd = fd;
     else
         close(fd);
@@ -942,8 +944,6 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
         if (*bad) {
             if (mapped)
                 munmap(value, (size_t)m->data_len);
-            if (keep_fd >= 0)
-                cf__spares_put(p->spares, keep_fd);
             return;
         }
     }

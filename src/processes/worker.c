@@ -353,12 +353,6 @@ static void on_task(const cf__wire_msg *m)
         leave(0); /* retired: the parent starts a fresh worker */
 }
 
-/*
- * Reads the next bytes from the parent.  A worker that just finished a task polls for a
- * few microseconds before it blocks: in a stream of short tasks the next one is usually
- * on its way, and catching it without sleeping saves a wake-up (the thread's adaptive
- * budget, park.c, stops the polling when it does not pay).
- */
 /* A descriptor from the parent: a spare result buffer, kept up to CF__SPARES_PER_WORKER. */
 static void keep_spare(void *arg, int fd)
 {
@@ -376,6 +370,12 @@ static ssize_t receive(int flags)
                          NULL, &dropped);
 }
 
+/*
+ * Reads the next bytes from the parent.  A worker that just finished a task polls for a
+ * few microseconds before it blocks: in a stream of short tasks the next one is usually
+ * on its way, and catching it without sleeping saves a wake-up (the thread's adaptive
+ * budget, park.c, stops the polling when it does not pay).
+ */
 static ssize_t next_bytes(void)
 {
     cf__spin s = {0};
