@@ -54,7 +54,7 @@ typedef struct failure {
     char *message;
 } failure;
 
-/* Stands in for a failure record that could not be allocated (never freed). */
+/* Stands in for a failure record that could not be allocated (never freed or written). */
 static failure no_memory = {CF_ENOMEM, 0, NULL};
 
 typedef struct runner_ref {
@@ -509,9 +509,9 @@ static int take_position(cf_map *m, size_t i, void **value)
         failure *f = s->value;
         int rc = f->outcome;
         m->last_code = f->code;
-        m->last_message = f->message;
-        f->message = NULL;
-        free_failure(f);
+        m->last_message = f->message; /* the consumer's now */
+        if (f != &no_memory)
+            free(f);
         return rc;
     }
     m->last_value = s->value;
