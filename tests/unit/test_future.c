@@ -7,8 +7,8 @@
  * share with the test.  States are produced with them, never with sleeps: a task seen at
  * its latch is reliably running, a task submitted behind tu_hold_workers is reliably
  * pending.  Sleeps appear only where the behaviour is about time (result timeouts), and
- * only lower bounds on elapsed time are asserted.  The last two tests are about pointer
- * tasks and the thread that runs callbacks in a thread pool.
+ * only lower bounds on elapsed time are asserted.  The last three tests are about pointer
+ * tasks, the thread that runs callbacks in a thread pool, and where futures' memory goes.
  */
 #include "testutil.h"
 
@@ -1159,6 +1159,70 @@ static void pointer_task_result(void **state)
     cf_executor_free(ex);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define FUTURES_IN_SLABS 0 /* malloc'd one by one, for LeakSanitizer (future.c) */
+#else
+#define FUTURES_IN_SLABS 1
+#endif
+
+static bool address_mapped(uintptr_t a)
+{
+    unsigned char in_core;
+    uintptr_t page = a & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+    return mincore((void *)page, 1, &in_core) == 0; /* ENOMEM: not mapped */
+}
+
+/*
+ * Recycled futures' memory goes back to the system once no executor is left and all the
+ * futures carved with them are released; a future still held keeps its own memory, stays
+ * valid, and its memory goes at the next such moment after its release.  (Under
+ * AddressSanitizer futures are malloc'd one by one and LeakSanitizer checks the same.)
+ */
+static void future_memory_returned_when_no_executor_left(void **state)
+{
+    enum { N = 20000 };
+    uintptr_t *addr = calloc(N, sizeof *addr);
+    cf_future **f = calloc(N, sizeof *f);
+    assert_non_null(addr);
+    assert_non_null(f);
+    (void)state;
+    cf_executor *ex = make_thread_executor(2, NULL);
+    for (size_t i = 0; i < N; i++)
+        f[i] = tu_submit(ex, tu_task_identity, (void *)(i + 1));
+    for (size_t i = 0; i < N; i++) {
+        void *v = NULL;
+        assert_int_equal(cf_future_result(f[i], TU_LONG, &v), 0);
+        assert_ptr_equal(v, (void *)(i + 1));
+        addr[i] = (uintptr_t)f[i];
+    }
+    cf_future *held = f[N / 2];
+    for (size_t i = 0; i < N; i++)
+        if (f[i] != held)
+            cf_future_release(f[i]);
+    cf_executor_free(ex);
+
+    void *v = NULL;
+    assert_int_equal(cf_future_result(held, CF_POLL, &v), 0);
+    assert_ptr_equal(v, (void *)(N / 2 + 1));
+    size_t still = 0;
+    for (size_t i = 0; i < N; i++)
+        still += address_mapped(addr[i]);
+    if (FUTURES_IN_SLABS) {
+        assert_true(address_mapped(addr[N / 2]));
+        assert_true(still < N / 2); /* most went back; the held one's neighbours stayed */
+    }
+
+    cf_future_release(held);
+    cf_executor_free(make_thread_executor(1, NULL)); /* no executor left once more */
+    still = 0;
+    for (size_t i = 0; i < N; i++)
+        still += address_mapped(addr[i]);
+    if (FUTURES_IN_SLABS)
+        assert_int_equal(still, 0);
+    free(addr);
+    free(f);
+}
+
 /* SEMANTICS 6 (the header's rule for the thread pool): a task's callbacks run in the worker
  * thread that ran the task. */
 static void callbacks_run_in_task_thread(void **state)
@@ -1221,6 +1285,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(future_bytes_result),
     cf_inprocess_test(pointer_task_result),
     cf_inprocess_test(callbacks_run_in_task_thread),
+    cf_inprocess_test(future_memory_returned_when_no_executor_left),
 };
 
 CF_TEST_MAIN(tests)
