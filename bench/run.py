@@ -334,6 +334,10 @@ def machine(build, runs, workers):
     lines.append(f"- Build: {build} (CMAKE_BUILD_TYPE={cache.get('CMAKE_BUILD_TYPE', '?')})")
     lines.append("- Versions: " + ", ".join(
         f"{peer} {version_of(runs, peer, pkg)}" for peer, _, pkg in PEERS))
+    costs = next((r.info["host_costs"] for r in runs if "host_costs" in r.info), None)
+    if costs:
+        lines.append(f"- Host costs, measured by bench_cfutures before its process-pool "
+                     f"workloads: {costs}")
     methods = sorted({r.info["start_method"] for r in runs if "start_method" in r.info})
     if methods:
         lines.append(f"- Python process pools' start method: {', '.join(methods)} "
