@@ -226,6 +226,7 @@ static int run_threads(const bench_args *args)
 
     cf_executor_free(c.ex);
     bench_latch_destroy(&c.gate);
+    bench_cpu_report(&c.cpu);
     bench_cpu_free(&c.cpu);
     free(c.futures);
     free(c.inputs);
@@ -424,8 +425,8 @@ static double p4_cpu(void *p)
 /*
  * What the host charges for the two things a process pool cannot avoid and a thread pool
  * never pays: a page fault on fresh memory (every new shared mapping) and a system call
- * (every hand-off between processes).  Virtual machines differ in both by more than ten
- * times, and P1-P3 with them, so RESULTS.md records the figures beside the results.
+ * (every hand-off between processes).  Both vary widely between hosts, and P1-P3 with
+ * them, so RESULTS.md records the figures beside the results.
  */
 static void report_host_costs(void)
 {

@@ -392,10 +392,52 @@ typedef struct bench_cpu {
     bench_cpu_job *jobs;
     void **args;      /* &jobs[i], for libraries that take an array of task arguments */
     uint64_t *expect; /* each job's output from the sequential run */
+    /* The host's ceiling in each round: the same jobs on `workers` bare threads. */
+    double bare[BENCH_MAX_REPS + 1];
+    int nbare;
 } bench_cpu;
 
 /* Runs the ntasks jobs of `cpu` on the library's workers and returns when all are done. */
 typedef void (*bench_cpu_parallel_fn)(void *ctx);
+
+typedef struct bench_bare_thread {
+    bench_cpu *cpu;
+    size_t first; /* runs jobs first, first + workers, ... */
+    pthread_t tid;
+} bench_bare_thread;
+
+static inline void *bench_bare_main(void *arg)
+{
+    bench_bare_thread *t = (bench_bare_thread *)arg;
+    for (size_t i = t->first; i < t->cpu->ntasks; i += (size_t)t->cpu->workers)
+        bench_cpu_run_job(&t->cpu->jobs[i]);
+    return NULL;
+}
+
+/* The jobs split evenly over `workers` threads created for the purpose, no library: what
+ * the host gives two busy threads, which bounds every library's efficiency in that round
+ * (a VM's vCPUs may share a core's resources, or be descheduled). */
+static inline double bench_cpu_bare_seconds(bench_cpu *cpu)
+{
+    bench_bare_thread t[BENCH_MAX_THREADS];
+    double t0 = bench_now();
+    for (int k = 0; k < cpu->workers; k++) {
+        t[k].cpu = cpu;
+        t[k].first = (size_t)k;
+        if (pthread_create(&t[k].tid, NULL, bench_bare_main, &t[k]) != 0)
+            bench_die("W4: pthread_create failed");
+    }
+    for (int k = 0; k < cpu->workers; k++)
+        pthread_join(t[k].tid, NULL);
+    return bench_now() - t0;
+}
+
+static inline void bench_cpu_check(const bench_cpu *cpu, const char *who)
+{
+    for (size_t i = 0; i < cpu->ntasks; i++)
+        if (cpu->jobs[i].out != cpu->expect[i])
+            bench_die("W4: task %zu did not run on %s or computed a different value", i, who);
+}
 
 /*
  * One W4 repetition: runs the jobs one after another in this thread (T_sequential), then
@@ -432,10 +474,27 @@ static inline double bench_cpu_efficiency(bench_cpu *cpu, bench_cpu_parallel_fn 
     t0 = bench_now();
     parallel(ctx);
     double tpar = bench_now() - t0;
+    bench_cpu_check(cpu, "the library's workers");
     for (size_t i = 0; i < cpu->ntasks; i++)
-        if (cpu->jobs[i].out != cpu->expect[i])
-            bench_die("W4: task %zu did not run or computed a different value", i);
+        cpu->jobs[i].out = 0;
+    double tbare = bench_cpu_bare_seconds(cpu);
+    bench_cpu_check(cpu, "bare threads");
+    if (cpu->nbare < BENCH_MAX_REPS + 1)
+        cpu->bare[cpu->nbare++] = 100.0 * tseq / ((double)cpu->workers * tbare);
     return 100.0 * tseq / ((double)cpu->workers * tpar);
+}
+
+/* States the host's ceiling over W4's rounds (warm-up included) as a NOTE. */
+static inline void bench_cpu_report(bench_cpu *cpu)
+{
+    if (cpu->nbare == 0)
+        return;
+    double v[BENCH_MAX_REPS + 1];
+    memcpy(v, cpu->bare, (size_t)cpu->nbare * sizeof v[0]);
+    double med = bench_median(v, cpu->nbare);
+    bench_note("W4", "the host's ceiling: the same jobs split evenly over %d bare pthreads "
+               "right after each round reached a median of %.2f %% (min %.2f, max %.2f, %d "
+               "rounds)", cpu->workers, med, v[0], v[cpu->nbare - 1], cpu->nbare);
 }
 
 static inline void bench_cpu_free(bench_cpu *cpu)

@@ -169,6 +169,7 @@ int main(int argc, char **argv)
     g_async_queue_unref(c.reply);
     bench_latch_destroy(&c.gate);
     bench_latch_destroy(&c.done);
+    bench_cpu_report(&c.cpu);
     bench_cpu_free(&c.cpu);
     free(c.results);
     free(c.inputs);

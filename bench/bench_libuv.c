@@ -191,6 +191,7 @@ int main(int argc, char **argv)
     if (uv_loop_close(&c.loop) != 0)
         bench_die("uv_loop_close: requests left behind");
     bench_latch_destroy(&c.gate);
+    bench_cpu_report(&c.cpu);
     bench_cpu_free(&c.cpu);
     free(c.reqs);
     free(c.results);

@@ -184,6 +184,7 @@ int main(int argc, char **argv)
     bench_run(&args, workloads, sizeof workloads / sizeof workloads[0], c);
 
     bench_latch_destroy(&c->gate);
+    bench_cpu_report(&c->cpu);
     bench_cpu_free(&c->cpu);
     free(c->results);
     free(c->inputs);

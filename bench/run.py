@@ -131,7 +131,9 @@ TABLE_TEXTS = {
         "cfutures is: peer / cfutures for times, cfutures / peer for W4's efficiency; "
         "above 1 means cfutures is better.  W5 has no ratio: its figures are near zero.  "
         "\"goal met\" compares cfutures with the goal of the issue.  n/a: the peer has no "
-        "equivalent.  Python runs 10x fewer tasks in W1-W3 (the figures are per task).",
+        "equivalent.  Python runs 10x fewer tasks in W1-W3 (the figures are per task).  "
+        "W4's details give, for each C program, the host's ceiling in the same rounds: "
+        "the same jobs on bare pthreads, no library.",
     "processes":
         "Every pool has as many worker processes as the thread pools have threads.  Each "
         "peer's cell is its figure and, in parentheses, how many times better cfutures is: "
