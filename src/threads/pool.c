@@ -10,9 +10,12 @@
  * Sleeping and waking (the part that decides both latency and idle cost):
  *   - A worker that finds nothing becomes "spinning" for about SPIN_NS, yielding its CPU
  *     between looks, then "parks": it puts itself on the idle list, increments idle_count,
- *     re-checks every queue, and only then sleeps on its own futex word.
+ *     only then stops counting as spinning, re-checks every queue, and only then sleeps on
+ *     its own futex word.  In that order, a submitter that sees no spinner sees the worker
+ *     idle and wakes it rather than starting another thread.
  *   - A submitter, after queueing, reads `spinning`; if no worker is spinning it wakes one
- *     parked worker, or starts a new one while fewer than the maximum exist.  If a worker
+ *     parked worker, or starts a new one while fewer than the maximum exist and the work is
+ *     still queued (a worker may have taken it meanwhile: then nobody else is needed).  If a worker
  *     is spinning, the submitter does nothing: the spinner will find the task.  A steady
  *     stream of submissions therefore costs no system calls.
  *   - The spinner that finds work while it was the last spinner wakes one more parked
@@ -219,6 +222,10 @@ static int park(worker *w, cf_future *waited, int64_t deadline)
     p->idle_head = w;
     atomic_fetch_add(&p->idle_count, 1);
     pthread_mutex_unlock(&p->idle_lock);
+    if (w->spinning) { /* only now: see the design note */
+        w->spinning = false;
+        atomic_fetch_sub(&p->spinning, 1);
+    }
 
     int rc = 0;
     bool leave = waited ? future_done(waited) : atomic_load(&p->stopping);
@@ -288,16 +295,22 @@ static cf_future *next_task(worker *w, cf_future *waited, int64_t deadline)
         cf_future *f = find_work(w);
         if (!f && !(waited && future_done(waited)) && !atomic_load(&p->stopping))
             f = spin_for_work(w, waited);
-        stop_spinning(w);
-        if (f)
+        if (f || (waited && future_done(waited)) ||
+            (!waited && atomic_load(&p->stopping) && !work_available(p))) {
+            stop_spinning(w);
             return f;
-        if (waited && future_done(waited))
-            return NULL;
-        if (!waited && atomic_load(&p->stopping) && !work_available(p))
-            return NULL;
+        }
+        /* park() stops the spinning once this worker is on the idle list. */
         if (park(w, waited, deadline) == CF_ETIMEDOUT) {
             stop_spinning(w);
             return NULL;
+        }
+        /* Back from park without being woken to look (work showed up at its re-check, or
+         * the waited future finished): look again as a spinner, so that finding work
+         * hands the looking on to another worker when more remains (stop_spinning). */
+        if (!w->spinning) {
+            w->spinning = true;
+            atomic_fetch_add(&p->spinning, 1);
         }
     }
 }
@@ -384,6 +397,10 @@ static void add_looker(pool *p)
         return;
     atomic_fetch_sub(&p->spinning, 1);
     if (atomic_load_explicit(&p->started, memory_order_relaxed) >= p->base.workers)
+        return;
+    /* A worker took the work since the caller looked: it needs no second thread.  (Only
+     * on this path, which ends once every worker has started.) */
+    if (!work_available(p))
         return;
     pthread_mutex_lock(&p->start_lock);
     /* A failure here is harmless: at least one worker exists (see pool_submit). */

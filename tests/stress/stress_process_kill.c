@@ -11,7 +11,11 @@
  * succeed.  Afterwards no child process is left (live or zombie) and no descriptor.
  *
  * The killer signals through a pidfd opened after the pid was found and checked again to
- * be a child of this process, so a recycled pid can never be signalled.
+ * be a child of this process, so a recycled pid can never be signalled.  It also waits for
+ * KILL_PROGRESS more positions to come back after each kill: where starting a worker takes
+ * longer than the kill interval (a sanitized worker on a slow host: 40 ms and more), kills
+ * by time alone would take every worker down before it ran anything, and the map would
+ * starve instead of being tested.
  *
  * CF_STRESS_SHORT (sanitizer builds) runs 10,000 positions.
  */
@@ -31,6 +35,7 @@
 #define ROUNDS 8000 /* mixing rounds per task: some microseconds of work, so that most
                        * kills of a started worker land in a task */
 #define MAX_CHILDREN 64
+#define KILL_PROGRESS 16 /* positions returned between two kills, at least */
 
 /* The task's result for input x; also computed by the test to check it. */
 static uint64_t mix(uint32_t x)
@@ -85,6 +90,7 @@ static int live_children(long *out, int cap)
 
 typedef struct killer {
     atomic_int stop;
+    atomic_size_t done; /* positions returned so far */
     unsigned seed;
     long kills;
 } killer;
@@ -93,8 +99,11 @@ static void *killer_main(void *arg)
 {
     killer *k = arg;
     unsigned seed = k->seed;
+    size_t done_at_kill = 0;
     while (!atomic_load(&k->stop)) {
         tu_sleep(0.002 + 0.001 * (rand_r(&seed) % 4)); /* the kill rate, not a handshake */
+        while (atomic_load(&k->done) < done_at_kill + KILL_PROGRESS && !atomic_load(&k->stop))
+            tu_sleep(0.001);
         long pids[MAX_CHILDREN];
         int n = live_children(pids, MAX_CHILDREN);
         if (n == 0)
@@ -105,8 +114,10 @@ static void *killer_main(void *arg)
             continue; /* gone already */
         /* The pidfd holds this process whatever happens to the number: check it is still
          * one of ours before signalling it. */
-        if (live_child(pid) && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
+        if (live_child(pid) && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0) {
             k->kills++;
+            done_at_kill = atomic_load(&k->done);
+        }
         close(fd);
     }
     return NULL;
@@ -135,6 +146,7 @@ static void map_survives_random_worker_kills(void **state)
 
     killer k = {.seed = (unsigned)time(NULL)};
     atomic_init(&k.stop, 0);
+    atomic_init(&k.done, 0);
     pthread_t t = tu_thread_start(killer_main, &k);
     cf_map *m = NULL;
     assert_int_equal(cf_map_bytes_start(&m, ex, &mix_task, inputs, POSITIONS, NULL), 0);
@@ -160,6 +172,7 @@ static void map_survives_random_worker_kills(void **state)
         } else {
             ok++;
         }
+        atomic_store(&k.done, i + 1);
     }
     if (!failure[0] && cf_map_next(m, NULL, NULL) != CF_EEND)
         snprintf(failure, sizeof failure, "more than %u positions", POSITIONS);

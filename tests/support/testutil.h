@@ -475,6 +475,64 @@ static inline int tu_count_threads_named(const char *prefix)
     return n;
 }
 
+/* The state letter of thread tid of this process (/proc/self/task/N/stat: 'R', 'S', ...),
+ * or 0 when it is gone. */
+static inline char tu__thread_state(const char *tid)
+{
+    char path[300], buf[512];
+    FILE *fp;
+    size_t n;
+    const char *paren;
+    snprintf(path, sizeof path, "/proc/self/task/%s/stat", tid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* 1 if every other thread of this process is asleep ('S', 'D', 'T' or 't') right now. */
+static inline int tu__others_asleep(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    long self = (long)syscall(SYS_gettid);
+    int asleep = 1;
+    if (d == NULL)
+        return 0;
+    while (asleep && (e = readdir(d)) != NULL) {
+        char state;
+        if (e->d_name[0] == '.' || strtol(e->d_name, NULL, 10) == self)
+            continue;
+        state = tu__thread_state(e->d_name);
+        asleep = state == 0 || state == 'S' || state == 'D' || state == 'T' || state == 't';
+    }
+    closedir(d);
+    return asleep;
+}
+
+/*
+ * Waits until every other thread of this process is asleep at two looks 1 ms apart (a
+ * thread pool's workers have parked: a spinning worker is runnable, and spins for far less
+ * than 1 ms), or `seconds` pass.  1 if they are, 0 at the deadline.  Unlike a fixed sleep,
+ * it holds however slowly the host runs the workers (a sanitizer, a busy VM).
+ */
+static inline int tu_wait_others_asleep(double seconds)
+{
+    double end = tu_now() + seconds;
+    int looks = 0;
+    while (looks < 2) {
+        if (tu_now() > end)
+            return 0;
+        looks = tu__others_asleep() ? looks + 1 : 0;
+        tu_sleep(0.001);
+    }
+    return 1;
+}
+
 /* ---- CPUs this process may use ------------------------------------------------------ */
 
 static inline int tu_affinity_cpus(void)
