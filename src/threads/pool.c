@@ -15,9 +15,9 @@
  *     idle and wakes it rather than starting another thread.
  *   - A submitter, after queueing, reads `spinning`; if no worker is spinning it wakes one
  *     parked worker, or starts a new one while fewer than the maximum exist and the work is
- *     still queued (a worker may have taken it meanwhile: then nobody else is needed).  If a worker
- *     is spinning, the submitter does nothing: the spinner will find the task.  A steady
- *     stream of submissions therefore costs no system calls.
+ *     still queued (a worker may have taken it meanwhile: then nobody else is needed).  If
+ *     a worker is spinning, the submitter does nothing: the spinner will find the task.  A
+ *     steady stream of submissions therefore costs no system calls.
  *   - The spinner that finds work while it was the last spinner wakes one more parked
  *     worker if work remains, so a burst ramps up all workers one hop at a time.
  *   Both sides order "publish, then read the other side" with sequentially consistent
