@@ -448,6 +448,31 @@ static void workers_start_lazily_and_are_reused(void **state)
     tu_latch_destroy(&ran);
 }
 
+/* SEMANTICS 15: a first task starts exactly one worker, even when that worker takes the
+ * task before the submitter has finished submitting (the race is likeliest right after
+ * the thread starts, so it is run on many fresh executors). */
+static void first_task_starts_one_worker(void **state)
+{
+    tu_latch ran;
+    tu_xtask task;
+    int i;
+    (void)state;
+    tu_latch_init(&ran);
+    task = (tu_xtask){.finished = &ran};
+    for (i = 0; i < 40; i++) {
+        tu_baseline base = tu_worker_baseline();
+        cf_executor *ex = make_executor(4, NULL);
+        cf_future *f = tu_xsubmit(ex, &task);
+        assert_int_equal(cf_future_result(f, TU_LONG, NULL), 0);
+        cf_future_release(f);
+        assert_true(tu_wait_others_asleep(TU_LONG)); /* any worker started has parked */
+        assert_int_equal(tu_count_workers(&base), 1);
+        cf_executor_free(ex);
+    }
+    assert_int_equal(tu_latch_count(&ran), 40);
+    tu_latch_destroy(&ran);
+}
+
 /* SEMANTICS 15: a burst of 300 tasks never raises the worker count above the maximum. */
 static void workers_never_exceed_max(void **state)
 {
@@ -1352,6 +1377,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(default_workers_follow_affinity),
     cmocka_unit_test(invalid_executor_options),
     cmocka_unit_test(workers_start_lazily_and_are_reused),
+    cmocka_unit_test(first_task_starts_one_worker),
     cmocka_unit_test(workers_never_exceed_max),
     cmocka_unit_test(initializer_runs_once_per_worker),
     cmocka_unit_test(failing_initializer_breaks_executor),
