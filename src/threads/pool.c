@@ -203,6 +203,24 @@ static void wake_on_done_fn(cf__callback *self, cf_future *f)
     atomic_store_explicit(&node->fired, 1, memory_order_release);
 }
 
+/* Counts w among the spinning workers, once. */
+static void count_spinning(worker *w)
+{
+    if (!w->spinning) {
+        w->spinning = true;
+        atomic_fetch_add(&w->pool->spinning, 1);
+    }
+}
+
+/* Stops counting w as spinning; true if it was the last spinner. */
+static bool uncount_spinning(worker *w)
+{
+    if (!w->spinning)
+        return false;
+    w->spinning = false;
+    return atomic_fetch_sub(&w->pool->spinning, 1) == 1;
+}
+
 /*
  * Sleeps until woken for new work, until `waited` (if any) is done, or the deadline.
  * Returns CF_ETIMEDOUT only for the deadline.
@@ -222,10 +240,9 @@ static int park(worker *w, cf_future *waited, int64_t deadline)
     p->idle_head = w;
     atomic_fetch_add(&p->idle_count, 1);
     pthread_mutex_unlock(&p->idle_lock);
-    if (w->spinning) { /* only now: see the design note */
-        w->spinning = false;
-        atomic_fetch_sub(&p->spinning, 1);
-    }
+    /* Only now, and without handing the looking on: this worker re-checks the queues
+     * below itself (see the design note). */
+    (void)uncount_spinning(w);
 
     int rc = 0;
     bool leave = waited ? future_done(waited) : atomic_load(&p->stopping);
@@ -252,22 +269,15 @@ static void add_looker(pool *p);
  */
 static void stop_spinning(worker *w)
 {
-    if (!w->spinning)
-        return;
-    w->spinning = false;
-    pool *p = w->pool;
-    if (atomic_fetch_sub(&p->spinning, 1) == 1 && work_available(p))
-        add_looker(p);
+    if (uncount_spinning(w) && work_available(w->pool))
+        add_looker(w->pool);
 }
 
 /* Looks for work for about SPIN_NS, counted as spinning, before the caller parks. */
 static cf_future *spin_for_work(worker *w, cf_future *waited)
 {
     pool *p = w->pool;
-    if (!w->spinning) {
-        w->spinning = true;
-        atomic_fetch_add(&p->spinning, 1);
-    }
+    count_spinning(w);
     int64_t end = cf__now_ns() + SPIN_NS;
     for (unsigned i = 1;; i++) {
         for (int k = 0; k < 8; k++)
@@ -308,10 +318,7 @@ static cf_future *next_task(worker *w, cf_future *waited, int64_t deadline)
         /* Back from park without being woken to look (work showed up at its re-check, or
          * the waited future finished): look again as a spinner, so that finding work
          * hands the looking on to another worker when more remains (stop_spinning). */
-        if (!w->spinning) {
-            w->spinning = true;
-            atomic_fetch_add(&p->spinning, 1);
-        }
+        count_spinning(w);
     }
 }
 

@@ -377,10 +377,11 @@ static inline int tu_count_fds(void)
  * thread lists the children it started.  -1 if the kernel does not list them. */
 /* The state letter of process pid if it is a child of this process ('Z': a zombie), or 0
  * when it is not (gone, reaped, or someone else's). */
-static inline char tu_child_state(pid_t pid)
+/* The state letter ('R', 'S', 'Z', ...) and parent pid in a /proc/.../stat file, or 0 when
+ * it cannot be read (the process or thread is gone). */
+static inline char tu__proc_stat(const char *path, long *ppid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    char buf[512];
     FILE *fp = fopen(path, "r");
     if (!fp)
         return 0;
@@ -389,9 +390,17 @@ static inline char tu_child_state(pid_t pid)
     buf[n] = '\0';
     char *close_paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
     char state = 0;
-    long ppid = 0;
-    if (!close_paren || sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2)
+    if (!close_paren || sscanf(close_paren + 1, " %c %ld", &state, ppid) != 2)
         return 0;
+    return state;
+}
+
+static inline char tu_child_state(pid_t pid)
+{
+    char path[64];
+    long ppid = 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    char state = tu__proc_stat(path, &ppid);
     return ppid == (long)getpid() ? state : 0;
 }
 
@@ -475,25 +484,6 @@ static inline int tu_count_threads_named(const char *prefix)
     return n;
 }
 
-/* The state letter of thread tid of this process (/proc/self/task/N/stat: 'R', 'S', ...),
- * or 0 when it is gone. */
-static inline char tu__thread_state(const char *tid)
-{
-    char path[300], buf[512];
-    FILE *fp;
-    size_t n;
-    const char *paren;
-    snprintf(path, sizeof path, "/proc/self/task/%s/stat", tid);
-    fp = fopen(path, "r");
-    if (fp == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-    return paren && paren[1] == ' ' ? paren[2] : 0;
-}
-
 /* 1 if every other thread of this process is asleep ('S', 'D', 'T' or 't') right now. */
 static inline int tu__others_asleep(void)
 {
@@ -504,10 +494,12 @@ static inline int tu__others_asleep(void)
     if (d == NULL)
         return 0;
     while (asleep && (e = readdir(d)) != NULL) {
-        char state;
+        char path[300], state;
+        long ppid;
         if (e->d_name[0] == '.' || strtol(e->d_name, NULL, 10) == self)
             continue;
-        state = tu__thread_state(e->d_name);
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        state = tu__proc_stat(path, &ppid);
         asleep = state == 0 || state == 'S' || state == 'D' || state == 'T' || state == 't';
     }
     closedir(d);
