@@ -438,9 +438,11 @@ CF_EXPORT long cf_future_pid(const cf_future *f);
 /*
  * A done-callback: called exactly once when the future finishes or is cancelled, with the
  * future (borrowed: retain it to keep it) and the user's data.  Callbacks of one future run
- * in the order they were added.  They run in the thread that completes the future: a worker
- * thread of the executor, the thread calling cf_future_cancel() or cf_shutdown(), or, when
- * added to a future already done, the thread adding it (at once, before
+ * in the order they were added, all in the thread that completes the future: a worker
+ * thread of the executor (a process pool's manager thread), or the thread calling
+ * cf_future_cancel() or cf_shutdown().  One added while that thread is still running the
+ * future's callbacks joins the end of the list and runs there, after them.  Only one added
+ * to a future whose callbacks have all run runs at once, in the thread adding it (before
  * cf_future_add_callback returns).  A callback may read the future, release references,
  * submit tasks and cancel other futures; it must not wait on futures, shut down or free an
  * executor, and should be short (it delays the worker's next task).

@@ -538,16 +538,28 @@ bool cf__future_start(cf_future *f)
     }
 }
 
+/*
+ * Runs the list in the completing thread; callbacks that users add meanwhile (CF__ST_CALLING
+ * is set) are appended and run here too, after those already there, until a look under the
+ * lock finds the list empty and clears the flag.  The completing party holds a reference,
+ * so f outlives the callbacks even when one of them drops the caller's.
+ */
 static void run_callbacks(cf_future *f)
 {
-    lock_list(f);
-    cf__callback *cb = f->cb_head;
-    f->cb_head = NULL;
-    unlock_list(f, false);
-    while (cb) {
-        cf__callback *next = cb->next; /* cb may be gone once its fn returns */
-        cb->fn(cb, f);
-        cb = next;
+    for (;;) {
+        lock_list(f);
+        cf__callback *cb = f->cb_head;
+        f->cb_head = NULL;
+        if (!cb)
+            atomic_fetch_and_explicit(&f->state, ~CF__ST_CALLING, memory_order_relaxed);
+        unlock_list(f, false);
+        if (!cb)
+            return;
+        while (cb) {
+            cf__callback *next = cb->next; /* cb may be gone once its fn returns */
+            cb->fn(cb, f);
+            cb = next;
+        }
     }
 }
 
@@ -567,6 +579,8 @@ static uint32_t complete_recorded(cf_future *f, cf_state from, cf_state final)
     cf__events_record(f, final == CF_CANCELLED ? CF_ECANCELLED : f->outcome);
     for (;;) { /* waiters may set their bit meanwhile */
         uint32_t next = (s & ~(CF__ST_MASK | CF__ST_WAITERS | CF__ST_LOCK)) | (uint32_t)final;
+        if (f->cb_head)
+            next |= CF__ST_CALLING;
         if (atomic_compare_exchange_weak_explicit(&f->state, &s, next, memory_order_acq_rel,
                                                   memory_order_relaxed))
             return s | 1u << 31;
@@ -589,6 +603,8 @@ bool cf__future_complete(cf_future *f, cf_state from, cf_state final)
                 continue;
             }
             uint32_t next = (s & ~(CF__ST_MASK | CF__ST_WAITERS)) | (uint32_t)final;
+            if (s & CF__ST_CBS) /* set with the done state: no add can slip in before */
+                next |= CF__ST_CALLING;
             if (atomic_compare_exchange_weak_explicit(&f->state, &s, next,
                                                       memory_order_acq_rel,
                                                       memory_order_relaxed))
@@ -615,10 +631,12 @@ bool cf__future_fail_pending(cf_future *f, int outcome, int code, const char *me
     return cf__future_complete(f, CF_RUNNING, CF_FINISHED);
 }
 
-bool cf__future_add_callback(cf_future *f, cf__callback *cb)
+/* Appends cb unless the future is done; a user's callback (`ordered`) is also appended while
+ * the completing thread still runs the list, so that it runs after the ones added before. */
+static bool add_callback(cf_future *f, cf__callback *cb, bool ordered)
 {
     uint32_t s = lock_list(f);
-    if (cf__state_done(s)) {
+    if (cf__state_done(s) && !(ordered && (s & CF__ST_CALLING))) {
         unlock_list(f, f->cb_head != NULL);
         return false;
     }
@@ -630,6 +648,11 @@ bool cf__future_add_callback(cf_future *f, cf__callback *cb)
     *link = cb;
     unlock_list(f, true);
     return true;
+}
+
+bool cf__future_add_callback(cf_future *f, cf__callback *cb)
+{
+    return add_callback(f, cb, false);
 }
 
 bool cf__future_remove_callback(cf_future *f, cf__callback *cb)
@@ -793,14 +816,15 @@ int cf_future_add_callback(cf_future *f, cf_done_fn fn, void *data)
 {
     if (!f || !fn)
         return CF_EINVAL;
-    if (!cf_future_done(f)) {
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+    if (!cf__state_done(s) || (s & CF__ST_CALLING)) {
         user_callback *ucb = malloc(sizeof *ucb);
         if (!ucb)
             return CF_ENOMEM;
         ucb->base.fn = run_user_callback;
         ucb->fn = fn;
         ucb->data = data;
-        if (cf__future_add_callback(f, &ucb->base))
+        if (add_callback(f, &ucb->base, true))
             return 0;
         free(ucb);
     }

@@ -118,6 +118,8 @@ static inline void cf__cpu_relax(void)
 #define CF__ST_LOCK 4u    /* the callback list is being changed */
 #define CF__ST_CBS 8u     /* the callback list is not empty */
 #define CF__ST_WAITERS 16u /* a thread sleeps on this word */
+#define CF__ST_CALLING 32u /* done, and its callbacks are being run: a user callback added
+                              now joins the list, to run after them in that thread */
 
 static inline bool cf__state_done(uint32_t s)
 {

@@ -800,6 +800,74 @@ static void callback_on_done_future_runs_at_once_in_caller(void **state)
     tu_latch_destroy(&ran);
 }
 
+/* A callback that, as number 0, holds the completing thread until released. */
+typedef struct slow_first {
+    order_cb cb;
+    tu_latch *running;
+    tu_gate *release;
+} slow_first;
+
+static void slow_first_fn(cf_future *f, void *data)
+{
+    slow_first *s = data;
+    tu_latch_arrive(s->running);
+    tu_gate_wait(s->release, TU_LONG);
+    order_fn(f, &s->cb);
+}
+
+/* SEMANTICS 6: a callback added while the future's callbacks are being run goes after them,
+ * in the completing thread (it used to run at once in the adder's thread: order 0, 2, 1);
+ * only once all have run does a new one run at once in the caller's thread. */
+static void callback_added_while_running_goes_last(void **state)
+{
+    tu_gate gate, release;
+    tu_latch running;
+    tu_xtask a;
+    order_log lg;
+    slow_first first;
+    order_cb c1, c2, c3;
+    cf_executor *ex;
+    cf_future *f;
+    (void)state;
+    tu_gate_init(&gate);
+    tu_gate_init(&release);
+    tu_latch_init(&running);
+    a = (tu_xtask){.gate = &gate, .value = 0x5};
+    ex = make_executor(1, NULL);
+    f = tu_xsubmit(ex, &a);
+    order_log_init(&lg, f);
+    first = (slow_first){.cb = {&lg, 0}, .running = &running, .release = &release};
+    c1 = (order_cb){&lg, 1};
+    c2 = (order_cb){&lg, 2};
+    c3 = (order_cb){&lg, 3};
+    assert_int_equal(cf_future_add_callback(f, slow_first_fn, &first), 0);
+    assert_int_equal(cf_future_add_callback(f, order_fn, &c1), 0);
+    tu_gate_open(&gate);
+    assert_int_equal(tu_latch_wait(&running, 1, TU_LONG), 0);
+    assert_true(cf_future_done(f));
+    assert_int_equal(cf_future_add_callback(f, order_fn, &c2), 0);
+    assert_int_equal(lg.n, 0); /* not run at once: callback 0 is still running */
+    tu_gate_open(&release);
+    assert_int_equal(tu_latch_wait(&lg.calls, 3, TU_LONG), 0);
+    cf_executor_free(ex); /* joins the completing thread: every callback has now run */
+    assert_int_equal(cf_future_add_callback(f, order_fn, &c3), 0);
+    pthread_mutex_lock(&lg.mu);
+    int n = lg.n;
+    pthread_mutex_unlock(&lg.mu);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(lg.seq[i], i);
+    assert_true(pthread_equal(lg.thread[2], lg.thread[0]));
+    assert_false(pthread_equal(lg.thread[2], pthread_self()));
+    assert_true(pthread_equal(lg.thread[3], pthread_self()));
+    assert_true(lg.state_ok);
+    cf_future_release(f);
+    order_log_destroy(&lg);
+    tu_latch_destroy(&running);
+    tu_gate_destroy(&release);
+    tu_gate_destroy(&gate);
+}
+
 typedef struct canceller {
     cf_future *f;
     order_log *lg;
@@ -1278,6 +1346,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(complete_exactly_once_under_cancel_race),
     cmocka_unit_test(callbacks_order_once_not_in_caller),
     cmocka_unit_test(callback_on_done_future_runs_at_once_in_caller),
+    cmocka_unit_test(callback_added_while_running_goes_last),
     cmocka_unit_test(callbacks_run_on_cancel_in_canceller_thread),
     cmocka_unit_test(callback_may_submit_cancel_retain),
     cmocka_unit_test(racing_completions_lose_no_wakeup),
