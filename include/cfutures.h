@@ -128,8 +128,18 @@ typedef struct cf_future cf_future;
  * cancelled never sees it, so free it from a done-callback if it must be freed).
  * Accepted by the thread pool only; other backends refuse it at submit with CF_ENOTSUP.
  * The task may call any library function, including cf_submit() and waiting on futures of
- * the same executor (a waiting worker runs other queued tasks meanwhile, so this cannot
- * deadlock for lack of workers).
+ * the same executor.  Every way of waiting (cf_future_result, cf_future_bytes,
+ * cf_future_wait, cf_wait, cf_as_completed_next, cf_map_next) helps: a waiting worker runs
+ * other queued tasks of its executor meanwhile, so waiting cannot deadlock for lack of
+ * workers.  What that means for the task that waits:
+ *   - the tasks it runs meanwhile run on its stack, in its thread: it must hold no lock (and
+ *     no other resource a task might want) across the wait;
+ *   - its timeout may be overrun by the length of a task it ran (a task is never
+ *     interrupted); the wait returns when that task ends;
+ *   - waits nest: a task run inside a wait may wait in turn, one level deeper on the same
+ *     stack.  Each level costs the frames of the tasks involved plus under 0.5 KiB of the
+ *     library's, so a worker's stack (the process default, usually 8 MiB) holds thousands
+ *     of levels; deeper recursion overflows it like any recursion.
  */
 typedef int (*cf_fn)(void *arg, void **result, cf_ctx *ctx);
 

@@ -210,10 +210,9 @@ void cf__executor_unqueued(cf_executor *ex)
 int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal)
 {
     int rc;
-    int worker;
     /* A worker of this executor waiting for room could wait for itself: its submissions
      * go past the bound (they are nested work the pool must finish anyway). */
-    if (!internal && ex->max_queued && cf__threads_current_executor(&worker) != ex) {
+    if (!internal && ex->max_queued && cf__current.ex != ex) {
         if ((rc = reserve_room(ex)))
             goto refused;
         f->bounded = true;
@@ -339,11 +338,16 @@ bool cf__join_claim(cf__join_once *j, pthread_mutex_t *lock)
     return false;
 }
 
+void cf__join_done_locked(cf__join_once *j)
+{
+    j->joined = true;
+    pthread_cond_broadcast(&j->joined_cond);
+}
+
 void cf__join_done(cf__join_once *j, pthread_mutex_t *lock)
 {
     pthread_mutex_lock(lock);
-    j->joined = true;
-    pthread_cond_broadcast(&j->joined_cond);
+    cf__join_done_locked(j);
     pthread_mutex_unlock(lock);
 }
 

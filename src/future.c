@@ -30,6 +30,8 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <stddef.h>
+
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -675,14 +677,50 @@ bool cf__future_remove_callback(cf_future *f, cf__callback *cb)
 
 /* ---- waiting ------------------------------------------------------------------------ */
 
+/* A worker's wait for one future: a condition its completion signals. */
+typedef struct future_cond {
+    cf__cond cond;
+    cf__callback node;
+    cf_future *f;
+    _Atomic int fired;
+} future_cond;
+
+static bool future_cond_met(cf__cond *c)
+{
+    future_cond *fc = (future_cond *)c;
+    return cf__state_done(atomic_load(&fc->f->state));
+}
+
+static void future_cond_fired(cf__callback *self, cf_future *f)
+{
+    (void)f;
+    future_cond *fc = (future_cond *)((char *)self - offsetof(future_cond, node));
+    cf__cond_signal(&fc->cond);
+    atomic_store_explicit(&fc->fired, 1, memory_order_release);
+}
+
+/* In a worker that can help: run other tasks until f is done (see current.c). */
+static int help_until_done(cf_future *f, int64_t deadline)
+{
+    future_cond fc = {.node.fn = future_cond_fired, .f = f};
+    atomic_init(&fc.fired, 0);
+    cf__cond_init(&fc.cond, future_cond_met);
+    if (!cf__future_add_callback(f, &fc.node))
+        return 0;
+    int rc = cf__cond_wait(&fc.cond, deadline);
+    if (!cf__future_remove_callback(f, &fc.node))
+        while (!atomic_load_explicit(&fc.fired, memory_order_acquire))
+            cf__cpu_relax();
+    return rc;
+}
+
 int cf__future_wait_until(cf_future *f, int64_t deadline)
 {
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
     if (cf__state_done(s))
         return 0;
-    int rc = cf__threads_wait_in_worker(f, deadline);
-    if (rc != 1)
-        return rc;
+    if (CF__UNLIKELY(cf__current.ex && cf__current.ex->backend->help_wait))
+        return help_until_done(f, deadline);
     cf__spin spin = {0}; /* at most the thread's spin budget (park.c), never past the deadline */
     int64_t left = deadline - cf__now_ns();
     while (cf__spin_step(&spin, left)) {

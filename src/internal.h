@@ -2,7 +2,8 @@
  * internal.h -- what the core files and the backends share, never exported.
  *
  * Layout of the core:
- *   park.c      clocks, futex wait/wake, spinning: the only OS-specific waiting code
+ *   park.c      clocks, futex wait/wake, spinning
+ *   current.c   which worker the calling thread is; waits that let a worker help
  *   future.c    the future (which is also the task record), its recycling, callbacks, result
  *   executor.c  the public executor calls, the admission gate (shutdown, broken, bound) and
  *               the backend table
@@ -259,6 +260,8 @@ struct cf_ctx {
     bool out_is_shared;
 };
 
+typedef struct cf__cond cf__cond; /* a condition to wait for (current.c) */
+
 /* What every backend provides, chosen at build time (see executor.c's table). */
 typedef struct cf__backend {
     const char *name;
@@ -283,6 +286,11 @@ typedef struct cf__backend {
      * to wait from one of the executor's own workers (the rest is still done). */
     int (*shutdown)(cf_executor *ex, unsigned flags);
     void (*destroy)(cf_executor *ex);         /* join and free the backend's resources */
+    /* Backends whose workers are threads here (cf__current set), else NULL: waits in one
+     * of its workers (`worker` is cf__current.worker) until c is met, running other queued
+     * tasks of ex meanwhile; 0, or CF_ETIMEDOUT at the deadline.  Sets c->word to the word
+     * the worker parks on before it sets c->sleeping. */
+    int (*help_wait)(cf_executor *ex, void *worker, cf__cond *c, int64_t deadline);
 } cf__backend;
 
 #define CF__EX_SHUTDOWN 1u
@@ -369,6 +377,8 @@ void cf__join_init(cf__join_once *j);
 void cf__join_destroy(cf__join_once *j);
 bool cf__join_claim(cf__join_once *j, pthread_mutex_t *lock);
 void cf__join_done(cf__join_once *j, pthread_mutex_t *lock);
+/* As cf__join_done, with `lock` already held. */
+void cf__join_done_locked(cf__join_once *j);
 
 /* ---- map.c: what a backend that runs map positions elsewhere needs ------------------ */
 
@@ -383,6 +393,37 @@ cf_bytes cf__map_input(const cf_map *m, size_t i);
 void cf__map_publish(cf_map *m, size_t i, int outcome, int code, char *message, void *value,
                      size_t len);
 
+/* ---- current.c: the calling thread's worker, and waits that help ----------------- */
+
+/* Set by a backend in each of its worker threads (ex NULL elsewhere). */
+typedef struct cf__current_worker {
+    cf_executor *ex;
+    int index;    /* 0 .. workers-1 */
+    void *worker; /* the backend's own record of that worker */
+} cf__current_worker;
+
+extern CF__THREAD_LOCAL cf__current_worker cf__current;
+
+/*
+ * A condition a thread waits for, with the futex word its waiter sleeps on (see
+ * current.c for the handshake).  `met` must be cheap and may be called from any thread.
+ */
+struct cf__cond {
+    bool (*met)(cf__cond *c);
+    _Atomic uint32_t own;               /* a plain thread's futex word */
+    _Atomic(_Atomic uint32_t *) word;   /* what cf__cond_signal bumps: &own, or a helping
+                                           worker's own park word */
+    _Atomic uint32_t sleeping;          /* the waiter may sleep: signals must wake it */
+};
+
+void cf__cond_init(cf__cond *c, bool (*met)(cf__cond *c));
+/* Called after changing what `met` reads (sequentially consistent). */
+void cf__cond_signal(cf__cond *c);
+/* Waits until met: 0, or CF_ETIMEDOUT at the deadline.  A worker of a backend that has
+ * help_wait runs other tasks of its executor meanwhile (and may return past the deadline by
+ * the length of a task it ran). */
+int cf__cond_wait(cf__cond *c, int64_t deadline);
+
 /* ---- backends ---------------------------------------------------------------------- */
 
 extern const cf__backend cf__threads_backend;
@@ -390,14 +431,5 @@ extern const cf__backend cf__processes_backend;
 
 /* Set by cf_init in the program's own process (not in workers). */
 extern _Atomic int cf__init_called;
-
-/*
- * Called by a thread about to block until f is done: if it is a thread-pool worker, it runs
- * other queued work meanwhile (so nested waits cannot starve the pool) and returns 0 when f
- * is done or CF_ETIMEDOUT at the deadline; returns 1 if the thread is not a worker.
- */
-int cf__threads_wait_in_worker(cf_future *f, int64_t deadline);
-/* The executor whose worker the calling thread is (and the worker's index), or NULL. */
-cf_executor *cf__threads_current_executor(int *worker);
 
 #endif

@@ -451,8 +451,8 @@ static int wait_position(cf_map *m, size_t i)
         return 0;
     if (m->timed_out)
         return abandon_position(m, i);
-    int worker;
-    bool helper = cf__threads_current_executor(&worker) == m->ex;
+    bool helper = cf__current.ex == m->ex;
+    int worker = cf__current.index;
     cf__spin spin = {0};
     bool ready;
     int64_t left = m->deadline - cf__now_ns();

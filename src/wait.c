@@ -2,7 +2,8 @@
  * wait.c -- cf_wait and cf_as_completed: waiting on many futures in O(n) total.
  *
  * Both put one internal callback node on each distinct pending future (duplicates are
- * removed first with a hash set) and then sleep on one futex word of their own.  A
+ * removed first with a hash set) and then wait on one condition of their own
+ * (cf__cond_wait: a worker of a thread pool runs other queued tasks meanwhile).  A
  * completion costs O(1): the node bumps a counter (wait) or pushes itself on a lock-free
  * stack (as_completed) and wakes the sleeper only if it sleeps.  Python's versions re-scan
  * every future on every completion; these never do.
@@ -71,8 +72,7 @@ static bool check_futures(cf_future *const *fs, size_t n)
 /* ---- cf_wait ------------------------------------------------------------------------ */
 
 typedef struct waiter {
-    _Atomic uint32_t word;     /* futex: bumped when the condition may have become true */
-    _Atomic uint32_t sleeping;
+    cf__cond cond;             /* first: met() casts it back */
     _Atomic size_t done;
     _Atomic size_t errors;
     size_t total;
@@ -107,28 +107,19 @@ static void count_done(waiter *w, cf_future *f)
     atomic_fetch_add(&w->done, 1);
 }
 
+static bool waiter_met(cf__cond *c)
+{
+    return condition_met((waiter *)c);
+}
+
 static void wait_node_fired(cf__callback *self, cf_future *f)
 {
     wait_node *node = (wait_node *)self;
     waiter *w = node->w;
     count_done(w, f);
-    if (atomic_load(&w->sleeping) && condition_met(w)) {
-        atomic_fetch_add(&w->word, 1);
-        cf__futex_wake(&w->word, 1);
-    }
+    if (condition_met(w))
+        cf__cond_signal(&w->cond);
     atomic_store_explicit(&node->fired, 1, memory_order_release);
-}
-
-static void sleep_until_met(waiter *w, int64_t deadline)
-{
-    while (!condition_met(w)) {
-        uint32_t seen = atomic_load(&w->word);
-        atomic_store(&w->sleeping, 1);
-        if (condition_met(w))
-            break;
-        if (cf__futex_wait(&w->word, seen, deadline) == CF_ETIMEDOUT)
-            break;
-    }
 }
 
 int cf_wait(cf_future *const *fs, size_t n, cf_wait_mode mode, double timeout,
@@ -147,6 +138,7 @@ int cf_wait(cf_future *const *fs, size_t n, cf_wait_mode mode, double timeout,
     }
 
     waiter w = {.total = m, .mode = mode};
+    cf__cond_init(&w.cond, waiter_met);
     for (size_t i = 0; i < m; i++) {
         if (done_now(uniq[i])) {
             count_done(&w, uniq[i]);
@@ -164,7 +156,7 @@ int cf_wait(cf_future *const *fs, size_t n, cf_wait_mode mode, double timeout,
             else
                 count_done(&w, uniq[i]);
         }
-        sleep_until_met(&w, deadline);
+        cf__cond_wait(&w.cond, deadline); /* a timeout is not an error: the split tells */
         for (size_t i = 0; i < m; i++)
             if (nodes[i].listed && !cf__future_remove_callback(uniq[i], &nodes[i].base))
                 while (!atomic_load_explicit(&nodes[i].fired, memory_order_acquire))
@@ -203,9 +195,9 @@ typedef struct ac_node {
 } ac_node;
 
 struct cf_as_completed {
+    cf__cond cond;               /* first: met() casts it back; met when incoming is not
+                                    empty */
     _Atomic(ac_node *) incoming; /* completed since the consumer last looked (a stack) */
-    _Atomic uint32_t word;       /* futex: bumped on every push while the consumer sleeps */
-    _Atomic uint32_t sleeping;
     size_t total;
     size_t yielded;
     int64_t deadline;
@@ -224,11 +216,13 @@ static void ac_node_fired(cf__callback *self, cf_future *f)
     do
         node->next_ready = head;
     while (!atomic_compare_exchange_weak(&it->incoming, &head, node));
-    if (atomic_load(&it->sleeping)) {
-        atomic_fetch_add(&it->word, 1);
-        cf__futex_wake(&it->word, 1);
-    }
+    cf__cond_signal(&it->cond);
     atomic_store_explicit(&node->fired, 1, memory_order_release);
+}
+
+static bool incoming_met(cf__cond *c)
+{
+    return atomic_load(&((cf_as_completed *)c)->incoming) != NULL;
 }
 
 /* Moves what completed since the last look into the ready list, in completion order. */
@@ -269,6 +263,7 @@ int cf_as_completed_new(cf_as_completed **out, cf_future *const *fs, size_t n, d
     }
     it->total = m;
     it->deadline = cf__deadline(timeout);
+    cf__cond_init(&it->cond, incoming_met);
     for (size_t i = 0; i < m; i++) {
         cf_future_retain(it->futures[i]);
         ac_node *node = &it->nodes[i];
@@ -293,11 +288,7 @@ int cf_as_completed_next(cf_as_completed *it, cf_future **f)
         take_incoming(it);
         if (it->yielded < it->ready_len)
             break;
-        uint32_t seen = atomic_load(&it->word);
-        atomic_store(&it->sleeping, 1);
-        if (atomic_load(&it->incoming))
-            continue;
-        if (cf__futex_wait(&it->word, seen, it->deadline) == CF_ETIMEDOUT) {
+        if (cf__cond_wait(&it->cond, it->deadline) == CF_ETIMEDOUT) {
             take_incoming(it);
             if (it->yielded < it->ready_len)
                 break;

@@ -79,11 +79,15 @@ struct pool {
     cf__join_once join; /* once joining, no worker may start any more (under start_lock) */
 };
 
-static CF__THREAD_LOCAL worker *current;
-
-static bool future_done(cf_future *f)
+/* The calling thread's worker record if it is a worker of p, else NULL. */
+static worker *current_in(const pool *p)
 {
-    return cf__state_done(atomic_load_explicit(&f->state, memory_order_acquire));
+    return cf__current.ex == &p->base ? cf__current.worker : NULL;
+}
+
+static bool cond_met(cf__cond *c)
+{
+    return c && c->met(c);
 }
 
 /* ---- finding work ------------------------------------------------------------------- */
@@ -189,20 +193,6 @@ static void leave_idle_list(worker *w)
     pthread_mutex_unlock(&p->idle_lock);
 }
 
-typedef struct wake_on_done {
-    cf__callback base;
-    worker *w;
-    _Atomic int fired;
-} wake_on_done;
-
-static void wake_on_done_fn(cf__callback *self, cf_future *f)
-{
-    (void)f;
-    wake_on_done *node = (wake_on_done *)self;
-    unpark(node->w);
-    atomic_store_explicit(&node->fired, 1, memory_order_release);
-}
-
 /* Counts w among the spinning workers, once. */
 static void count_spinning(worker *w)
 {
@@ -222,17 +212,13 @@ static bool uncount_spinning(worker *w)
 }
 
 /*
- * Sleeps until woken for new work, until `waited` (if any) is done, or the deadline.
- * Returns CF_ETIMEDOUT only for the deadline.
+ * Sleeps until woken for new work, until `waited` (if any) is met (its signal bumps w->wake:
+ * see help_wait), or the deadline.  Returns CF_ETIMEDOUT only for the deadline.
  */
-static int park(worker *w, cf_future *waited, int64_t deadline)
+static int park(worker *w, cf__cond *waited, int64_t deadline)
 {
     pool *p = w->pool;
-    wake_on_done node = {.base.fn = wake_on_done_fn, .w = w};
-    atomic_init(&node.fired, 0);
     atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
-    if (waited && !cf__future_add_callback(waited, &node.base))
-        return 0;
 
     pthread_mutex_lock(&p->idle_lock);
     w->idle = true;
@@ -245,16 +231,13 @@ static int park(worker *w, cf_future *waited, int64_t deadline)
     (void)uncount_spinning(w);
 
     int rc = 0;
-    bool leave = waited ? future_done(waited) : atomic_load(&p->stopping);
+    bool leave = waited ? waited->met(waited) : atomic_load(&p->stopping);
     if (!leave && !work_available(p)) {
         while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0)
             if ((rc = cf__futex_wait(&w->wake, 0, deadline)) == CF_ETIMEDOUT)
                 break;
     }
     leave_idle_list(w);
-    if (waited && !cf__future_remove_callback(waited, &node.base))
-        while (!atomic_load_explicit(&node.fired, memory_order_acquire))
-            cf__cpu_relax();
     return rc;
 }
 
@@ -274,7 +257,7 @@ static void stop_spinning(worker *w)
 }
 
 /* Looks for work for about SPIN_NS, counted as spinning, before the caller parks. */
-static cf_future *spin_for_work(worker *w, cf_future *waited)
+static cf_future *spin_for_work(worker *w, cf__cond *waited)
 {
     pool *p = w->pool;
     count_spinning(w);
@@ -283,8 +266,7 @@ static cf_future *spin_for_work(worker *w, cf_future *waited)
         for (int k = 0; k < 8; k++)
             cf__cpu_relax();
         cf_future *f = find_work(w);
-        if (f || (waited && future_done(waited)) ||
-            atomic_load_explicit(&p->stopping, memory_order_relaxed))
+        if (f || cond_met(waited) || atomic_load_explicit(&p->stopping, memory_order_relaxed))
             return f;
         if ((i & YIELD_EVERY) == 0) {
             if (cf__now_ns() > end)
@@ -295,17 +277,17 @@ static cf_future *spin_for_work(worker *w, cf_future *waited)
 }
 
 /*
- * The next task for w, or NULL when `waited` is done or the deadline passed (waiting in a
+ * The next task for w, or NULL when `waited` is met or the deadline passed (waiting in a
  * task), or when the pool is stopping and every queue is empty (the worker then exits).
  */
-static cf_future *next_task(worker *w, cf_future *waited, int64_t deadline)
+static cf_future *next_task(worker *w, cf__cond *waited, int64_t deadline)
 {
     pool *p = w->pool;
     for (;;) {
         cf_future *f = find_work(w);
-        if (!f && !(waited && future_done(waited)) && !atomic_load(&p->stopping))
+        if (!f && !cond_met(waited) && !atomic_load(&p->stopping))
             f = spin_for_work(w, waited);
-        if (f || (waited && future_done(waited)) ||
+        if (f || cond_met(waited) ||
             (!waited && atomic_load(&p->stopping) && !work_available(p))) {
             stop_spinning(w);
             return f;
@@ -326,7 +308,7 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     cf_executor *ex = &w->pool->base;
-    current = w;
+    cf__current = (cf__current_worker){.ex = ex, .index = w->index, .worker = w};
     w->spinning = true; /* counted by whoever started it */
     char name[16];
     snprintf(name, sizeof name, "%s-%d", ex->name, w->index);
@@ -342,42 +324,42 @@ static void *worker_main(void *arg)
     cf_future *f;
     while ((f = next_task(w, NULL, CF__NO_DEADLINE)))
         cf__run_task(ex, f, &ctx);
-    current = NULL;
+    cf__current = (cf__current_worker){0};
     return NULL;
 }
 
-int cf__threads_wait_in_worker(cf_future *f, int64_t deadline)
+/*
+ * A task of this pool waits for c: its worker runs other queued tasks on this stack until c
+ * is met, parking on its own word (which c's signals bump) when there are none.  A task
+ * run here that waits in turn nests one level deeper on the same stack.
+ */
+static int pool_help_wait(cf_executor *ex, void *worker_rec, cf__cond *c, int64_t deadline)
 {
-    worker *w = current;
-    if (!w)
-        return 1;
-    cf_executor *ex = &w->pool->base;
+    worker *w = worker_rec;
+    atomic_store(&c->word, &w->wake);
+    atomic_store(&c->sleeping, 1);
     for (;;) {
-        if (future_done(f))
+        if (c->met(c))
             return 0;
-        cf_future *task = next_task(w, f, deadline);
+        cf_future *task = next_task(w, c, deadline);
         if (task) {
             cf_ctx ctx = {.ex = ex, .worker = w->index};
             cf__run_task(ex, task, &ctx);
-        } else if (!future_done(f) && deadline != CF__NO_DEADLINE && cf__now_ns() >= deadline) {
+        } else if (!c->met(c) && deadline != CF__NO_DEADLINE && cf__now_ns() >= deadline) {
             return CF_ETIMEDOUT;
         }
     }
 }
 
-cf_executor *cf__threads_current_executor(int *worker)
-{
-    if (!current)
-        return NULL;
-    *worker = current->index;
-    return &current->pool->base;
-}
-
-/* Starts worker number `started` if the maximum allows.  Called with start_lock held. */
+/*
+ * Starts worker number `started` if the maximum allows.  Called with start_lock held.
+ * Also while the pool is being joined (work queued before the shutdown gets every worker
+ * it needs: the joiner joins the newcomer too), never once it has been joined.
+ */
 static int start_worker_locked(pool *p)
 {
     int n = atomic_load_explicit(&p->started, memory_order_relaxed);
-    if (n >= p->base.workers || p->join.joining)
+    if (n >= p->base.workers || p->join.joined)
         return 0;
     worker *w = &p->workers[n];
     /* Workers block every signal, so process-directed signals reach the application's own
@@ -462,8 +444,8 @@ static int pool_submit(cf_executor *ex, cf_future *f)
         if (rc)
             return rc;
     }
-    worker *w = current;
-    if (!(w && w->pool == p && cf__deque_push(&w->deque, f))) {
+    worker *w = current_in(p);
+    if (!(w && cf__deque_push(&w->deque, f))) {
         int rc = cf__injector_push(&p->injector, f);
         if (rc)
             return rc;
@@ -472,19 +454,29 @@ static int pool_submit(cf_executor *ex, cf_future *f)
     return 0;
 }
 
-/* Joins every worker once; concurrent callers wait for the first.  The joins happen outside
- * start_lock, because an exiting worker may still want it (add_looker). */
+/*
+ * Joins every worker once; concurrent callers wait for the first.  The joins happen outside
+ * start_lock, because an exiting worker may still want it (add_looker) and may start a
+ * worker while it still has queued work: `started` is read again after each join, and the
+ * pool counts as joined only when a look under the lock finds no worker left to join.
+ */
 static void join_workers(pool *p)
 {
     pthread_mutex_lock(&p->start_lock);
     bool mine = cf__join_claim(&p->join, &p->start_lock);
-    int n = atomic_load(&p->started);
     pthread_mutex_unlock(&p->start_lock);
     if (!mine)
         return;
-    for (int i = 0; i < n; i++)
+    for (int i = 0;; i++) {
+        pthread_mutex_lock(&p->start_lock);
+        if (i >= atomic_load(&p->started)) {
+            cf__join_done_locked(&p->join);
+            pthread_mutex_unlock(&p->start_lock);
+            return;
+        }
+        pthread_mutex_unlock(&p->start_lock);
         pthread_join(p->workers[i].thread, NULL);
-    cf__join_done(&p->join, &p->start_lock);
+    }
 }
 
 static int pool_shutdown(cf_executor *ex, unsigned flags)
@@ -506,7 +498,7 @@ static int pool_shutdown(cf_executor *ex, unsigned flags)
     wake_all(p);
     if (!(flags & CF_SHUTDOWN_WAIT))
         return 0;
-    if (current && current->pool == p)
+    if (current_in(p))
         return CF_EINVAL;
     join_workers(p);
     return 0;
@@ -539,4 +531,5 @@ const cf__backend cf__threads_backend = {
     .submit = pool_submit,
     .shutdown = pool_shutdown,
     .destroy = pool_destroy,
+    .help_wait = pool_help_wait,
 };

@@ -1138,6 +1138,81 @@ static void worker_threads_named_with_prefix(void **state)
     cf_executor_free(ex);
 }
 
+/* ---- SEMANTICS 29: a burst of blocking tasks gets its workers -------------------------- */
+
+enum { BURST_N = 10 };
+
+typedef enum burst_next { NEXT_FREE, NEXT_SHUTDOWN, NEXT_WAIT, NEXT_NOTHING } burst_next;
+
+/* Arrives, then waits (5 s at most) until all BURST_N tasks have: a task that ran alone
+ * fails with the count it saw. */
+static int task_burst(void *arg, void **result, cf_ctx *ctx)
+{
+    tu_latch *met = arg;
+    (void)result;
+    if (tu_latch_meet(met, BURST_N, 5.0) != 0)
+        return cf_fail(ctx, TU_EGATE, "%d of %d ran at once", tu_latch_count(met), BURST_N);
+    return 0;
+}
+
+/* 10 blocking tasks on 10 workers, then `next` at once: all 10 run at the same time (the
+ * C form of Python's `with ThreadPoolExecutor(10) as ex: ex.submit(...)` freed them one
+ * worker at a time: 2 s instead of 0.2 s). */
+static void run_burst(burst_next next)
+{
+    static const char *const names[] = {"free", "shutdown", "cf_wait", "nothing"};
+    cf_executor *ex = make_thread_executor(BURST_N, NULL);
+    cf_future *fs[BURST_N];
+    tu_latch met;
+    int i;
+    tu_latch_init(&met);
+    for (i = 0; i < BURST_N; i++)
+        fs[i] = tu_submit(ex, task_burst, &met);
+    if (next == NEXT_FREE) {
+        cf_executor_free(ex);
+        ex = NULL;
+    } else if (next == NEXT_SHUTDOWN) {
+        assert_int_equal(cf_shutdown(ex, CF_SHUTDOWN_WAIT), 0);
+    } else if (next == NEXT_WAIT) {
+        assert_int_equal(cf_wait(fs, BURST_N, CF_ALL_COMPLETED, TU_LONG, NULL, NULL, NULL, NULL), 0);
+    }
+    for (i = 0; i < BURST_N; i++) {
+        int code = 0;
+        const char *msg = NULL;
+        if (cf_future_result(fs[i], TU_LONG, NULL) != 0) {
+            cf_future_error(fs[i], &code, &msg);
+            fail_msg("burst then %s: task %d: %s", names[next], i, msg ? msg : "not done");
+        }
+        cf_future_release(fs[i]);
+    }
+    cf_executor_free(ex);
+    tu_latch_destroy(&met);
+}
+
+static void burst_gets_its_workers_then_free(void **state)
+{
+    (void)state;
+    run_burst(NEXT_FREE);
+}
+
+static void burst_gets_its_workers_then_shutdown(void **state)
+{
+    (void)state;
+    run_burst(NEXT_SHUTDOWN);
+}
+
+static void burst_gets_its_workers_then_wait(void **state)
+{
+    (void)state;
+    run_burst(NEXT_WAIT);
+}
+
+static void burst_gets_its_workers_then_nothing(void **state)
+{
+    (void)state;
+    run_burst(NEXT_NOTHING);
+}
+
 /* ---- SEMANTICS 19, 20: nested submission, idle workers ------------------------------ */
 
 static int task_fib(void *arg, void **result, cf_ctx *ctx)
@@ -1183,6 +1258,139 @@ static void nested_submit_and_wait_one_worker(void **state)
         fail_msg("fib(15) failed: %d %s", code, msg ? msg : "");
     }
     assert_int_equal((intptr_t)v, 610);
+    cf_future_release(f);
+    cf_executor_free(ex);
+}
+
+/* SEMANTICS 28: every way of waiting helps.  fib(n) where each call waits for its two
+ * children in one of the library's ways. */
+enum wait_way { WAY_RESULT, WAY_FUTURE_WAIT, WAY_WAIT_ALL, WAY_WAIT_FIRST, WAY_AS_COMPLETED, WAY_COUNT };
+static const char *const way_names[WAY_COUNT] = {"cf_future_result", "cf_future_wait",
+                                                 "cf_wait(ALL)", "cf_wait(FIRST)",
+                                                 "cf_as_completed_next"};
+
+typedef struct fib_arg {
+    enum wait_way way;
+    intptr_t n;
+} fib_arg;
+
+/* Waits for both children in way `way`: 0, or the first error. */
+static int wait_children(enum wait_way way, cf_future *c[2])
+{
+    size_t nd = 0, nn = 2, i;
+    cf_future *done[2], *left[2] = {c[0], c[1]};
+    cf_as_completed *it = NULL;
+    int rc = 0;
+    switch (way) {
+    case WAY_RESULT:
+        return 0; /* fib_value reads them */
+    case WAY_FUTURE_WAIT:
+        for (i = 0; i < 2 && rc == 0; i++)
+            rc = cf_future_wait(c[i], TU_LONG);
+        return rc;
+    case WAY_WAIT_ALL:
+        rc = cf_wait(c, 2, CF_ALL_COMPLETED, TU_LONG, done, &nd, NULL, NULL);
+        return rc ? rc : nd == 2 ? 0 : CF_ETIMEDOUT;
+    case WAY_WAIT_FIRST:
+        while (rc == 0 && nn > 0) /* one at a time, as a loop over FIRST_COMPLETED does */
+            rc = cf_wait(left, nn, CF_FIRST_COMPLETED, TU_LONG, done, &nd, left, &nn);
+        return rc;
+    case WAY_AS_COMPLETED:
+        rc = cf_as_completed_new(&it, c, 2, TU_LONG);
+        for (i = 0; i < 2 && rc == 0; i++)
+            rc = cf_as_completed_next(it, &done[0]);
+        cf_as_completed_free(it);
+        return rc;
+    default:
+        return CF_EINVAL;
+    }
+}
+
+static int task_fib_way(void *arg, void **result, cf_ctx *ctx)
+{
+    const fib_arg *a = arg;
+    cf_future *c[2] = {NULL, NULL};
+    fib_arg kids[2] = {{a->way, a->n - 1}, {a->way, a->n - 2}};
+    void *v[2] = {NULL, NULL};
+    int rc = 0, i;
+    if (a->n < 2) {
+        *result = (void *)a->n;
+        return 0;
+    }
+    for (i = 0; i < 2 && rc == 0; i++)
+        rc = cf_submit(cf_ctx_executor(ctx), task_fib_way, &kids[i], &c[i]);
+    if (rc == 0)
+        rc = wait_children(a->way, c);
+    for (i = 0; i < 2 && rc == 0; i++)
+        rc = cf_future_result(c[i], a->way == WAY_RESULT ? TU_LONG : CF_POLL, &v[i]);
+    cf_future_release(c[0]);
+    cf_future_release(c[1]);
+    if (rc != 0)
+        return cf_fail(ctx, rc, "fib(%d): %s", (int)a->n, cf_err_name(rc));
+    *result = (void *)((intptr_t)v[0] + (intptr_t)v[1]);
+    return 0;
+}
+
+static void fib_every_way(int workers, intptr_t n, intptr_t expect)
+{
+    for (int way = 0; way < WAY_COUNT; way++) {
+        cf_executor *ex = make_thread_executor(workers, NULL);
+        fib_arg a = {(enum wait_way)way, n};
+        cf_future *f = tu_submit(ex, task_fib_way, &a);
+        void *v = NULL;
+        int code = 0;
+        const char *msg = NULL;
+        if (cf_future_result(f, 4 * TU_LONG, &v) != 0) {
+            cf_future_error(f, &code, &msg);
+            fail_msg("fib(%d) waiting with %s on %d worker(s): %d %s", (int)n, way_names[way],
+                     workers, code, msg ? msg : "(not done)");
+        }
+        assert_int_equal((intptr_t)v, expect);
+        cf_future_release(f);
+        cf_executor_free(ex);
+    }
+}
+
+/* SEMANTICS 28: fib(12) on one worker and fib(3) on two (which hung with cf_wait), every
+ * call waiting for its children in each of the five ways. */
+static void nested_wait_every_way_helps(void **state)
+{
+    (void)state;
+    fib_every_way(1, 12, 144);
+    fib_every_way(2, 3, 2);
+    fib_every_way(2, 12, 144);
+}
+
+static int task_child_value(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)ctx;
+    *result = arg;
+    return 0;
+}
+
+/* A task that submits one child and waits for it with cf_wait(ALL, 2 s): it must see the
+ * child done (it saw 0 done after 2 s on a 1-worker pool). */
+static int task_wait_child_bounded(void *arg, void **result, cf_ctx *ctx)
+{
+    cf_future *c = NULL, *done[1];
+    size_t nd = 0;
+    int rc = cf_submit(cf_ctx_executor(ctx), task_child_value, (void *)(intptr_t)7, &c);
+    (void)arg;
+    if (rc == 0)
+        rc = cf_wait(&c, 1, CF_ALL_COMPLETED, 2.0, done, &nd, NULL, NULL);
+    cf_future_release(c);
+    *result = (void *)(intptr_t)nd;
+    return rc;
+}
+
+static void nested_wait_with_timeout_one_worker(void **state)
+{
+    cf_executor *ex = make_thread_executor(1, NULL);
+    cf_future *f = tu_submit(ex, task_wait_child_bounded, NULL);
+    void *v = NULL;
+    (void)state;
+    assert_int_equal(cf_future_result(f, TU_LONG, &v), 0);
+    assert_int_equal((intptr_t)v, 1);
     cf_future_release(f);
     cf_executor_free(ex);
 }
@@ -1392,7 +1600,13 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(bytes_task_error),
     cf_inprocess_test(bounded_queue_nested_submit_does_not_deadlock),
     cf_inprocess_test(worker_threads_named_with_prefix),
+    cf_inprocess_test(burst_gets_its_workers_then_free),
+    cf_inprocess_test(burst_gets_its_workers_then_shutdown),
+    cf_inprocess_test(burst_gets_its_workers_then_wait),
+    cf_inprocess_test(burst_gets_its_workers_then_nothing),
     cf_inprocess_test(nested_submit_and_wait_one_worker),
+    cf_inprocess_test(nested_wait_every_way_helps),
+    cf_inprocess_test(nested_wait_with_timeout_one_worker),
     cf_inprocess_test(nested_tasks_taken_by_idle_worker),
     cf_inprocess_test(nested_tasks_taken_by_idle_workers_without_help),
     cf_inprocess_test(idle_workers_burn_no_cpu),
