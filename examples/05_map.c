@@ -38,13 +38,12 @@ int main(void)
     for (int i = 0; i < ITEMS; i++)
         inputs[i] = &units[i];
 
-    /* By default a map hands out items in chunks, which suits many short items.  These
-     * items are long waits: hand them out one at a time so all five wait together. */
-    cf_map_opts map_opts;
-    cf_map_opts_init(&map_opts);
-    map_opts.chunk = 1;
+    /* The default schedule (CF_CHUNK_AUTO) times the items: long ones like these waits go
+     * out one at a time, so all five wait together, while many tiny ones would go out in
+     * ranges of thousands.  opts may be NULL for those defaults; cf_map_opts.chunk = N
+     * would hand out exactly N items at a time instead. */
     cf_map *map;
-    check(cf_map_start(&map, pool, do_something_task, inputs, ITEMS, &map_opts), "cf_map_start");
+    check(cf_map_start(&map, pool, do_something_task, inputs, ITEMS, NULL), "cf_map_start");
 
     size_t expected_index = 0;
     size_t index;

@@ -517,16 +517,19 @@ CF_EXPORT void cf_as_completed_free(cf_as_completed *it);
 
 typedef struct cf_map cf_map;
 
-/* cf_map_opts.chunk: let the backend choose (an adaptive schedule that starts with big
- * ranges and ends with single items, on every backend). */
+/* cf_map_opts.chunk: an adaptive schedule, on every backend: each runner starts with single
+ * items and sizes its next range from the time its items took, so that a range lasts about
+ * 100 us (slow items go one at a time, tiny ones in ranges of thousands), and ranges shrink
+ * again towards the end so that no worker is left with a long tail. */
 #define CF_CHUNK_AUTO ((size_t)-1)
 
 /* Start from cf_map_opts_init(), then set what you need. */
 typedef struct cf_map_opts {
-    size_t chunk;         /* items handed to a worker at a time (>= 1), or CF_CHUNK_AUTO:
-                             the smallest range of an adaptive schedule.  Process pools
-                             send each range's items to one worker in as few messages as
-                             their sizes allow */
+    size_t chunk;         /* items handed to a worker at a time (>= 1): exactly that many
+                             per range (the last may be shorter), run one after another by
+                             one worker; or CF_CHUNK_AUTO (the default), the adaptive
+                             schedule.  Process pools send each range's items to one
+                             worker in as few messages as their sizes allow */
     size_t max_in_flight; /* bound on items started but not yet consumed by cf_map_next
                              (backpressure: memory stays bounded); 0 = no bound */
     double timeout;       /* deadline for the whole map from its start; CF_FOREVER: none */

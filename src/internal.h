@@ -382,9 +382,16 @@ void cf__join_done_locked(cf__join_once *j);
 
 /* ---- map.c: what a backend that runs map positions elsewhere needs ------------------ */
 
+/* One runner's pace under CF_CHUNK_AUTO: zeroed before its first claim, then kept by the
+ * runner and passed to each of its claims (map.c sizes ranges from it). */
+typedef struct cf__map_pace {
+    size_t last;        /* the previous range's size; 0 before the first */
+    int64_t claimed_ns; /* when it was claimed */
+} cf__map_pace;
+
 /* Claims the next range [lo, hi) of positions to run; false when there is none (all
  * claimed, the map stopped, or the executor is cancelling pending work). */
-bool cf__map_claim(cf_map *m, size_t *lo, size_t *hi);
+bool cf__map_claim(cf_map *m, cf__map_pace *pace, size_t *lo, size_t *hi);
 /* Position i's function and input. */
 const cf_function *cf__map_function(const cf_map *m);
 cf_bytes cf__map_input(const cf_map *m, size_t i);

@@ -75,6 +75,7 @@ typedef struct runner {
     size_t outstanding;  /* positions claimed and not yet published */
     bool started;
     bool claiming_done;  /* the map gave the last range it will give this runner */
+    cf__map_pace pace;   /* CF_CHUNK_AUTO: sizes this runner's ranges */
 } runner;
 
 typedef struct job {
@@ -805,7 +806,7 @@ static bool dispatch_one(ppool *p)
     }
     if (j->lo == j->hi) {
         size_t lo, hi;
-        if (!j->main || !cf__map_claim(r->m, &lo, &hi)) {
+        if (!j->main || !cf__map_claim(r->m, &r->pace, &lo, &hi)) {
             pop_head(p);
             if (j->main) {
                 r->claiming_done = true;
