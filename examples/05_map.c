@@ -4,7 +4,9 @@
  * Shows: cf_map_start() runs the task over the inputs 5, 4, 3, 2, 1 concurrently, and
  * cf_map_next() hands the results back in input order, whatever order they finish in:
  * the five-unit result comes first (after five units), then the others at once, since
- * they finished meanwhile.  Like 04_as_completed.c the run takes about five units.
+ * they finished meanwhile.  Then the same map again the way Python's with-block runs
+ * it, every item run and waited for without reading the results (cf_map_wait).  Each part
+ * takes about five units.
  *
  * Expected output (the "Sleeping" lines come in any order):
  *     Sleeping 5 unit(s)...  ... Sleeping 1 unit(s)...
@@ -13,7 +15,9 @@
  *     Done Sleeping...3
  *     Done Sleeping...2
  *     Done Sleeping...1
- *     Finished in 0.50 second(s)
+ *     Sleeping 5 unit(s)...  ... Sleeping 1 unit(s)...
+ *     Ran all 5 items again without reading them (cf_map_wait)
+ *     Finished in 1.00 second(s)
  *
  * Exits non-zero if a call fails, a position comes out of order, or a result is wrong.
  */
@@ -61,6 +65,22 @@ int main(void)
     expect(expected_index == ITEMS, "every input gave a result");
 
     cf_map_free(map);
+
+    /* Python's `with ThreadPoolExecutor() as executor: executor.map(f, items)` runs every
+     * item although nobody reads the results.  cf_map_free alone would stop the items not
+     * started yet (it is how a program abandons a map); cf_map_wait runs them all first,
+     * drops the results (here through `discard`, which frees each message) and says how
+     * many failed, which Python's with-block would not. */
+    cf_map_opts drop;
+    cf_map_opts_init(&drop);
+    drop.discard = free;
+    check(cf_map_start(&map, pool, do_something_task, inputs, ITEMS, &drop), "cf_map_start");
+    size_t failed;
+    check(cf_map_wait(map, &failed), "cf_map_wait");
+    expect(failed == 0, "every item ran and succeeded");
+    cf_map_free(map);
+    printf("Ran all %d items again without reading them (cf_map_wait)\n", ITEMS);
+
     cf_executor_free(pool);
 
     print_finished(start);

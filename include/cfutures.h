@@ -586,8 +586,22 @@ CF_EXPORT size_t cf_map_value_len(const cf_map *m);
  * until the next cf_map_next or cf_map_free.  Either pointer may be NULL. */
 CF_EXPORT void cf_map_error(const cf_map *m, int *code, const char **message);
 
-/* Stops the map: items not started never start; waits for running ones; frees everything.
- * Accepts NULL. */
+/*
+ * Runs the map to its end: every position not yet returned by cf_map_next runs (also those
+ * not started yet, and a bounded map keeps moving its window) and is waited for; their
+ * results are dropped (pointer maps: passed to opts.discard if set; bytes maps: freed).
+ * This is the C form of Python's `with ThreadPoolExecutor() as ex: ex.map(f, items)`,
+ * which runs every item before the block ends: call cf_map_wait, then cf_map_free.  Unlike
+ * Python, a failed item is not lost silently: returns 0 if every position it waited for
+ * succeeded, else the outcome of the first that did not (CF_ETASK, CF_ETIMEDOUT past the
+ * map's deadline, CF_ECANCELLED after a shutdown, ...), and *failed (may be NULL) gets how
+ * many did not.  CF_EINVAL for a NULL map.  Afterwards cf_map_next returns CF_EEND.  The
+ * map's consumer thread only, as cf_map_next; inside a task it helps like every wait.
+ */
+CF_EXPORT int cf_map_wait(cf_map *m, size_t *failed);
+
+/* Stops the map: items not started never start (to run them all first, see cf_map_wait);
+ * waits for running ones; frees everything.  Accepts NULL. */
 CF_EXPORT void cf_map_free(cf_map *m);
 
 /* ------------------------------------------------------------------------------------ */

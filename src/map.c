@@ -587,6 +587,31 @@ void cf_map_error(const cf_map *m, int *code, const char **message)
         *message = m->last_message;
 }
 
+int cf_map_wait(cf_map *m, size_t *failed)
+{
+    if (failed)
+        *failed = 0;
+    if (!m)
+        return CF_EINVAL;
+    int first = 0, rc;
+    void *value;
+    /* Consuming is what moves a bounded map's window: read every position as the caller
+     * would, and drop what nobody will read. */
+    while ((rc = cf_map_next(m, NULL, &value)) != CF_EEND) {
+        if (rc == 0) {
+            if (!m->bytes && m->discard)
+                m->discard(value);
+            continue;
+        }
+        if (!first)
+            first = rc;
+        if (failed)
+            (*failed)++;
+    }
+    forget_last(m);
+    return first;
+}
+
 static void map_delete(cf_map *m)
 {
     size_t claimed = atomic_load(&m->next_claim);

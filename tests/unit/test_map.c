@@ -808,6 +808,88 @@ static void map_discard_gets_unreturned_results(void **state)
     tu_gate_destroy(&gate);
 }
 
+/* ---- cf_map_wait: run them all (Python's `with executor: executor.map(...)`) ------------ */
+
+enum { WAITALL_N = 15 };
+
+/* cf_map_wait runs every position, also those not started and beyond a bounded window (the
+ * trial's cf_map_free on an unread map ran 0 of 15), and reports the failures: positions
+ * 3 and 11 fail with their own codes, the first one's outcome is returned. */
+static void map_wait_runs_every_position(void **state)
+{
+    unsigned char data[WAITALL_N][2];
+    cf_bytes in[WAITALL_N];
+    cf_map_opts mo;
+    cf_map *m = NULL;
+    cf_executor *ex;
+    size_t failed = 99, i;
+    (void)state;
+    for (i = 0; i < WAITALL_N; i++) {
+        data[i][0] = (i == 3 || i == 11) ? '!' : 'a';
+        data[i][1] = (unsigned char)(i + 1);
+        in[i].data = data[i];
+        in[i].len = 2;
+    }
+    ex = make_executor(2, NULL);
+    for (int bounded = 0; bounded < 2; bounded++) {
+        cf_map_opts_init(&mo);
+        mo.max_in_flight = bounded ? 4 : 0;
+        assert_int_equal(cf_map_bytes_start(&m, ex, &maybe_fail_fn, in, WAITALL_N, &mo), 0);
+        assert_int_equal(cf_map_wait(m, &failed), CF_ETASK);
+        assert_int_equal(failed, 2);
+        assert_int_equal(cf_map_next(m, NULL, NULL), CF_EEND);
+        cf_map_free(m);
+    }
+    /* Everything ran: all but the two failures, and after a partial read only the rest. */
+    for (i = 0; i < WAITALL_N; i++)
+        data[i][0] = 'a';
+    assert_int_equal(cf_map_bytes_start(&m, ex, &maybe_fail_fn, in, WAITALL_N, NULL), 0);
+    assert_int_equal(cf_map_next(m, NULL, NULL), 0);
+    assert_int_equal(cf_map_wait(m, &failed), 0);
+    assert_int_equal(failed, 0);
+    assert_int_equal(cf_map_wait(m, NULL), 0); /* nothing left: still 0 */
+    cf_map_free(m);
+    assert_int_equal(cf_map_wait(NULL, &failed), CF_EINVAL);
+    cf_executor_free(ex);
+}
+
+static _Atomic int counted_runs;
+
+static int task_count_run(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)arg;
+    atomic_fetch_add(&counted_runs, 1);
+    *result = malloc(8);
+    return *result ? 0 : cf_fail(ctx, 12, "no memory");
+}
+
+static _Atomic int counted_discards;
+
+static void discard_count(void *value)
+{
+    free(value);
+    atomic_fetch_add(&counted_discards, 1);
+}
+
+/* Pointer maps: every position runs and every result nobody read goes to discard. */
+static void map_wait_pointer_results_discarded(void **state)
+{
+    void *inputs[WAITALL_N] = {0};
+    cf_map_opts mo;
+    cf_map *m = NULL;
+    cf_executor *ex = make_thread_executor(3, NULL);
+    (void)state;
+    cf_map_opts_init(&mo);
+    mo.discard = discard_count;
+    mo.max_in_flight = 2;
+    assert_int_equal(cf_map_start(&m, ex, task_count_run, inputs, WAITALL_N, &mo), 0);
+    assert_int_equal(cf_map_wait(m, NULL), 0);
+    cf_map_free(m);
+    assert_int_equal(atomic_load(&counted_runs), WAITALL_N);
+    assert_int_equal(atomic_load(&counted_discards), WAITALL_N);
+    cf_executor_free(ex);
+}
+
 /* ---- chunk means exactly that many items; CF_CHUNK_AUTO paces by time ------------------ */
 
 enum { EXACT_N = 100 };
@@ -934,6 +1016,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(map_max_in_flight_bounds_started_items),
     cmocka_unit_test(map_deadline_times_out_remaining),
     cmocka_unit_test(map_free_early_stops_items),
+    cmocka_unit_test(map_wait_runs_every_position),
     cmocka_unit_test(map_free_waits_for_running_items),
     cmocka_unit_test(map_edge_cases),
     cmocka_unit_test(map_million_items),
@@ -941,6 +1024,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(nan_timeouts_refused),
     cf_inprocess_test(map_pointer_tasks),
     cf_inprocess_test(map_explicit_chunk_is_exact),
+    cf_inprocess_test(map_wait_pointer_results_discarded),
     cf_inprocess_test(map_auto_chunk_on_uneven_work),
     cf_inprocess_test(map_discard_gets_unreturned_results),
 };
