@@ -382,6 +382,17 @@ CF_EXPORT cf_future *cf_future_retain(cf_future *f);
 /* Drops a reference.  Accepts NULL.  Never blocks; a pending task still runs. */
 CF_EXPORT void cf_future_release(cf_future *f);
 
+/*
+ * The caller's own pointer on a future (Python programs keep a dict from future to input):
+ * set it after submitting, read it back from the futures cf_wait or cf_as_completed_next
+ * give, and know which input each belongs to without searching.  An index fits too:
+ * (void *)(uintptr_t)i.  NULL until set; the library never reads or frees it.  A plain
+ * field: set it before other threads read it (or order the two yourself); it costs no
+ * memory and no time of its own.
+ */
+CF_EXPORT void cf_future_set_data(cf_future *f, void *data);
+CF_EXPORT void *cf_future_data(const cf_future *f);
+
 /* The current state (a snapshot). */
 CF_EXPORT cf_state cf_future_state(const cf_future *f);
 /* 1 when cancelled or finished, else 0. */

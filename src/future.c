@@ -220,7 +220,7 @@ static magazine *fresh_magazine(void)
     if (!m)
         return NULL;
     pthread_mutex_lock(&depot.lock);
-    for (; depot.loose && m->count < MAG_SIZE; depot.loose = depot.loose->next)
+    for (; depot.loose && m->count < MAG_SIZE; depot.loose = depot.loose->u.next)
         m->items[m->count++] = depot.loose;
     if (m->count == 0)
         carve(m);
@@ -281,7 +281,7 @@ static void cache_put(cf_future *f)
             magazine *empty = empty_magazine();
             if (!empty) {
                 pthread_mutex_lock(&depot.lock); /* no memory for a magazine: keep f loose */
-                f->next = depot.loose;
+                f->u.next = depot.loose;
                 depot.loose = f;
                 pthread_mutex_unlock(&depot.lock);
                 return;
@@ -302,7 +302,7 @@ static void count_present(slab *slabs, magazine *full, cf_future *loose)
     for (magazine *m = full; m; m = m->next)
         for (size_t i = 0; i < m->count; i++)
             slab_of(m->items[i])->present++;
-    for (cf_future *f = loose; f; f = f->next)
+    for (cf_future *f = loose; f; f = f->u.next)
         slab_of(f)->present++;
 }
 
@@ -390,9 +390,9 @@ void cf__futures_trim(void)
     }
     cf_future *kept_loose = NULL;
     for (cf_future *f = loose, *next; f; f = next) {
-        next = f->next;
+        next = f->u.next;
         if (!retire(f)) {
-            f->next = kept_loose;
+            f->u.next = kept_loose;
             kept_loose = f;
         }
     }
@@ -413,8 +413,8 @@ void cf__futures_trim(void)
     }
     while (kept_loose) {
         cf_future *f = kept_loose;
-        kept_loose = f->next;
-        f->next = depot.loose;
+        kept_loose = f->u.next;
+        f->u.next = depot.loose;
         depot.loose = f;
     }
     slab **tail = &depot.slabs;
@@ -442,7 +442,7 @@ cf_future *cf__future_alloc(uint32_t refs)
     f->arg = NULL;
     f->value = NULL;
     f->cb_head = NULL;
-    f->next = NULL;
+    f->u.data = NULL;
     f->extra = NULL;
     return f;
 }
@@ -780,6 +780,16 @@ int cf_future_cancel(cf_future *f)
     if (st == CF_RUNNING && f->extra && f->extra->owner)
         return f->extra->owner->backend->cancel_running(f->extra->owner, f);
     return st == CF_CANCELLED ? 0 : CF_EBUSY;
+}
+
+void cf_future_set_data(cf_future *f, void *data)
+{
+    f->u.data = data;
+}
+
+void *cf_future_data(const cf_future *f)
+{
+    return f->u.data;
 }
 
 long cf_future_pid(const cf_future *f)

@@ -191,7 +191,10 @@ struct cf_future {
     void *arg;              /* pointer tasks: the argument; bytes tasks: the input copy */
     void *value;            /* pointer result, or the bytes result's data */
     cf__callback *cb_head;  /* guarded by CF__ST_LOCK */
-    cf_future *next;        /* intrusive link: free lists, a backend's overflow list */
+    union {
+        cf_future *next;    /* free: the recycling lists' link */
+        void *data;         /* live: the caller's (cf_future_set_data); NULL at first */
+    } u;
     cf__future_extra *extra; /* NULL until needed */
 } CF__ALIGNED;
 

@@ -666,6 +666,50 @@ static void complete_exactly_once_under_cancel_race(void **state)
     tu_assert_no_check_failures();
 }
 
+/* A future carries the caller's data: each x-task's index set after submitting comes back
+ * with the future cf_as_completed_next and cf_wait give, and matches its own result; a
+ * recycled future starts with NULL again. */
+static void future_carries_callers_data(void **state)
+{
+    enum { N = 16 };
+    cf_executor *ex = make_executor(2, NULL);
+    cf_future *fs[N], *f, *done[N];
+    cf_as_completed *it = NULL;
+    size_t nd = 0, i;
+    int seen = 0;
+    (void)state;
+    for (i = 0; i < N; i++) {
+        tu_xtask t = {.value = (int64_t)(100 + i)};
+        fs[i] = tu_xsubmit(ex, &t);
+        assert_null(cf_future_data(fs[i]));
+        cf_future_set_data(fs[i], (void *)(uintptr_t)i);
+    }
+    assert_int_equal(cf_as_completed_new(&it, fs, N, TU_LONG), 0);
+    while (cf_as_completed_next(it, &f) == 0) {
+        size_t idx = (uintptr_t)cf_future_data(f);
+        assert_true(idx < N);
+        assert_ptr_equal(f, fs[idx]);
+        assert_int_equal(tu_xresult(f, TU_LONG), 100 + (int64_t)idx);
+        seen |= 1 << idx;
+    }
+    cf_as_completed_free(it);
+    assert_int_equal(seen, (1 << N) - 1);
+    assert_int_equal(cf_wait(fs, N, CF_ALL_COMPLETED, TU_LONG, done, &nd, NULL, NULL), 0);
+    assert_int_equal(nd, N);
+    for (i = 0; i < nd; i++)
+        assert_int_equal(tu_xresult(done[i], 0), 100 + (int64_t)(uintptr_t)cf_future_data(done[i]));
+    for (i = 0; i < N; i++)
+        cf_future_release(fs[i]);
+    for (i = 0; i < N; i++) { /* the same memory again: the caller's data is not inherited */
+        tu_xtask t = {.value = 1};
+        fs[i] = tu_xsubmit(ex, &t);
+        assert_null(cf_future_data(fs[i]));
+    }
+    for (i = 0; i < N; i++)
+        cf_future_release(fs[i]);
+    cf_executor_free(ex);
+}
+
 /* ---- SEMANTICS 6: done-callbacks ---------------------------------------------------- */
 
 enum { ORDER_N = 8 };
@@ -1347,6 +1391,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(callbacks_order_once_not_in_caller),
     cmocka_unit_test(callback_on_done_future_runs_at_once_in_caller),
     cmocka_unit_test(callback_added_while_running_goes_last),
+    cmocka_unit_test(future_carries_callers_data),
     cmocka_unit_test(callbacks_run_on_cancel_in_canceller_thread),
     cmocka_unit_test(callback_may_submit_cancel_retain),
     cmocka_unit_test(racing_completions_lose_no_wakeup),
