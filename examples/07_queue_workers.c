@@ -2,11 +2,18 @@
  * 07_queue_workers.c -- a producer and a team of workers sharing a bounded queue.
  *
  * Shows the queue.Queue pattern with cf_queue: a producer thread puts 20 work items into a
- * queue that holds at most 4 (so it waits whenever the workers fall behind), three worker
- * threads take items and call cf_queue_task_done() for each one they finish, and the main
- * thread waits in cf_queue_join() until every item put has been done.  Then it closes the
- * queue: each worker's cf_queue_get() returns CF_ECLOSED once the queue is empty, which
- * is the worker's signal to stop, and the main thread joins them.
+ * queue that holds at most 4 (so it waits whenever the workers fall behind), three
+ * long-running tasks of a thread pool take items and call cf_queue_task_done() for each
+ * one they finish, and the main thread waits in cf_queue_join() until every item put has
+ * been done.  Then it closes the queue: each worker's cf_queue_get() returns CF_ECLOSED
+ * once the queue is empty, which is the worker's signal to stop, and only then does it
+ * free the pool.
+ *
+ * The order matters.  Python's tutorial marks such consumer threads daemon=True so that
+ * they cannot keep the program from exiting.  A pool has no daemon workers:
+ * cf_executor_free() waits for every task, so freeing the pool while its tasks still
+ * block in cf_queue_get() would wait for ever.  Close the queue first (or shut it down
+ * with cf_queue_close(q, 1), which drops what is left), then free the pool.
  *
  * Expected output (which worker takes which item varies):
  *     Worker 1 processed item 1
@@ -33,7 +40,7 @@ typedef struct producer {
 typedef struct worker {
     cf_queue *queue;
     int number;
-    int processed; /* written by the worker, read by main after pthread_join */
+    int processed; /* written by the worker task, read by main after its future is done */
     long sum;
 } worker;
 
@@ -45,14 +52,17 @@ static void *produce(void *arg)
     return NULL;
 }
 
-static void *work(void *arg)
+/* A worker task: runs until the queue is closed and drained. */
+static int work(void *arg, void **result, cf_ctx *ctx)
 {
     worker *w = arg;
+    (void)result;
+    (void)ctx;
     for (;;) {
         void *item;
         int rc = cf_queue_get(w->queue, &item, CF_FOREVER);
         if (rc == CF_ECLOSED)
-            return NULL; /* closed and drained: no more work will come */
+            return 0; /* closed and drained: no more work will come */
         check(rc, "cf_queue_get");
 
         int value = *(const int *)item;
@@ -71,12 +81,16 @@ int main(void)
     cf_queue *queue;
     check(cf_queue_new(&queue, CAPACITY), "cf_queue_new");
 
+    cf_executor_opts opts;
+    cf_executor_opts_init(&opts);
+    opts.workers = WORKERS;
+    cf_executor *pool;
+    check(cf_executor_new(&pool, CF_BACKEND_THREADS, &opts), "cf_executor_new");
     worker workers[WORKERS];
-    pthread_t worker_threads[WORKERS];
+    cf_future *worker_tasks[WORKERS];
     for (int i = 0; i < WORKERS; i++) {
         workers[i] = (worker){.queue = queue, .number = i + 1};
-        check_pthread(pthread_create(&worker_threads[i], NULL, work, &workers[i]),
-                      "pthread_create");
+        check(cf_submit(pool, work, &workers[i], &worker_tasks[i]), "cf_submit");
     }
 
     int items[ITEMS];
@@ -91,11 +105,15 @@ int main(void)
     check_pthread(pthread_join(producer_thread, NULL), "pthread_join");
     check(cf_queue_join(queue, CF_FOREVER), "cf_queue_join");
 
+    /* Close first: the worker tasks return, and only then can the pool be freed (it
+     * waits for its tasks; with the queue still open it would wait for ever). */
     cf_queue_close(queue, 0);
+    cf_executor_free(pool);
     int processed = 0;
     long sum = 0;
     for (int i = 0; i < WORKERS; i++) {
-        check_pthread(pthread_join(worker_threads[i], NULL), "pthread_join");
+        check(cf_future_result(worker_tasks[i], 0, NULL), "worker task");
+        cf_future_release(worker_tasks[i]);
         processed += workers[i].processed;
         sum += workers[i].sum;
     }

@@ -280,7 +280,11 @@ CF_EXPORT int cf_executor_new(cf_executor **out, cf_backend backend,
 /*
  * Shuts down (as cf_shutdown(ex, CF_SHUTDOWN_WAIT)), joins every worker and frees the
  * executor.  Futures the caller still holds stay valid.  Must not be called from one of
- * the executor's own tasks or callbacks.  Accepts NULL.
+ * the executor's own tasks or callbacks.  Accepts NULL.  It waits for every running task:
+ * there are no daemon workers (Python's daemon threads do not keep a program from
+ * exiting), so a task blocked for ever, say in cf_queue_get on an open queue, keeps this
+ * call waiting for ever.  Release such tasks first: close the queue (cf_queue_close), then
+ * free the executor.
  */
 CF_EXPORT void cf_executor_free(cf_executor *ex);
 
@@ -654,7 +658,9 @@ CF_EXPORT size_t cf_queue_size(const cf_queue *q);
 /*
  * Closes the queue: put fails with CF_ECLOSED; get drains what is left, then reports
  * CF_ECLOSED.  With `immediate`, remaining items are discarded (and counted done for join)
- * and every blocked caller returns CF_ECLOSED at once.  Idempotent.
+ * and every blocked caller returns CF_ECLOSED at once.  Idempotent.  Consumers that are
+ * tasks of a pool stop this way: close the queue before cf_executor_free, which waits for
+ * those tasks (examples/07_queue_workers.c).
  */
 CF_EXPORT void cf_queue_close(cf_queue *q, int immediate);
 

@@ -1213,6 +1213,50 @@ static void burst_gets_its_workers_then_nothing(void **state)
     run_burst(NEXT_NOTHING);
 }
 
+/* The documented way to stop consumers that are pool tasks (no daemon workers): close the
+ * queue, then free.  Three tasks block in cf_queue_get; the close releases every one of
+ * them after the queue is drained, and cf_executor_free returns. */
+typedef struct consumer {
+    cf_queue *q;
+    _Atomic int *taken;
+} consumer;
+
+static int task_consume(void *arg, void **result, cf_ctx *ctx)
+{
+    consumer *c = arg;
+    void *item;
+    int rc;
+    (void)result;
+    while ((rc = cf_queue_get(c->q, &item, TU_LONG)) == 0)
+        atomic_fetch_add(c->taken, 1);
+    return rc == CF_ECLOSED ? 0 : cf_fail(ctx, rc, "cf_queue_get: %s", cf_err_name(rc));
+}
+
+static void queue_consumers_stop_when_closed_before_free(void **state)
+{
+    cf_executor *ex = make_thread_executor(3, NULL);
+    cf_queue *q = NULL;
+    cf_future *fs[3];
+    _Atomic int taken = 0;
+    consumer c;
+    int i, item = 1;
+    (void)state;
+    assert_int_equal(cf_queue_new(&q, 2), 0);
+    c = (consumer){q, &taken};
+    for (i = 0; i < 3; i++)
+        fs[i] = tu_submit(ex, task_consume, &c);
+    for (i = 0; i < 5; i++)
+        assert_int_equal(cf_queue_put(q, &item, TU_LONG), 0);
+    cf_queue_close(q, 0);
+    cf_executor_free(ex);
+    assert_int_equal(atomic_load(&taken), 5);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(cf_future_result(fs[i], 0, NULL), 0);
+        cf_future_release(fs[i]);
+    }
+    cf_queue_free(q);
+}
+
 /* ---- SEMANTICS 19, 20: nested submission, idle workers ------------------------------ */
 
 static int task_fib(void *arg, void **result, cf_ctx *ctx)
@@ -1604,6 +1648,7 @@ static const struct CMUnitTest tests[] = {
     cf_inprocess_test(burst_gets_its_workers_then_shutdown),
     cf_inprocess_test(burst_gets_its_workers_then_wait),
     cf_inprocess_test(burst_gets_its_workers_then_nothing),
+    cf_inprocess_test(queue_consumers_stop_when_closed_before_free),
     cf_inprocess_test(nested_submit_and_wait_one_worker),
     cf_inprocess_test(nested_wait_every_way_helps),
     cf_inprocess_test(nested_wait_with_timeout_one_worker),
