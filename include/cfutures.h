@@ -74,7 +74,8 @@ CF_EXPORT const char *cf_version(void);
     XX(END, -17, "no more items")                                                          \
     XX(NOFUNC, -18, "function cannot be found in worker processes")                        \
     XX(PROTO, -19, "malformed message from a worker process")                              \
-    XX(NOINIT, -20, "cf_init() was not called at the start of main()")
+    XX(NOINIT, -20, "cf_init() was not called at the start of main()")                   \
+    XX(FORKED, -21, "executor belongs to the process this one was forked from")
 
 typedef enum cf_errno {
 #define CF__ERRNO_ENUM(name, value, text) CF_E##name = value,
@@ -273,6 +274,16 @@ CF_EXPORT void cf_executor_opts_init(cf_executor_opts *opts);
  * (process pool in a program whose main() did not call cf_init), CF_ENOFUNC (an
  * initializer a process pool cannot find in its workers), CF_ENOMEM, CF_ESYS.
  * A process pool also runs one manager thread in this process, named "<name>-mgr".
+ *
+ * fork(): an executor belongs to the process that created it.  In a child made by fork()
+ * (which has none of the parent's threads), every call on the parent's executors fails at
+ * once with CF_EFORKED (submit, map, shutdown; cancelling a running process-pool task),
+ * and waiting on a future that was pending at the fork returns CF_EFORKED at once instead
+ * of waiting for a task that runs in the parent, if anywhere (cf_future_result/_wait/
+ * _bytes, cf_wait unless already satisfied, cf_as_completed_next, cf_map_next).  Futures
+ * done before the fork read as usual.  cf_executor_free of a parent's executor returns at
+ * once and releases nothing (its threads, processes and locks are the parent's).  The child
+ * may create executors of its own, which work as anywhere.  The parent is unaffected.
  */
 CF_EXPORT int cf_executor_new(cf_executor **out, cf_backend backend,
                               const cf_executor_opts *opts);
@@ -304,7 +315,7 @@ CF_EXPORT int cf_executor_error(const cf_executor *ex, int *code, const char **m
  * NULL for fire-and-forget.  On error nothing was created and nothing will be called.
  * Errors: CF_ESHUTDOWN, CF_EBROKEN, CF_EFULL (bounded queue with CF_FULL_FAIL), CF_ENOTSUP
  * (backend without in-process tasks), CF_ENOMEM, CF_EINVAL (fn NULL), CF_ESYS (no worker
- * thread could be started for the executor's first task).
+ * thread could be started for the executor's first task), CF_EFORKED (see fork below).
  * May be called from any thread, including from inside tasks and callbacks.
  */
 CF_EXPORT int cf_submit(cf_executor *ex, cf_fn fn, void *arg, cf_future **out);
@@ -332,7 +343,7 @@ CF_EXPORT int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void
  * CF_ECANCELLED and their callbacks run).  With CF_SHUTDOWN_WAIT, returns once every
  * accepted task is done and the workers have exited.  May be called any number of times,
  * from any thread except the executor's own workers when waiting (CF_EINVAL then).
- * Returns 0.
+ * Returns 0, or CF_EFORKED in a fork child (nothing done).
  */
 CF_EXPORT int cf_shutdown(cf_executor *ex, unsigned flags);
 
@@ -425,6 +436,8 @@ CF_EXPORT int cf_future_cancel(cf_future *f);
  *                  the worker could not find the function, memory ran out moving it
  *   CF_EBROKEN     the executor broke (failed initializer) before the task ran; such a
  *                  future is CF_FINISHED with an error (it counts for CF_FIRST_ERROR)
+ *   CF_EFORKED     not done, and this process was forked from the one whose executor runs
+ *                  it (see cf_executor_new): it can never complete here; unchanged
  * May be called any number of times from any thread.  Inside a task of the thread pool,
  * the waiting worker runs other queued tasks meanwhile.
  */
@@ -494,7 +507,9 @@ typedef enum cf_wait_mode {
  * each in first-appearance order (borrowed pointers; either array may be NULL, else it must
  * hold n entries).  Futures already done count at once; cancelled counts as done.
  * n may be 0; n_done and n_not_done may be NULL.  Total cost O(n), whatever the number of
- * completions.  Returns 0 or CF_EINVAL/CF_ENOMEM.
+ * completions.  Returns 0 or CF_EINVAL/CF_ENOMEM, or CF_EFORKED (nothing written) when the
+ * condition does not hold yet and a pending future belongs to the process this one was
+ * forked from.
  */
 CF_EXPORT int cf_wait(cf_future *const *fs, size_t n, cf_wait_mode mode, double timeout,
                       cf_future **done, size_t *n_done, cf_future **not_done,
@@ -516,7 +531,8 @@ CF_EXPORT int cf_as_completed_new(cf_as_completed **out, cf_future *const *fs, s
  * caller holds its reference).  Returns 0; CF_EEND when every future has been yielded;
  * CF_ETIMEDOUT when the deadline passed first (cf_as_completed_pending() then says how many
  * of cf_as_completed_total() remain; later calls still give futures that have completed
- * since, else CF_ETIMEDOUT at once).  Not thread safe: one thread per iterator.
+ * since, else CF_ETIMEDOUT at once); CF_EFORKED in a fork child when what is left would
+ * complete in the parent.  Not thread safe: one thread per iterator.
  */
 CF_EXPORT int cf_as_completed_next(cf_as_completed *it, cf_future **f);
 /* Futures not yet yielded. */
@@ -561,7 +577,7 @@ CF_EXPORT void cf_map_opts_init(cf_map_opts *opts);
  * order.  The caller keeps `inputs` (and what it points to) valid until cf_map_free.
  * opts may be NULL.  Work is handed out in chunks, not as n separate submissions.
  * Errors: CF_EINVAL (fn NULL, inputs NULL with n > 0, chunk 0), CF_ESHUTDOWN, CF_EBROKEN,
- * CF_ENOTSUP (pointer tasks on a process pool), CF_ENOMEM.
+ * CF_ENOTSUP (pointer tasks on a process pool), CF_ENOMEM, CF_EFORKED.
  */
 CF_EXPORT int cf_map_start(cf_map **out, cf_executor *ex, cf_fn fn, void *const *inputs,
                            size_t n, const cf_map_opts *opts);

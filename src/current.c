@@ -16,6 +16,13 @@
  * `word` at the futex word its worker parks on, so the same bump ends its park, before it
  * sets `sleeping`.
  *
+ * Fork: a child made by fork() has only the forking thread, so the parent's executors
+ * have no workers there (and a process pool no manager).  The child handler bumps
+ * cf__fork_gen; executors and futures remember the generation they were made in, so every
+ * call on a parent's executor fails at once with CF_EFORKED and a wait on a parent's
+ * pending future returns CF_EFORKED instead of sleeping for ever (SEMANTICS 35).  The
+ * parent is untouched: the handler runs in the child only.
+ *
  * No locks.  The thread-local is initial-exec (internal.h): one load per submission.
  */
 #include "internal.h"
@@ -23,6 +30,26 @@
 #include <limits.h>
 
 CF__THREAD_LOCAL cf__current_worker cf__current;
+uint16_t cf__fork_gen;
+
+static void in_fork_child(void)
+{
+    cf__futures_fork_after();
+    cf__fork_gen++;
+    /* A task that forked: its copy in the child is no worker of anything. */
+    cf__current = (cf__current_worker){0};
+}
+
+static void install_fork_handler(void)
+{
+    pthread_atfork(cf__futures_fork_prepare, cf__futures_fork_after, in_fork_child);
+}
+
+void cf__fork_watch(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_fork_handler);
+}
 
 void cf__cond_init(cf__cond *c, bool (*met)(cf__cond *c))
 {

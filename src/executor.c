@@ -97,7 +97,9 @@ int cf_executor_new(cf_executor **out, cf_backend backend, const cf_executor_opt
     if (posix_memalign((void **)&ex, CF__CACHELINE, b->struct_size))
         return CF_ENOMEM;
     memset(ex, 0, b->struct_size);
+    cf__fork_watch();
     ex->backend = b;
+    ex->fork_gen = cf__fork_gen;
     ex->workers = opts->workers == CF_WORKERS_AUTO ? default_workers() : opts->workers;
     strcpy(ex->name, name);
     ex->initializer = opts->initializer;
@@ -121,6 +123,10 @@ int cf_executor_new(cf_executor **out, cf_backend backend, const cf_executor_opt
 void cf_executor_free(cf_executor *ex)
 {
     if (!ex)
+        return;
+    /* A parent's executor in a fork child: its threads and processes are the parent's, and
+     * its locks may have been held by threads that do not exist here.  Touch nothing. */
+    if (CF__UNLIKELY(ex->fork_gen != cf__fork_gen))
         return;
     cf_shutdown(ex, CF_SHUTDOWN_WAIT);
     ex->backend->destroy(ex);
@@ -210,6 +216,10 @@ void cf__executor_unqueued(cf_executor *ex)
 int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal)
 {
     int rc;
+    if (CF__UNLIKELY(ex->fork_gen != cf__fork_gen)) {
+        rc = CF_EFORKED;
+        goto refused_early;
+    }
     /* A worker of this executor waiting for room could wait for itself: its submissions
      * go past the bound (they are nested work the pool must finish anyway). */
     if (!internal && ex->max_queued && cf__current.ex != ex) {
@@ -234,6 +244,7 @@ int cf__executor_admit(cf_executor *ex, cf_future *f, bool internal)
     return 0;
 refused:
     cf__events_unsubmitted(f);
+refused_early:
     atomic_store_explicit(&f->refs, 1, memory_order_relaxed); /* the executor's is gone */
     return rc;
 }
@@ -272,6 +283,8 @@ int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void *in, size
         *out = NULL;
     if (!ex || !fn || !fn->fn || (!in && len))
         return CF_EINVAL;
+    if (CF__UNLIKELY(ex->fork_gen != cf__fork_gen))
+        return CF_EFORKED; /* before check_bytes, which may take the parent's locks */
     if (ex->backend->check_bytes) {
         int rc = ex->backend->check_bytes(ex, fn, len);
         if (rc)
@@ -301,6 +314,8 @@ int cf_shutdown(cf_executor *ex, unsigned flags)
 {
     if (!ex)
         return CF_EINVAL;
+    if (CF__UNLIKELY(ex->fork_gen != cf__fork_gen))
+        return CF_EFORKED;
     uint32_t set = CF__EX_SHUTDOWN;
     if (flags & CF_SHUTDOWN_KILL)
         flags |= CF_SHUTDOWN_CANCEL_PENDING;

@@ -25,7 +25,8 @@
  * memory goes back to the system when the last executor is freed, and at unload.
  *
  * Lock order: a future's LOCK is a leaf (no other lock is taken while holding it; callbacks
- * run after it is released).  The depot mutex is a leaf too.
+ * run after it is released).  The depot mutex is a leaf too; fork() takes it around the
+ * fork (cf__futures_fork_*), so a child never finds it held by a thread it does not have.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -129,6 +130,16 @@ static void depot_put_any(magazine *m)
 {
     if (m)
         depot_put(m->count ? &depot.full : &depot.empty, m);
+}
+
+void cf__futures_fork_prepare(void)
+{
+    pthread_mutex_lock(&depot.lock);
+}
+
+void cf__futures_fork_after(void)
+{
+    pthread_mutex_unlock(&depot.lock);
 }
 
 /* Hands the thread's magazines to the depot: at thread exit, so nothing is stranded, and
@@ -438,6 +449,7 @@ cf_future *cf__future_alloc(uint32_t refs)
     atomic_init(&f->refs, refs);
     f->kind = CF__TASK_POINTER;
     f->bounded = false;
+    f->fork_gen = cf__fork_gen;
     f->outcome = 0;
     f->arg = NULL;
     f->value = NULL;
@@ -719,6 +731,8 @@ int cf__future_wait_until(cf_future *f, int64_t deadline)
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
     if (cf__state_done(s))
         return 0;
+    if (CF__UNLIKELY(f->fork_gen != cf__fork_gen))
+        return CF_EFORKED; /* its task runs in the parent, if anywhere: never here */
     if (CF__UNLIKELY(cf__current.ex && cf__current.ex->backend->help_wait))
         return help_until_done(f, deadline);
     cf__spin spin = {0}; /* at most the thread's spin budget (park.c), never past the deadline */
@@ -777,6 +791,8 @@ int cf_future_cancel(cf_future *f)
     if (cf__future_complete(f, CF_PENDING, CF_CANCELLED))
         return 0;
     cf_state st = cf_future_state(f);
+    if (st == CF_RUNNING && f->extra && f->extra->owner && f->fork_gen != cf__fork_gen)
+        return CF_EFORKED; /* its worker is the parent's */
     if (st == CF_RUNNING && f->extra && f->extra->owner)
         return f->extra->owner->backend->cancel_running(f->extra->owner, f);
     return st == CF_CANCELLED ? 0 : CF_EBUSY;

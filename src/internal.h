@@ -181,6 +181,8 @@ struct cf_future {
     _Atomic uint32_t refs;
     uint8_t kind;           /* cf__task_kind */
     bool bounded;           /* counts against the executor's max_queued */
+    uint16_t fork_gen;      /* cf__fork_gen when allocated: a future of an ancestor
+                               process can never complete here */
     /* The outcome, written once by the party that completes the future, before it sets the
      * done state (release), read by others after seeing done (acquire). */
     int outcome;            /* 0 or CF_E* */
@@ -243,6 +245,10 @@ static inline int cf__future_outcome(const cf_future *f)
 /* Blocks until f is done (0) or the deadline passes (CF_ETIMEDOUT). */
 int cf__future_wait_until(cf_future *f, int64_t deadline);
 
+/* fork(): take the allocator's lock before, release it after, in parent and child. */
+void cf__futures_fork_prepare(void);
+void cf__futures_fork_after(void);
+
 /* Frees the futures kept for recycling (when no executor is left). */
 void cf__futures_trim(void);
 
@@ -302,6 +308,7 @@ typedef struct cf__backend {
 
 struct cf_executor {
     const cf__backend *backend;
+    uint16_t fork_gen;  /* cf__fork_gen at creation: every call refuses in a fork child */
     int workers;
     char name[12];
     cf_init_fn initializer;
@@ -413,6 +420,12 @@ typedef struct cf__current_worker {
 } cf__current_worker;
 
 extern CF__THREAD_LOCAL cf__current_worker cf__current;
+
+/* Bumped in the child of every fork() (after cf__fork_watch): what was made before, in the
+ * parent, belongs to the parent.  Read without synchronisation: only fork changes it. */
+extern uint16_t cf__fork_gen;
+/* Installs the fork handler once (every executor's creation calls it). */
+void cf__fork_watch(void);
 
 /*
  * A condition a thread waits for, with the futex word its waiter sleeps on (see

@@ -478,6 +478,8 @@ static int wait_position(cf_map *m, size_t i)
         return 0;
     if (m->timed_out)
         return abandon_position(m, i);
+    if (m->ex->fork_gen != cf__fork_gen)
+        return CF_EFORKED; /* its runners are the parent's */
     bool helper = cf__current.ex == m->ex;
     int worker = cf__current.index;
     cf__spin spin = {0};
@@ -654,6 +656,8 @@ static int map_begin(cf_map **out, cf_executor *ex, const cf_map_opts *opts, siz
     }
     if (!ex || (inputs_missing && n) || opts->chunk == 0 || CF__BAD_TIMEOUT(opts->timeout))
         return CF_EINVAL;
+    if (ex->fork_gen != cf__fork_gen)
+        return CF_EFORKED;
     uint32_t flags = atomic_load(&ex->flags);
     if (flags & CF__EX_SHUTDOWN)
         return CF_ESHUTDOWN;

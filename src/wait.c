@@ -139,11 +139,19 @@ int cf_wait(cf_future *const *fs, size_t n, cf_wait_mode mode, double timeout,
 
     waiter w = {.total = m, .mode = mode};
     cf__cond_init(&w.cond, waiter_met);
+    bool forked = false;
     for (size_t i = 0; i < m; i++) {
         if (done_now(uniq[i])) {
             count_done(&w, uniq[i]);
             nodes[i].counted = true;
+        } else if (uniq[i]->fork_gen != cf__fork_gen) {
+            forked = true;
         }
+    }
+    if (forked && !condition_met(&w)) { /* it could only wait for the parent's workers */
+        free(nodes);
+        free(uniq);
+        return CF_EFORKED;
     }
     if (!condition_met(&w) && timeout != 0) {
         for (size_t i = 0; i < m; i++) {
@@ -201,6 +209,8 @@ struct cf_as_completed {
     size_t total;
     size_t yielded;
     int64_t deadline;
+    uint16_t fork_gen;           /* cf__fork_gen at creation */
+    bool forked;                 /* a future was pending from an ancestor process */
     cf_future **futures;         /* distinct, retained */
     ac_node *nodes;              /* nodes[i] belongs to futures[i] */
     size_t *ready;               /* indices in yield order */
@@ -263,16 +273,19 @@ int cf_as_completed_new(cf_as_completed **out, cf_future *const *fs, size_t n, d
     }
     it->total = m;
     it->deadline = cf__deadline(timeout);
+    it->fork_gen = cf__fork_gen;
     cf__cond_init(&it->cond, incoming_met);
     for (size_t i = 0; i < m; i++) {
         cf_future_retain(it->futures[i]);
         ac_node *node = &it->nodes[i];
         node->base.fn = ac_node_fired;
         node->it = it;
-        if (!done_now(it->futures[i]) && cf__future_add_callback(it->futures[i], &node->base))
+        if (!done_now(it->futures[i]) && cf__future_add_callback(it->futures[i], &node->base)) {
             node->listed = true;
-        else
+            it->forked |= it->futures[i]->fork_gen != cf__fork_gen;
+        } else {
             it->ready[it->ready_len++] = i;
+        }
     }
     *out = it;
     return 0;
@@ -288,6 +301,8 @@ int cf_as_completed_next(cf_as_completed *it, cf_future **f)
         take_incoming(it);
         if (it->yielded < it->ready_len)
             break;
+        if (it->forked || it->fork_gen != cf__fork_gen)
+            return CF_EFORKED; /* what is left completes in the parent, if anywhere */
         if (cf__cond_wait(&it->cond, it->deadline) == CF_ETIMEDOUT) {
             take_incoming(it);
             if (it->yielded < it->ready_len)

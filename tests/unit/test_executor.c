@@ -15,6 +15,8 @@
 #include "testutil.h"
 
 #include <limits.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 CF_FUNCTION(xor_fn, tu_bytes_xor);
 CF_FUNCTION(reverse_fn, tu_bytes_reverse);
@@ -1257,6 +1259,92 @@ static void queue_consumers_stop_when_closed_before_free(void **state)
     cf_queue_free(q);
 }
 
+/* ---- SEMANTICS 35: fork ------------------------------------------------------------- */
+
+/* The child's checks: each failure exits with its own status, so the parent names it. */
+static int forked_child_checks(cf_executor *ex, cf_future *pending, cf_future *finished)
+{
+    cf_future *f = NULL, *done[2], *fs[2] = {pending, finished};
+    cf_as_completed *it = NULL;
+    cf_map *m = NULL;
+    size_t nd = 9;
+    tu_xtask quick = {.value = 5};
+    tu_xmsg msg;
+    cf_bytes in = tu_xtask_input(&quick, &msg);
+    alarm(20); /* a hang is a failure, not a stuck test */
+    if (tu_xtask_submit(ex, &quick, &f) != CF_EFORKED || f != NULL)
+        return 10; /* accepted work that could never run */
+    if (cf_future_result(pending, CF_FOREVER, NULL) != CF_EFORKED)
+        return 11; /* would wait for ever for the parent's worker */
+    if (tu_xresult(finished, 0) != 42)
+        return 12; /* a future done before the fork still reads */
+    if (cf_wait(fs, 2, CF_ALL_COMPLETED, CF_FOREVER, done, &nd, NULL, NULL) != CF_EFORKED ||
+        nd != 9)
+        return 13;
+    if (cf_wait(fs, 2, CF_FIRST_COMPLETED, CF_FOREVER, done, &nd, NULL, NULL) != 0 || nd != 1)
+        return 14; /* already satisfied: the split as usual */
+    if (cf_as_completed_new(&it, fs, 2, CF_FOREVER) != 0 || cf_as_completed_next(it, &f) != 0 ||
+        f != finished || cf_as_completed_next(it, &f) != CF_EFORKED)
+        return 15;
+    cf_as_completed_free(it);
+    if (cf_map_bytes_start(&m, ex, &tu_xtask_fn, &in, 1, NULL) != CF_EFORKED || m != NULL)
+        return 16;
+    if (cf_shutdown(ex, CF_SHUTDOWN_WAIT) != CF_EFORKED)
+        return 17;
+    cf_executor_free(ex); /* the parent's: must neither hang nor crash */
+    /* A new executor of the child's own works. */
+    cf_executor *mine = make_executor(1, NULL);
+    f = tu_xsubmit(mine, &quick);
+    if (tu_xresult(f, TU_LONG) != 5)
+        return 18;
+    cf_future_release(f);
+    cf_executor_free(mine);
+    return 0;
+}
+
+/* SEMANTICS 35: after fork(), the child's copy of an executor fails every call at once with
+ * CF_EFORKED and a wait on a future pending at the fork returns CF_EFORKED (it used to
+ * accept submissions that never ran and wait for ever); the parent's executor is
+ * untouched and finishes its task. */
+static void fork_child_gets_eforked_parent_untouched(void **state)
+{
+    tu_gate gate;
+    tu_latch started;
+    tu_xtask held, done;
+    cf_executor *ex;
+    cf_future *pending, *finished;
+    pid_t pid;
+    int status = 0;
+    (void)state;
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    held = (tu_xtask){.gate = &gate, .started = &started, .value = 7};
+    done = (tu_xtask){.value = 42};
+    ex = make_executor(2, NULL);
+    finished = tu_xsubmit(ex, &done);
+    assert_int_equal(tu_xresult(finished, TU_LONG), 42);
+    pending = tu_xsubmit(ex, &held);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(forked_child_checks(ex, pending, finished));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("forked child: %s %d", WIFEXITED(status) ? "failed check" : "killed by signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    tu_gate_open(&gate);
+    assert_int_equal(tu_xresult(pending, TU_LONG), 7); /* the parent's pool carries on */
+    cf_future_release(pending);
+    pending = tu_xsubmit(ex, &done);
+    assert_int_equal(tu_xresult(pending, TU_LONG), 42);
+    cf_future_release(pending);
+    cf_future_release(finished);
+    cf_executor_free(ex);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
 /* ---- SEMANTICS 19, 20: nested submission, idle workers ------------------------------ */
 
 static int task_fib(void *arg, void **result, cf_ctx *ctx)
@@ -1642,6 +1730,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(bytes_task_empty_and_one_byte),
     cmocka_unit_test(bytes_task_one_mebibyte),
     cmocka_unit_test(bytes_task_error),
+    cmocka_unit_test(fork_child_gets_eforked_parent_untouched),
     cf_inprocess_test(bounded_queue_nested_submit_does_not_deadlock),
     cf_inprocess_test(worker_threads_named_with_prefix),
     cf_inprocess_test(burst_gets_its_workers_then_free),
