@@ -1,7 +1,8 @@
 # Makefile -- the project's entry points; CMake does the building.
 #
-#   make test      plain (build/), ThreadSanitizer (build-tsan/) and ASan+UBSan (build-asan/)
-#                  builds, each configured if needed, built and tested with ctest; every
+#   make test      plain (build/), clang (build-clang/), ThreadSanitizer (build-tsan/) and
+#                  ASan+UBSan (build-asan/) builds, each configured if needed, built and
+#                  tested with ctest (the others use the default compiler, gcc); every
 #                  build runs even if an earlier one failed, and the target fails if any did.
 #   make demo      builds build/ and runs the tour, `cfutures demo` (timelines, downloads
 #                  and thumbnails go to build/demo/).
@@ -20,16 +21,18 @@ CMAKE ?= cmake
 PREFIX ?= /usr/local
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 
-BUILD_DIRS := build build-tsan build-asan build-bench
+BUILD_DIRS := build build-clang build-tsan build-asan build-bench
 # Sanitized builds are Debug with -O1: full debug info, and fast enough for the stress tests.
 SAN_TYPE := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1"
 CONFIG_build := -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The same build with Debian's clang: keeps the code -Wall -Wextra -Werror clean with both.
+CONFIG_build-clang := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang
 CONFIG_build-tsan := $(SAN_TYPE) -DCF_SANITIZE=thread
 CONFIG_build-asan := $(SAN_TYPE) -DCF_SANITIZE=address
 CONFIG_build-bench := -DCMAKE_BUILD_TYPE=Release -DCF_BUILD_BENCH=ON \
                       -DCF_BUILD_TESTS=OFF -DCF_BUILD_EXAMPLES=OFF
 
-TEST_BUILDS := build build-tsan build-asan
+TEST_BUILDS := build build-clang build-tsan build-asan
 
 .PHONY: all test $(addprefix test-,$(TEST_BUILDS)) demo bench install clean \
         $(addprefix compile-,$(BUILD_DIRS))

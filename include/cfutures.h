@@ -1,8 +1,8 @@
 /*
  * cfutures.h -- executors, futures and queues for C.
  *
- * One executor API over several backends (a thread pool now; a process pool and an MPI
- * pool plug in behind the same calls).  Work is submitted as a task and observed through a
+ * One executor API over several backends: a thread pool and a process pool behind the
+ * same calls (an MPI pool is to follow).  Work is submitted as a task and observed through a
  * future: wait for it, read its value or its error, cancel it, attach callbacks, wait on
  * many at once, iterate them in completion order, or map a function over many inputs with
  * results in input order.  A bounded blocking queue completes the toolkit.

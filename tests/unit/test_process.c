@@ -206,6 +206,7 @@ static void spin_without_end(void)
     while (tu_now() < end)
         for (int i = 0; i < 100000; i++)
             x += (uint64_t)i;
+    (void)x; /* only written: clang's -Wunused-but-set-variable */
 }
 
 static void send_garbage(void)
