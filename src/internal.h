@@ -4,7 +4,8 @@
  * Layout of the core:
  *   park.c      clocks, futex wait/wake, spinning
  *   current.c   which worker the calling thread is; waits that let a worker help
- *   future.c    the future (which is also the task record), its recycling, callbacks, result
+ *   future.c    the future (which is also the task record), its callbacks, its result
+ *   future_alloc.c  where futures' memory comes from: slabs, magazines, a depot
  *   executor.c  the public executor calls, the admission gate (shutdown, broken, bound) and
  *               the backend table
  *   wait.c      cf_wait and cf_as_completed, both built on internal done-callbacks
@@ -204,6 +205,10 @@ struct cf_future {
 cf__future_extra *cf__future_extra_get(cf_future *f);
 /* Records a failure's code and message (taking ownership of message). */
 void cf__future_set_error(cf_future *f, int outcome, int code, char *message);
+
+/* future_alloc.c: a future's memory, uninitialised (NULL if out of memory), and back. */
+cf_future *cf__future_cache_get(void);
+void cf__future_cache_put(cf_future *f);
 
 /* Allocates a future (recycled when possible) in the PENDING state with `refs` references. */
 cf_future *cf__future_alloc(uint32_t refs);
