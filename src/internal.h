@@ -2,16 +2,20 @@
  * internal.h -- what the core files and the backends share, never exported.
  *
  * Layout of the core:
- *   park.c      clocks, futex wait/wake, spinning
- *   current.c   which worker the calling thread is; waits that let a worker help
- *   future.c    the future (which is also the task record), its callbacks, its result
+ *   error.c         cf_strerror, cf_err_name, cf_version
+ *   park.c          clocks, futex wait/wake, spinning, asymmetric fences
+ *   current.c       which worker the calling thread is, waits that let a worker help, fork
+ *   future.c        the future (which is also the task record), its callbacks, its result
  *   future_alloc.c  where futures' memory comes from: slabs, magazines, a depot
- *   executor.c  the public executor calls, the admission gate (shutdown, broken, bound) and
- *               the backend table
- *   wait.c      cf_wait and cf_as_completed, both built on internal done-callbacks
- *   map.c       ordered, bounded map through runner tasks that claim chunks of positions
- *   threads/    the thread-pool backend
- *   processes/  the process-pool backend (worker processes, wire format, function lookup)
+ *   executor.c      the public executor calls, the admission gate (shutdown, broken,
+ *                   bound) and the backend table
+ *   events.c        per-task events and the Chrome trace
+ *   wait.c          cf_wait and cf_as_completed
+ *   map.c           ordered, bounded map through runner tasks that claim ranges
+ *   queue.c         the blocking queue
+ *   threads/        the thread-pool backend (pool.c, injector.c, deque.h)
+ *   processes/      the process-pool backend (pool.c, worker.c, wire.c, resolve.c,
+ *                   spares.c; process.h is what they share)
  *
  * A future's life: allocated by submit with two references (caller, executor) -> queued by
  * the backend -> started (PENDING -> RUNNING) or cancelled (PENDING -> CANCELLED) by exactly

@@ -10,8 +10,9 @@
  *
  * Also the asymmetric fences (internal.h): membarrier(2) registered once per process.
  *
- * No locks; the only state is whether membarrier works, set once.  Porting the library to
- * another OS means porting this file.
+ * No locks; the only state is whether membarrier works, set once.  This file holds the
+ * core's Linux-specific waiting (futex, membarrier); the process pool uses more of Linux
+ * on its own (memfd, pidfd, epoll, prctl), so a port would start with both.
  */
 #define _GNU_SOURCE
 #include "internal.h"
