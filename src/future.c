@@ -387,10 +387,10 @@ int cf_future_cancel(cf_future *f)
     if (cf__future_complete(f, CF_PENDING, CF_CANCELLED))
         return 0;
     cf_state st = cf_future_state(f);
-    if (st == CF_RUNNING && f->extra && f->extra->owner && f->fork_gen != cf__fork_gen)
-        return CF_EFORKED; /* its worker is the parent's */
     if (st == CF_RUNNING && f->extra && f->extra->owner)
-        return f->extra->owner->backend->cancel_running(f->extra->owner, f);
+        return f->fork_gen != cf__fork_gen ? CF_EFORKED /* its worker is the parent's */
+                                           : f->extra->owner->backend->cancel_running(
+                                                 f->extra->owner, f);
     return st == CF_CANCELLED ? 0 : CF_EBUSY;
 }
 

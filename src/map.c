@@ -610,8 +610,7 @@ int cf_map_wait(cf_map *m, size_t *failed)
         if (failed)
             (*failed)++;
     }
-    forget_last(m);
-    return first;
+    return first; /* the CF_EEND call has let go of the last position already */
 }
 
 static void map_delete(cf_map *m)

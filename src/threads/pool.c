@@ -25,9 +25,15 @@
  *   sleep is seen by the worker's re-check or the worker is seen by the submitter: no lost
  *   wake-up, and no timed polling.  An idle pool sleeps in futex_wait with no timeout.
  *
- * Waiting inside a task: a worker that blocks on a future keeps taking tasks (next_task
- * with `waited`), and when there are none it parks with a callback on the future that
- * wakes it.  So a task may wait for tasks it submitted, even with one worker.
+ * Waiting inside a task (help_wait, called by every wait of the core): a worker whose task
+ * waits for a condition keeps taking tasks (next_task with `waited`) and, when there are
+ * none, parks as an idle worker with the condition's word pointed at its own park word, so
+ * either new work or the condition wakes it.  So a task may wait for tasks it submitted,
+ * in any way, even with one worker.
+ *
+ * Starting workers is allowed while the pool is being joined (work queued before the
+ * shutdown still gets every worker it needs); join_workers joins those too and declares
+ * the pool joined only when nobody is left, after which no worker starts.
  *
  * Lock order: start_lock before idle_lock; both are taken only when starting, parking or
  * waking workers, never per task, and neither is held while joining.  Invariants: workers [0, started) have
@@ -76,7 +82,7 @@ struct pool {
     pthread_mutex_t idle_lock;
     worker *idle_head;
     pthread_mutex_t start_lock;
-    cf__join_once join; /* once joining, no worker may start any more (under start_lock) */
+    cf__join_once join; /* once joined, no worker may start any more (under start_lock) */
 };
 
 /* The calling thread's worker record if it is a worker of p, else NULL. */

@@ -1276,6 +1276,8 @@ static int forked_child_checks(cf_executor *ex, cf_future *pending, cf_future *f
         return 10; /* accepted work that could never run */
     if (cf_future_result(pending, CF_FOREVER, NULL) != CF_EFORKED)
         return 11; /* would wait for ever for the parent's worker */
+    if (cf_future_cancel(pending) != (tu_backend() == CF_BACKEND_PROCESSES ? CF_EFORKED : CF_EBUSY))
+        return 19; /* running: a process pool's cancel would reach the parent's manager */
     if (tu_xresult(finished, 0) != 42)
         return 12; /* a future done before the fork still reads */
     if (cf_wait(fs, 2, CF_ALL_COMPLETED, CF_FOREVER, done, &nd, NULL, NULL) != CF_EFORKED ||
@@ -1396,10 +1398,19 @@ static void nested_submit_and_wait_one_worker(void **state)
 
 /* SEMANTICS 28: every way of waiting helps.  fib(n) where each call waits for its two
  * children in one of the library's ways. */
-enum wait_way { WAY_RESULT, WAY_FUTURE_WAIT, WAY_WAIT_ALL, WAY_WAIT_FIRST, WAY_AS_COMPLETED, WAY_COUNT };
-static const char *const way_names[WAY_COUNT] = {"cf_future_result", "cf_future_wait",
-                                                 "cf_wait(ALL)", "cf_wait(FIRST)",
-                                                 "cf_as_completed_next"};
+enum wait_way {
+    WAY_RESULT,
+    WAY_BYTES,
+    WAY_FUTURE_WAIT,
+    WAY_WAIT_ALL,
+    WAY_WAIT_FIRST,
+    WAY_AS_COMPLETED,
+    WAY_MAP,
+    WAY_COUNT
+};
+static const char *const way_names[WAY_COUNT] = {
+    "cf_future_result", "cf_future_bytes",      "cf_future_wait", "cf_wait(ALL)",
+    "cf_wait(FIRST)",   "cf_as_completed_next", "cf_map_next"};
 
 typedef struct fib_arg {
     enum wait_way way;
@@ -1415,7 +1426,11 @@ static int wait_children(enum wait_way way, cf_future *c[2])
     int rc = 0;
     switch (way) {
     case WAY_RESULT:
-        return 0; /* fib_value reads them */
+        return 0; /* the caller reads them, waiting */
+    case WAY_BYTES:
+        for (i = 0; i < 2 && rc == 0; i++)
+            rc = cf_future_bytes(c[i], TU_LONG, NULL, NULL);
+        return rc;
     case WAY_FUTURE_WAIT:
         for (i = 0; i < 2 && rc == 0; i++)
             rc = cf_future_wait(c[i], TU_LONG);
@@ -1438,6 +1453,20 @@ static int wait_children(enum wait_way way, cf_future *c[2])
     }
 }
 
+static int task_fib_way(void *arg, void **result, cf_ctx *ctx);
+
+/* The children's values through a map of the two, read with cf_map_next. */
+static int map_children(cf_executor *ex, fib_arg kids[2], void *v[2])
+{
+    void *inputs[2] = {&kids[0], &kids[1]};
+    cf_map *m = NULL;
+    int rc = cf_map_start(&m, ex, task_fib_way, inputs, 2, NULL), i;
+    for (i = 0; i < 2 && rc == 0; i++)
+        rc = cf_map_next(m, NULL, &v[i]);
+    cf_map_free(m);
+    return rc;
+}
+
 static int task_fib_way(void *arg, void **result, cf_ctx *ctx)
 {
     const fib_arg *a = arg;
@@ -1447,6 +1476,12 @@ static int task_fib_way(void *arg, void **result, cf_ctx *ctx)
     int rc = 0, i;
     if (a->n < 2) {
         *result = (void *)a->n;
+        return 0;
+    }
+    if (a->way == WAY_MAP) {
+        if ((rc = map_children(cf_ctx_executor(ctx), kids, v)) != 0)
+            return cf_fail(ctx, rc, "fib(%d): %s", (int)a->n, cf_err_name(rc));
+        *result = (void *)((intptr_t)v[0] + (intptr_t)v[1]);
         return 0;
     }
     for (i = 0; i < 2 && rc == 0; i++)
@@ -1484,7 +1519,7 @@ static void fib_every_way(int workers, intptr_t n, intptr_t expect)
 }
 
 /* SEMANTICS 28: fib(12) on one worker and fib(3) on two (which hung with cf_wait), every
- * call waiting for its children in each of the five ways. */
+ * call waiting for its children in each of the seven ways. */
 static void nested_wait_every_way_helps(void **state)
 {
     (void)state;
@@ -1513,6 +1548,63 @@ static int task_wait_child_bounded(void *arg, void **result, cf_ctx *ctx)
     cf_future_release(c);
     *result = (void *)(intptr_t)nd;
     return rc;
+}
+
+/* Header, at cf_fn: a waiting task's timeout may be overrun by the length of a task it ran.
+ * On one worker, a task waits 50 ms for a future that never completes while a 0.3 s child
+ * is queued: the wait runs the child and returns CF_ETIMEDOUT only after it ends. */
+static int task_sleep_then_mark(void *arg, void **result, cf_ctx *ctx)
+{
+    (void)result;
+    (void)ctx;
+    tu_sleep(0.3);
+    atomic_store((_Atomic int *)arg, 1);
+    return 0;
+}
+
+typedef struct overrun {
+    tu_gate never;
+    _Atomic int child_done;
+    int child_done_at_return;
+    int rc;
+} overrun;
+
+static int task_wait_overrun(void *arg, void **result, cf_ctx *ctx)
+{
+    overrun *o = arg;
+    cf_future *child = NULL, *never = NULL;
+    tu_xtask blocked = {.gate = &o->never};
+    (void)result;
+    if (cf_submit(cf_ctx_executor(ctx), task_sleep_then_mark, &o->child_done, &child) != 0)
+        return cf_fail(ctx, 1, "submit");
+    /* A future that stays pending: a task of another executor, held at a gate. */
+    cf_executor *other = make_thread_executor(1, NULL);
+    never = tu_xsubmit(other, &blocked);
+    o->rc = cf_future_wait(never, 0.05);
+    o->child_done_at_return = atomic_load(&o->child_done);
+    tu_gate_open(&o->never);
+    cf_future_release(never);
+    cf_executor_free(other);
+    cf_future_wait(child, TU_LONG);
+    cf_future_release(child);
+    return 0;
+}
+
+static void nested_wait_timeout_overrun_by_task_it_ran(void **state)
+{
+    cf_executor *ex = make_thread_executor(1, NULL);
+    overrun o = {.rc = 99};
+    cf_future *f;
+    (void)state;
+    tu_gate_init(&o.never);
+    atomic_init(&o.child_done, 0);
+    f = tu_submit(ex, task_wait_overrun, &o);
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), 0);
+    assert_int_equal(o.rc, CF_ETIMEDOUT);
+    assert_int_equal(o.child_done_at_return, 1); /* it ran the child, then timed out */
+    cf_future_release(f);
+    cf_executor_free(ex);
+    tu_gate_destroy(&o.never);
 }
 
 static void nested_wait_with_timeout_one_worker(void **state)
@@ -1741,6 +1833,7 @@ static const struct CMUnitTest tests[] = {
     cf_inprocess_test(nested_submit_and_wait_one_worker),
     cf_inprocess_test(nested_wait_every_way_helps),
     cf_inprocess_test(nested_wait_with_timeout_one_worker),
+    cf_inprocess_test(nested_wait_timeout_overrun_by_task_it_ran),
     cf_inprocess_test(nested_tasks_taken_by_idle_worker),
     cf_inprocess_test(nested_tasks_taken_by_idle_workers_without_help),
     cf_inprocess_test(idle_workers_burn_no_cpu),
