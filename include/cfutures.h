@@ -197,7 +197,12 @@ typedef enum cf_backend {
  * cf_future_error() / cf_executor_error() report the initializer's code and message.
  * In a process pool it runs in each worker process (found like a CF_FUNCTION); its `arg`
  * is a copy of the initializer_arg_len bytes at initializer_arg, or NULL when that length
- * is 0, and a worker that dies in it counts as a failed initializer.
+ * is 0.  Process pools: 3 worker processes in a row that die before they are ready (in
+ * the initializer or before it: any exit or signal, SIGKILL from the out-of-memory killer
+ * included; only the pool's own kills at shutdown or cancel do not count) break the
+ * executor with CF_EBROKEN, the last one's wait status as the code and a message ending
+ * "3 workers in a row died before they were ready"; a worker that gets ready resets the
+ * count.  So no pool restarts workers for ever.
  */
 typedef int (*cf_init_fn)(void *arg, cf_ctx *ctx);
 

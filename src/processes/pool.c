@@ -1196,13 +1196,15 @@ static void reap(ppool *p, int index)
     }
     char *message = describe_status(w->pid, status, what);
 
-    /* Deaths before HELLO: a failing initializer or start-up (an exit, a crash) breaks the
-     * pool after a few in a row, else it would start workers in a loop; a SIGKILL comes
-     * from outside (a person, the OOM killer) and only costs a new worker. */
-    bool self_inflicted = !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    if (starting && self_inflicted && w->kill_reason != K_SHUTDOWN &&
-        w->kill_reason != K_CANCEL && ++p->start_failures >= START_FAILURES_MAX) {
-        cf__executor_break(&p->base, status, message ? message : "workers fail to start");
+    /* Deaths before HELLO, whatever killed the worker (an exit, a crash, or a SIGKILL from
+     * the OOM killer or a person): START_FAILURES_MAX in a row break the pool, else it
+     * would start workers for ever.  Only the pool's own kills do not count. */
+    if (starting && w->kill_reason != K_SHUTDOWN && w->kill_reason != K_CANCEL &&
+        ++p->start_failures >= START_FAILURES_MAX) {
+        char why[384];
+        snprintf(why, sizeof why, "%s; %d workers in a row died before they were ready",
+                 message ? message : "worker lost", START_FAILURES_MAX);
+        cf__executor_break(&p->base, status, why);
         drop_queue(p, CF_EBROKEN);
     }
     job *tail = NULL;

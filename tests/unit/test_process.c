@@ -186,6 +186,15 @@ static int init_abort(void *arg, cf_ctx *ctx)
     abort();
 }
 
+/* Dies as the out-of-memory killer would make it. */
+static int init_sigkill(void *arg, cf_ctx *ctx)
+{
+    (void)arg;
+    (void)ctx;
+    raise(SIGKILL);
+    return 0;
+}
+
 /* Dies of SIGSEGV from a real invalid access.  The sanitizer runtimes catch SIGSEGV and
  * exit(1) instead; the default action restores what a plain program gets from the kernel.
  * The page is mapped without access so the address is not null (UBSan would report a null
@@ -1018,6 +1027,30 @@ static void crashing_initializer_breaks_the_pool(void **state)
     close_fixture(&t, ex);
 }
 
+/* SEMANTICS 32 (issue 12 item 2): an initializer killed by SIGKILL (the OOM killer's
+ * signal) counts as a failed start too; after START_FAILURES (3) deaths before ready in a
+ * row the pool is broken, the pending task fails, the message says why: no endless
+ * restarts. */
+static void sigkilled_initializer_breaks_the_pool(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    t.o.initializer = init_sigkill;
+    cf_executor *ex = new_pool(&t.o, 2);
+    cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
+    int code = 0;
+    const char *message = NULL;
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_EBROKEN);
+    assert_int_equal(cf_executor_error(ex, &code, &message), CF_EBROKEN);
+    assert_true(WIFSIGNALED(code));
+    assert_int_equal(WTERMSIG(code), SIGKILL);
+    assert_non_null(message);
+    assert_non_null(strstr(message, "3 workers in a row died before they were ready"));
+    cf_future_release(f);
+    close_fixture(&t, ex);
+}
+
 /* ---- shutdown while tasks run (SEMANTICS 14) ------------------------------------------ */
 
 enum { HELD = 1, QUEUED = 6 };
@@ -1415,6 +1448,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(initializer_runs_with_its_arg),
     cmocka_unit_test(failing_initializer_breaks_the_pool),
     cmocka_unit_test(crashing_initializer_breaks_the_pool),
+    cmocka_unit_test(sigkilled_initializer_breaks_the_pool),
     cmocka_unit_test(shutdown_wait_while_tasks_run),
     cmocka_unit_test(shutdown_cancel_pending_while_tasks_run),
     cmocka_unit_test(shutdown_kill_while_tasks_run),
