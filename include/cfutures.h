@@ -102,6 +102,14 @@ CF_EXPORT const char *cf_err_name(int err);
  * NULL; they are left unchanged.  Not needed for thread pools.  Call it once, from main.
  * Tasks running in a worker process may use thread pools; creating a process pool there
  * fails with CF_ENOINIT (workers do not start workers).
+ *
+ * Isolation promise of process pools: whatever a task does (crash, scribble on its
+ * worker's memory, write to its descriptors or send descriptors over them, keep writable
+ * mappings of its buffers in threads or children, leave children), it can affect only
+ * later tasks of its own worker process: never a task that finished before it, never a
+ * task of another worker, and no result is ever reported as success with bytes that its
+ * own task did not write.  (A big result's memory is reused only by the worker process
+ * that wrote it, and is closed once that process is gone.)
  */
 CF_EXPORT int cf_init(int *argc, char ***argv);
 

@@ -100,6 +100,7 @@ enum { K_NONE, K_TIMEOUT, K_CANCEL, K_SHUTDOWN, K_PROTO };
 typedef struct pworker {
     int state;
     uint32_t gen;
+    uint64_t serial; /* unique per spawn: the owner of the result buffers it wrote */
     pid_t pid;
     int pidfd, chan;
     cf__control *ctl;
@@ -124,6 +125,7 @@ typedef struct pworker {
     uint64_t kill_seq;
     bool distrusted;  /* it sent a malformed message: nothing more is read (manager only) */
     const char *distrust_why;
+    bool wild_head;   /* its ring head was one no worker writes: a scribbled control block */
     bool eof;
 } pworker;
 
@@ -154,6 +156,7 @@ typedef struct ppool {
     uint32_t fns_len, fns_cap;
     int64_t avg_task_ns;
     int start_failures; /* workers that died before HELLO since one last said it */
+    uint64_t spawns;    /* workers spawned ever: the last one's serial */
     cf__spares *spares; /* released results' memfds, for the workers to reuse */
     /* options */
     int64_t timeout_ns;
@@ -326,6 +329,8 @@ static void close_worker(ppool *p, pworker *w)
     cf__wbuf_free(&w->wb);
     free(w->items);
     free(w->fn_sent);
+    if (w->serial)
+        cf__spares_forget(p->spares, w->serial);
     uint32_t gen = w->gen;
     memset(w, 0, sizeof *w);
     w->gen = gen + 1;
@@ -425,6 +430,7 @@ static int spawn_locked(ppool *p, pworker *w, int index)
     if (w->pidfd >= 0)
         fcntl(w->pidfd, F_SETFD, FD_CLOEXEC);
     w->state = W_STARTING;
+    w->serial = ++p->spawns;
     p->live++;
     if (watch(p, w->chan, EPOLLIN | EPOLLRDHUP, index, 0) != 0 ||
         (w->pidfd >= 0 && watch(p, w->pidfd, EPOLLIN, index, 1) != 0))
@@ -477,7 +483,8 @@ static void flush(ppool *p, pworker *w)
     int fds[CF__SPARES_PER_WORKER];
     int nfds = 0;
     if (w->wb.sent < w->wb.len && w->spares_held < CF__SPARES_PER_WORKER)
-        nfds = cf__spares_take(p->spares, fds, CF__SPARES_PER_WORKER - w->spares_held);
+        nfds = cf__spares_take(p->spares, w->serial, fds,
+                               CF__SPARES_PER_WORKER - w->spares_held);
     while (w->wb.sent < w->wb.len) {
         ssize_t n = cf__chan_send(w->chan, w->wb.data + w->wb.sent, w->wb.len - w->wb.sent,
                                   fds, nfds, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -505,7 +512,9 @@ static void flush(ppool *p, pworker *w)
     w->needs_flush = false;
 unsent:
     for (int i = 0; i < nfds; i++) {
-        if (cf__spares_keep(p->spares))
+        struct stat st;
+        if (fstat(fds[i], &st) == 0 &&
+            cf__spares_keep(p->spares, (uint64_t)st.st_ino, w->serial))
             cf__spares_put(p->spares, fds[i]);
         else
             close(fds[i]);
@@ -896,30 +905,42 @@ static void *take_payload(ppool *p, pworker *w, const cf__wire_msg *m, bool *map
             memcpy(copy, m->data, (size_t)m->data_len);
         return copy;
     }
-    if (w->fdq_len == 0)
-        read_channel(w, bad); /* sent before the RESULT: it is there if it was sent */
-    if (w->fdq_len == 0) {
-        *bad = true;
-        return NULL;
+    /* The descriptor whose inode the RESULT names: any other one queued before it came
+     * from a task (SCM_RIGHTS on its own channel) and is closed unread, so no result is
+     * ever read from a file its task did not write. */
+    struct stat st;
+    int fd = -1;
+    for (bool refilled = false; fd < 0;) {
+        if (w->fdq_len == 0 && !refilled) {
+            read_channel(w, bad); /* sent before the RESULT: it is there if it was sent */
+            refilled = true;
+        }
+        if (w->fdq_len == 0) {
+            *bad = true;
+            return NULL;
+        }
+        fd = w->fdq[w->fdq_head];
+        w->fdq_head = (w->fdq_head + 1) % FDQ_MAX;
+        w->fdq_len--;
+        if (fstat(fd, &st) != 0 || (uint64_t)st.st_ino != m->out_ino) {
+            close(fd);
+            fd = -1;
+        }
     }
-    int fd = w->fdq[w->fdq_head];
-    w->fdq_head = (w->fdq_head + 1) % FDQ_MAX;
-    w->fdq_len--;
     if (w->spares_held > 0)
         w->spares_held--; /* a worker holding a spare writes its result into it */
-    struct stat st;
     void *map = MAP_FAILED;
     /* Sealing fails on anything but a memfd.  Against shrinking, so the future's reader
      * never meets SIGBUS; not against writing, which could never be lifted: the buffer is
      * written again once its future lets go (why that is safe: spares.c). */
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < m->data_len ||
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < m->data_len ||
         fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0)
         *bad = true;
     else
         map = mmap(NULL, (size_t)m->data_len, PROT_READ, MAP_SHARED, fd, 0);
     /* Reused only from a worker that has sent nothing wrong. */
     if (map != MAP_FAILED && !*bad && (size_t)st.st_size <= CF__SPARE_MAX &&
-        cf__spares_keep(p->spares))
+        cf__spares_keep(p->spares, (uint64_t)st.st_ino, w->serial))
         *keep_fd = fd;
     else
         close(fd);
@@ -1056,11 +1077,14 @@ static void drain_ring(ppool *p, pworker *w)
     uint64_t avail = head - w->tail;
     if (avail == 0)
         return;
-    if (avail > CF__RING_SIZE) { /* a head no honest worker writes */
-        protocol_error(w, "malformed message from the worker; killed");
-        return;
-    }
+    /* A head no honest worker writes (a task scribbled on the control block): the whole
+     * messages the ring holds are still read, up to the first that is not one, so results
+     * published before the scribble are kept; what follows is malformed. */
     bool bad = false, truncated = false;
+    if (avail > CF__RING_SIZE) {
+        avail = CF__RING_SIZE;
+        w->wild_head = true;
+    }
     while (avail && !bad) {
         cf__wire_msg m;
         long used = cf__wire_decode(w->ring + (w->tail & (CF__RING_SIZE - 1)), (size_t)avail, 1,
@@ -1180,9 +1204,16 @@ static void reap(ppool *p, int index)
     bool starting = w->state == W_STARTING;
     uint64_t running = atomic_load(&w->ctl->running_seq);
     /* Every item up to the last one the worker started ran (its result, if any, was not
-     * read: the worker died first, or was distrusted); items after it never started.  A
-     * lying worker can only move this line among its own items. */
+     * read: the worker died first, or was distrusted); items after it never started.  The
+     * ring was drained above, so a worker that is still believed answered everything
+     * before the first item left: at most that one ran unanswered, whatever a task wrote
+     * into started_seq.  Only a worker distrusted for a malformed message (not for a wild
+     * ring head) may have run later items whose results cannot be read; for it the
+     * control block's word decides, among its own items. */
     uint64_t started = atomic_load(&w->ctl->started_seq);
+    item *first = front(w);
+    if ((!w->distrusted || w->wild_head) && first && started > first->seq)
+        started = first->seq;
     int outcome = CF_ELOST;
     const char *what = "worker lost";
     if (w->kill_reason == K_PROTO) {

@@ -196,8 +196,12 @@ static void *output_shared(size_t len)
 
 /* Hands the result memfd to the parent, before the RESULT that refers to it.  Unmapped and
  * closed here: from now on it is the future's, and no worker may write it (spares.c). */
-static int pass_result_memfd(void)
+static int pass_result_memfd(uint64_t *ino)
 {
+    struct stat st;
+    if (fstat(W.result_fd, &st) != 0)
+        return -1;
+    *ino = (uint64_t)st.st_ino;
     munmap(W.result_map, W.result_len);
     W.result_map = NULL;
     char byte = 0;
@@ -231,7 +235,7 @@ static void send_result(uint64_t seq, int rc, cf_ctx *ctx, int64_t start)
             if (shared)
                 memcpy(shared, ctx->out, ctx->out_len);
         }
-        if (W.result_len != ctx->out_len || pass_result_memfd() != 0) {
+        if (W.result_len != ctx->out_len || pass_result_memfd(&r.out_ino) != 0) {
             r.outcome = CF_ENOMEM;
             r.text = "cannot pass the result to the parent";
             r.text_len = text_len(r.text);

@@ -26,7 +26,9 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -143,7 +145,10 @@ enum op {
     OP_TRUNCATED, /* write the start of a RESULT message, then _exit(0) */
     OP_HEADER,    /* write a RESULT header announcing `value` body bytes, then return */
     OP_OUTPUT,    /* result: `value` bytes of 0x3C */
-    OP_INIT_ARG   /* result: what the initializer stored */
+    OP_INIT_ARG,  /* result: what the initializer stored */
+    OP_STRAY_FD,  /* send a memfd of `value` bytes of 0xEE over the channel, then as OP_VALUE */
+    OP_SCRIBBLE,  /* as OP_OUTPUT, keeping a thread that writes 0xEE into its result's memfd */
+    OP_WRECK_CTL  /* write 0xAB over the worker's control block (descriptor 4), _exit(0) */
 };
 
 typedef struct cmd {
@@ -247,6 +252,79 @@ static void __attribute__((noreturn)) send_truncated_and_exit(void)
     _exit(0);
 }
 
+/* A memfd of len bytes of 0xEE passed on the worker's channel (descriptor 3), as a task
+ * that writes to its descriptors could: a result's descriptor, by its shape. */
+static int send_stray_memfd(size_t len)
+{
+    int fd = memfd_create("cf-result", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || ftruncate(fd, (off_t)len) != 0)
+        return -1;
+    unsigned char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED)
+        return -1;
+    memset(map, 0xEE, len);
+    munmap(map, len);
+    char byte = 0, ctl[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {&byte, 1};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                        .msg_controllen = sizeof ctl};
+    memset(ctl, 0, sizeof ctl);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n = sendmsg(3, &mh, MSG_NOSIGNAL);
+    close(fd);
+    return n == 1 ? 0 : -1;
+}
+
+typedef struct scribble {
+    unsigned char *map;
+    size_t len;
+} scribble;
+
+static void *scribble_main(void *arg)
+{
+    scribble *sc = arg;
+    double end = tu_now() + 20.0;
+    while (tu_now() < end) {
+        memset(sc->map, 0xEE, sc->len);
+        tu_sleep(0.0002);
+    }
+    return NULL;
+}
+
+/* Opens the memfd this worker writes its big result into again (through /proc/self/fd)
+ * and leaves a thread writing 0xEE into it for 20 s: a leftover writer. */
+static int leave_a_writer(size_t len)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int fd = -1;
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(d))) {
+        char path[300], target[128];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n > 0 && (target[n] = '\0', strstr(target, "memfd:cf-result")))
+            fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+    closedir(d);
+    if (fd < 0)
+        return -1;
+    static scribble sc;
+    sc.len = len;
+    sc.map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    pthread_t t;
+    if (sc.map == MAP_FAILED || pthread_create(&t, NULL, scribble_main, &sc) != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
+}
+
 /* Does what c says, with board b (NULL when c names none). */
 static int act(const cmd *c, board *b, cf_ctx *ctx)
 {
@@ -289,6 +367,26 @@ static int act(const cmd *c, board *b, cf_ctx *ctx)
     }
     case OP_INIT_ARG:
         return cf_ctx_set_output(ctx, init_stored, strlen(init_stored) + 1);
+    case OP_WRECK_CTL: {
+        unsigned char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
+        if (page == MAP_FAILED)
+            return cf_fail(ctx, 15, "cannot map the control block");
+        memset(page, 0xAB, 4096);
+        _exit(0);
+    }
+    case OP_STRAY_FD:
+        if (send_stray_memfd((size_t)c->value) != 0)
+            return cf_fail(ctx, 13, "cannot send a stray descriptor");
+        break;
+    case OP_SCRIBBLE: {
+        unsigned char *out = cf_ctx_output(ctx, (size_t)c->value);
+        if (!out)
+            return cf_fail(ctx, 12, "no memory for %llu bytes", (unsigned long long)c->value);
+        memset(out, 0x3C, (size_t)c->value);
+        if (leave_a_writer((size_t)c->value) != 0)
+            return cf_fail(ctx, 14, "cannot leave a writer");
+        return 0;
+    }
     default:
         break;
     }
@@ -1051,6 +1149,104 @@ static void sigkilled_initializer_breaks_the_pool(void **state)
     close_fixture(&t, ex);
 }
 
+/* f succeeded with len bytes of 0x3C (OP_OUTPUT), not one byte of anything else. */
+static void expect_output(cf_future *f, size_t len)
+{
+    const unsigned char *out = NULL;
+    size_t got = 0;
+    int rc = cf_future_bytes(f, TU_LONG, (const void **)&out, &got);
+    if (rc != 0 || got != len)
+        fail_msg("output task: %s, %zu bytes", cf_err_name(rc), got);
+    for (size_t k = 0; k < len; k++)
+        if (out[k] != 0x3C)
+            fail_msg("byte %zu of a successful result is 0x%02x, not its task's 0x3C", k,
+                     out[k]);
+}
+
+enum { BIG = 200 << 10 };
+
+/* SEMANTICS 31 (issue 12 item 6): a task sends a memfd shaped like a result's over its
+ * channel and returns; the big results of later tasks of that worker are their own bytes
+ * (they were the stray file's bytes, reported as success). */
+static void stray_descriptor_never_becomes_a_result(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
+    cf_future *stray = submit_cmd(ex, OP_STRAY_FD, NULL, 0, 2 * BIG);
+    expect_answer(stray, 2 * BIG);
+    for (int i = 0; i < 4; i++) {
+        cf_future *f = submit_cmd(ex, OP_OUTPUT, NULL, 0, BIG);
+        expect_output(f, BIG);
+        cf_future_release(f);
+    }
+    cf_future_release(stray);
+    close_fixture(&t, ex);
+}
+
+/* SEMANTICS 31 (issue 12 item 6): a task leaves a thread writing into its result's memfd;
+ * once that buffer is let go, no result of another worker is ever written into it (it
+ * used to be recycled to any worker: their results read back as 0xEE, as success).  Only
+ * the scribbling worker's own later results may be touched, and are not checked. */
+static void leftover_writer_touches_no_other_worker(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 2);
+    cf_future *sc = submit_cmd(ex, OP_SCRIBBLE, NULL, 0, BIG);
+    assert_int_equal(cf_future_result(sc, TU_LONG, NULL), 0);
+    long scribbler = cf_future_pid(sc);
+    cf_future_release(sc); /* its buffer goes back to the pool */
+    enum { ROUNDS = 30, BATCH = 4 };
+    int others = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        cf_future *f[BATCH];
+        for (int i = 0; i < BATCH; i++)
+            f[i] = submit_cmd(ex, OP_OUTPUT, NULL, 0, BIG);
+        for (int i = 0; i < BATCH; i++) {
+            assert_int_equal(cf_future_result(f[i], TU_LONG, NULL), 0);
+            if (cf_future_pid(f[i]) != scribbler) {
+                expect_output(f[i], BIG);
+                others++;
+            }
+            cf_future_release(f[i]);
+        }
+    }
+    assert_true(others > 0);
+    close_fixture(&t, ex);
+}
+
+/* SEMANTICS 31 (issue 12 item 6): a task writes garbage over its worker's control block
+ * (ring head, started task) and exits.  The tasks before it (their results may be in the
+ * ring still) and behind it (never started: they go to another worker) get their own
+ * values; only the wrecking task fails.  Rounds, because which results are still in the
+ * ring when it dies varies. */
+static void wrecked_control_block_costs_only_its_task(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 10, N = 7, WRECK = 3 };
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
+    for (int r = 0; r < ROUNDS; r++) {
+        cf_future *f[N];
+        for (int i = 0; i < N; i++)
+            f[i] = submit_cmd(ex, i == WRECK ? OP_WRECK_CTL : OP_VALUE, NULL, 0, 10u * r + i);
+        for (int i = 0; i < N; i++) {
+            if (i == WRECK) {
+                int rc = cf_future_result(f[i], TU_LONG, NULL);
+                assert_true(rc == CF_ELOST || rc == CF_EPROTO);
+            } else {
+                expect_answer(f[i], 10u * r + i);
+            }
+            cf_future_release(f[i]);
+        }
+    }
+    close_fixture(&t, ex);
+}
+
 /* ---- shutdown while tasks run (SEMANTICS 14) ------------------------------------------ */
 
 enum { HELD = 1, QUEUED = 6 };
@@ -1460,6 +1656,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(pointer_tasks_are_not_supported),
     cmocka_unit_test(map_with_a_crashing_position),
     cmocka_unit_test(big_result_buffers_are_recycled_not_shared),
+    cmocka_unit_test(stray_descriptor_never_becomes_a_result),
+    cmocka_unit_test(leftover_writer_touches_no_other_worker),
+    cmocka_unit_test(wrecked_control_block_costs_only_its_task),
 };
 
 CF_TEST_MAIN(tests)
