@@ -438,7 +438,14 @@ CF_EXPORT int cf_future_wait(cf_future *f, double timeout);
  * wait.  Returns the future's outcome code as cf_future_result would with timeout 0.
  * When a process pool's worker ended the task (CF_ELOST, CF_ETASKTIMEOUT, CF_EPROTO), the
  * code is the worker's wait status (test it with WIFSIGNALED / WTERMSIG / WEXITSTATUS from
- * <sys/wait.h>) and the message names the pid and the signal or exit status.
+ * <sys/wait.h>) and the message names the pid and the signal or exit status.  This holds
+ * also when the program ignores SIGCHLD (or sets SA_NOCLDWAIT) or reaps children itself:
+ * the pool's own kills (time limit, cancel, CF_SHUTDOWN_KILL, a distrusted worker) are
+ * SIGKILL, and a worker notes a task's SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT and
+ * exit() where the pool reads them (a task that installs its own handler for one of those
+ * signals gives that up).  When the cause cannot be known, the code is -1 (neither
+ * WIFEXITED nor WIFSIGNALED) and the message says it is unknown: never an invented
+ * "exited with status 0".
  */
 CF_EXPORT int cf_future_error(const cf_future *f, int *code, const char **message);
 

@@ -237,10 +237,17 @@ static void unlock_and_finish(ppool *p)
     free(list);
 }
 
+/* The wait status no worker has: its death was seen, its cause could not be known. */
+#define STATUS_UNKNOWN (-1)
+
 static char *describe_status(pid_t pid, int status, const char *what)
 {
     char buf[256];
-    if (WIFSIGNALED(status))
+    if (status == STATUS_UNKNOWN)
+        snprintf(buf, sizeof buf,
+                 "%s: worker %ld died; how is unknown (its wait status was taken by "
+                 "another waitpid, or SIGCHLD is ignored)", what, (long)pid);
+    else if (WIFSIGNALED(status))
         snprintf(buf, sizeof buf, "%s: worker %ld killed by signal %d (%s)", what, (long)pid,
                  WTERMSIG(status), strsignal(WTERMSIG(status)));
     else
@@ -1193,14 +1200,50 @@ static void requeue_item(ppool *p, item it, job **tail)
     *tail = j;
 }
 
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/*
+ * The wait status of a worker that has died.  The kernel's, when this process can still
+ * collect it (through the pidfd: exact even if the pid was reused); else what is known
+ * without it: the pool's own SIGKILL (time limit, cancel, shutdown, distrust), or the
+ * fatal signal or exit the worker noted in its control block; else STATUS_UNKNOWN,
+ * never an invented "exited with status 0".
+ */
+static int wait_status(pworker *w)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int rc;
+    if (w->pidfd >= 0)
+        while ((rc = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED)) < 0 &&
+               errno == EINTR)
+            ;
+    else
+        while ((rc = waitid(P_PID, (id_t)w->pid, &si, WEXITED)) < 0 && errno == EINTR)
+            ;
+    if (rc == 0 && si.si_pid != 0) {
+        if (si.si_code == CLD_EXITED)
+            return (si.si_status & 0xff) << 8;
+        return (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
+    }
+    if (w->kill_reason)
+        return SIGKILL;
+    int sig = atomic_load(&w->ctl->fatal_signal);
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGABRT)
+        return sig;
+    if (atomic_load(&w->ctl->exited))
+        return (atomic_load(&w->ctl->exit_code) & 0xff) << 8;
+    return STATUS_UNKNOWN;
+}
+
 static void reap(ppool *p, int index)
 {
     pworker *w = &p->w[index];
     if (w->kill_reason != K_PROTO)
         read_worker(p, w); /* whatever it finished before dying counts */
-    int status = 0;
-    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    int status = wait_status(w);
     bool starting = w->state == W_STARTING;
     uint64_t running = atomic_load(&w->ctl->running_seq);
     /* Every item up to the last one the worker started ran (its result, if any, was not

@@ -76,6 +76,12 @@ typedef struct cf__control {
     _Atomic uint32_t tail_moved;     /* futex word: bumped when the parent frees ring space */
     _Atomic uint32_t worker_waits;   /* the worker sleeps on tail_moved */
     _Atomic uint32_t parent_sleeps CF__ALIGNED; /* the manager may sleep: ring the doorbell */
+    /* How the worker is dying, noted by itself where the parent reads it even when the
+     * program ignores SIGCHLD or reaps children itself (then the wait status is gone):
+     * a synchronous fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) or exit(). */
+    _Atomic int32_t fatal_signal CF__ALIGNED; /* 0: none */
+    _Atomic uint32_t exited;                  /* exit() was called with exit_code */
+    _Atomic int32_t exit_code;
 } cf__control;
 #define CF__CONTROL_SIZE 4096
 

@@ -397,6 +397,34 @@ static ssize_t next_bytes(void)
     return n;
 }
 
+/* A fatal signal of the task: noted for the parent, then the default action at once (the
+ * wait status is the same as without this handler). */
+static void note_fatal(int sig)
+{
+    atomic_store(&W.ctl->fatal_signal, sig);
+    raise(sig); /* SA_RESETHAND | SA_NODEFER: the default action, now */
+}
+
+static void note_exit(int status, void *arg)
+{
+    (void)arg;
+    atomic_store(&W.ctl->exit_code, status);
+    atomic_store(&W.ctl->exited, 1);
+}
+
+static void note_deaths(void)
+{
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = note_fatal;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        sigaction(fatal[i], &sa, NULL);
+    on_exit(note_exit, NULL);
+}
+
 void cf__worker_main(const char *env)
 {
     pid_t parent = (pid_t)atol(env);
@@ -416,6 +444,7 @@ void cf__worker_main(const char *env)
     if (W.ctl == MAP_FAILED || !W.ring || !W.buf)
         leave(1);
     close(CF__WFD_RING);
+    note_deaths();
     for (;;) {
         ssize_t n = next_bytes();
         if (n == 0)

@@ -148,7 +148,8 @@ enum op {
     OP_INIT_ARG,  /* result: what the initializer stored */
     OP_STRAY_FD,  /* send a memfd of `value` bytes of 0xEE over the channel, then as OP_VALUE */
     OP_SCRIBBLE,  /* as OP_OUTPUT, keeping a thread that writes 0xEE into its result's memfd */
-    OP_WRECK_CTL  /* write 0xAB over the worker's control block (descriptor 4), _exit(0) */
+    OP_WRECK_CTL, /* write 0xAB over the worker's control block (descriptor 4), _exit(0) */
+    OP_SEGV_RAW   /* a real invalid access, under whatever SIGSEGV handler the worker has */
 };
 
 typedef struct cmd {
@@ -367,6 +368,12 @@ static int act(const cmd *c, board *b, cf_ctx *ctx)
     }
     case OP_INIT_ARG:
         return cf_ctx_set_output(ctx, init_stored, strlen(init_stored) + 1);
+    case OP_SEGV_RAW: {
+        volatile char *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED)
+            *p = 1;
+        abort();
+    }
     case OP_WRECK_CTL: {
         unsigned char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
         if (page == MAP_FAILED)
@@ -612,6 +619,30 @@ static void exit_fails_only_its_task(void **state)
     int status = die_among_others(OP_EXIT, 3, 0, CF_ELOST);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 3);
+}
+
+/* SEMANTICS 32 (issue 12 item 3): with SIGCHLD ignored the kernel reaps workers itself
+ * and no wait status exists; the pool still reports the cause exactly for its own kills
+ * (time limit) and a task's synchronous fatal signals, and exit(), never "status 0". */
+static void causes_are_exact_with_sigchld_ignored(void **state)
+{
+    (void)state;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGCHLD, &ign, &old);
+    int status = die_among_others(OP_SEGV_RAW, 0, 0, CF_ELOST);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    status = die_among_others(OP_ABORT, 0, 0, CF_ELOST);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    status = die_among_others(OP_EXIT, 3, 0, CF_ELOST);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+    status = die_among_others(OP_SPIN, 0, 0.5, CF_ETASKTIMEOUT);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    sigaction(SIGCHLD, &old, NULL);
 }
 
 /* SEMANTICS 24: the worker of a task past its time limit is killed and replaced. */
@@ -1631,6 +1662,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(abort_fails_only_its_task),
     cmocka_unit_test(exit_fails_only_its_task),
     cmocka_unit_test(endless_task_hits_its_time_limit),
+    cmocka_unit_test(causes_are_exact_with_sigchld_ignored),
     cmocka_unit_test(garbage_message_fails_only_its_task),
     cmocka_unit_test(truncated_message_fails_only_its_task),
     cmocka_unit_test(tasks_run_before_a_bad_message_is_seen_run_once),
