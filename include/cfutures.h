@@ -101,7 +101,11 @@ CF_EXPORT const char *cf_err_name(int err);
  * it fails at once instead of starting copies of its own main().  argc and argv may be
  * NULL; they are left unchanged.  Not needed for thread pools.  Call it once, from main.
  * Tasks running in a worker process may use thread pools; creating a process pool there
- * fails with CF_ENOINIT (workers do not start workers).
+ * fails with CF_ENOINIT (workers do not start workers).  A worker starts with no signal
+ * blocked and every signal at its default action, except the signals this program
+ * ignores when the worker starts (SIGHUP under nohup, SIGINT in a background job), which
+ * stay ignored in it; SIGCHLD is always at its default there (a task's system() and
+ * waitpid work).
  *
  * Isolation promise of process pools: whatever a task does (crash, scribble on its
  * worker's memory, write to its descriptors or send descriptors over them, keep writable

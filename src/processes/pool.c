@@ -352,6 +352,22 @@ static int watch(ppool *p, int fd, uint32_t events, int index, int kind)
     return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/*
+ * The signals a worker starts with at their default action: all, except those the program
+ * ignores (SIGHUP under nohup, SIGINT in a background job): an ignored signal stays
+ * ignored across exec, as the program chose.  SIGCHLD is always reset, so that a task's
+ * own system() and waitpid work.  (Handlers cannot survive exec anyway.)
+ */
+static void default_signals(sigset_t *set)
+{
+    sigfillset(set);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGCHLD && sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            sigdelset(set, sig);
+    }
+}
+
 static int spawn_locked(ppool *p, pworker *w, int index)
 {
     int sv[2] = {-1, -1}, ctl_fd = -1;
@@ -410,11 +426,11 @@ static int spawn_locked(ppool *p, pworker *w, int index)
     /* Nothing else of ours: a worker holding a caller's descriptor open is a leak. */
     posix_spawn_file_actions_addclosefrom_np(&fa, CF__WFD_FIRST_FREE);
     posix_spawnattr_init(&attr);
-    sigset_t none, all;
+    sigset_t none, reset;
     sigemptyset(&none);
-    sigfillset(&all);
+    default_signals(&reset);
     posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigdefault(&attr, &reset);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char argv0[32];
     snprintf(argv0, sizeof argv0, "%s-p%d", p->base.name, index);

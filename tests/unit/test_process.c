@@ -149,7 +149,9 @@ enum op {
     OP_STRAY_FD,  /* send a memfd of `value` bytes of 0xEE over the channel, then as OP_VALUE */
     OP_SCRIBBLE,  /* as OP_OUTPUT, keeping a thread that writes 0xEE into its result's memfd */
     OP_WRECK_CTL, /* write 0xAB over the worker's control block (descriptor 4), _exit(0) */
-    OP_SEGV_RAW   /* a real invalid access, under whatever SIGSEGV handler the worker has */
+    OP_SEGV_RAW,  /* a real invalid access, under whatever SIGSEGV handler the worker has */
+    OP_SIGNALS    /* raise(SIGHUP), then result (as OP_VALUE): 1 SIGHUP ignored | 2 SIGINT
+                     ignored | 4 SIGCHLD at its default */
 };
 
 typedef struct cmd {
@@ -368,6 +370,17 @@ static int act(const cmd *c, board *b, cf_ctx *ctx)
     }
     case OP_INIT_ARG:
         return cf_ctx_set_output(ctx, init_stored, strlen(init_stored) + 1);
+    case OP_SIGNALS: {
+        struct sigaction hup, intr, chld;
+        sigaction(SIGHUP, NULL, &hup);
+        sigaction(SIGINT, NULL, &intr);
+        sigaction(SIGCHLD, NULL, &chld);
+        raise(SIGHUP);
+        answer a = {(hup.sa_handler == SIG_IGN) | (intr.sa_handler == SIG_IGN) << 1 |
+                        (chld.sa_handler == SIG_DFL) << 2,
+                    (int64_t)getpid()};
+        return cf_ctx_set_output(ctx, &a, sizeof a);
+    }
     case OP_SEGV_RAW: {
         volatile char *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p != MAP_FAILED)
@@ -643,6 +656,36 @@ static void causes_are_exact_with_sigchld_ignored(void **state)
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
     sigaction(SIGCHLD, &old, NULL);
+}
+
+/* SEMANTICS 33 (issue 12 item 7): a program under nohup (SIGHUP ignored) in a background
+ * job (SIGINT ignored) that also ignores SIGCHLD: its workers keep SIGHUP and SIGINT
+ * ignored (a SIGHUP used to kill every worker) and have SIGCHLD at its default, so a
+ * task's own waitpid and system() work. */
+static void ignored_signals_stay_ignored_in_workers(void **state)
+{
+    (void)state;
+    static const int sigs[] = {SIGHUP, SIGINT, SIGCHLD};
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old[3];
+    sigemptyset(&ign.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &ign, &old[i]);
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 2);
+    cf_future *f = submit_cmd(ex, OP_SIGNALS, NULL, 0, 0);
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = cf_future_bytes(f, TU_LONG, &data, &len);
+    if (rc != 0 || len != sizeof(answer))
+        fail_msg("the task that raised SIGHUP: %s", cf_err_name(rc));
+    answer a;
+    memcpy(&a, data, sizeof a);
+    assert_int_equal(a.value, 7);
+    cf_future_release(f);
+    close_fixture(&t, ex);
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &old[i], NULL);
 }
 
 /* SEMANTICS 24: the worker of a task past its time limit is killed and replaced. */
@@ -1663,6 +1706,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(exit_fails_only_its_task),
     cmocka_unit_test(endless_task_hits_its_time_limit),
     cmocka_unit_test(causes_are_exact_with_sigchld_ignored),
+    cmocka_unit_test(ignored_signals_stay_ignored_in_workers),
     cmocka_unit_test(garbage_message_fails_only_its_task),
     cmocka_unit_test(truncated_message_fails_only_its_task),
     cmocka_unit_test(tasks_run_before_a_bad_message_is_seen_run_once),
