@@ -248,7 +248,10 @@ typedef struct cf_executor_opts {
                                       most 64 KiB */
     double task_timeout;           /* seconds a task may run; 0: no limit.  The worker of a
                                       task that runs longer is killed and replaced, and the
-                                      future fails with CF_ETASKTIMEOUT */
+                                      future fails with CF_ETASKTIMEOUT.  A worker whose
+                                      channel to the pool closes while it lives (a task
+                                      closed its descriptors) is killed and replaced too;
+                                      tasks it had not started go to other workers */
     size_t memory_limit;           /* bytes of address space per worker (RLIMIT_AS); 0: none.
                                       A task past it sees allocations fail (and usually dies
                                       of it: CF_ELOST for that task only) */

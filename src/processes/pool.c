@@ -126,6 +126,7 @@ typedef struct pworker {
     bool distrusted;  /* it sent a malformed message: nothing more is read (manager only) */
     const char *distrust_why;
     bool wild_head;   /* its ring head was one no worker writes: a scribbled control block */
+    bool chan_lost;   /* its channel closed or failed while it lived: killed, replaced */
     bool eof;
 } pworker;
 
@@ -497,6 +498,20 @@ fail:
 /* ---- writing ------------------------------------------------------------------------- */
 
 /*
+ * A worker whose channel is gone (it closed it, or a task did and reused the number) can
+ * never get a task again, so it is dead to the pool: killed, and its death hands its
+ * unstarted tasks to others.  An exiting worker closes its channel too; the kill then
+ * changes nothing (the exit status is set before descriptors close).
+ */
+static void channel_lost(pworker *w)
+{
+    if (!w->chan_lost && w->pid > 0) {
+        w->chan_lost = true;
+        kill(w->pid, SIGKILL);
+    }
+}
+
+/*
  * Writes what w's buffer holds; what does not fit waits for EPOLLOUT in the manager.  A
  * worker holding fewer than CF__SPARES_PER_WORKER spare result buffers gets kept ones with
  * the first bytes (spares.c); what was not sent goes back to the stash.
@@ -521,7 +536,8 @@ static void flush(ppool *p, pworker *w)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            w->wb.sent = w->wb.len; /* the worker is gone; its death is handled elsewhere */
+            w->wb.sent = w->wb.len;
+            channel_lost(w); /* its death gives its tasks to others */
             break;
         }
         if (!w->want_out) {
@@ -1170,8 +1186,10 @@ static void read_channel(pworker *w, bool *bad)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
                 w->eof = true;
+                channel_lost(w);
+            }
             return;
         }
         if (n < (ssize_t)sizeof bytes)
@@ -1281,6 +1299,9 @@ static void reap(ppool *p, int index)
     } else if (w->kill_reason == K_TIMEOUT && running == w->kill_seq) {
         outcome = CF_ETASKTIMEOUT;
         what = "task exceeded its time limit";
+    } else if (w->chan_lost && !w->kill_reason && WIFSIGNALED(status) &&
+               WTERMSIG(status) == SIGKILL) {
+        what = "worker lost (its channel to the pool closed while it ran; killed)";
     } else if (p->memory_limit) {
         what = "worker lost (it had a memory limit)";
     }

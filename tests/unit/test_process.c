@@ -150,6 +150,8 @@ enum op {
     OP_SCRIBBLE,  /* as OP_OUTPUT, keeping a thread that writes 0xEE into its result's memfd */
     OP_WRECK_CTL, /* write 0xAB over the worker's control block (descriptor 4), _exit(0) */
     OP_SEGV_RAW,  /* a real invalid access, under whatever SIGSEGV handler the worker has */
+    OP_TAKE_FDS,  /* close every descriptor above 2, keep a socket on the channel's number
+                     (3), then as OP_VALUE */
     OP_SIGNALS    /* raise(SIGHUP), then result (as OP_VALUE): 1 SIGHUP ignored | 2 SIGINT
                      ignored | 4 SIGCHLD at its default */
 };
@@ -370,6 +372,13 @@ static int act(const cmd *c, board *b, cf_ctx *ctx)
     }
     case OP_INIT_ARG:
         return cf_ctx_set_output(ctx, init_stored, strlen(init_stored) + 1);
+    case OP_TAKE_FDS: {
+        syscall(SYS_close_range, 3u, ~0u, 0u);
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || sv[0] != 3)
+            return cf_fail(ctx, 16, "the socket did not land on descriptor 3");
+        break; /* both ends stay open: a cached connection */
+    }
     case OP_SIGNALS: {
         struct sigaction hup, intr, chld;
         sigaction(SIGHUP, NULL, &hup);
@@ -686,6 +695,32 @@ static void ignored_signals_stay_ignored_in_workers(void **state)
     close_fixture(&t, ex);
     for (int i = 0; i < 3; i++)
         sigaction(sigs[i], &old[i], NULL);
+}
+
+/* Issue 12 item 4: a task closes every descriptor above 2 and keeps a socket on the
+ * channel's number, then returns.  Its worker can never get a task again; the pool
+ * replaces it, and later tasks run on another worker within their time limit (they used
+ * to stay RUNNING for ever, their sends failing silently). */
+static void worker_without_its_channel_is_replaced(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    t.o.task_timeout = 1.0;
+    cf_executor *ex = new_pool(&t.o, 1);
+    cf_future *taker = submit_cmd(ex, OP_TAKE_FDS, NULL, 0, 5);
+    int rc = cf_future_result(taker, TU_LONG, NULL);
+    assert_true(rc == 0 || rc == CF_ELOST);
+    long first = cf_future_pid(taker);
+    cf_future_release(taker);
+    for (int i = 0; i < 3; i++) {
+        cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 20u + i);
+        assert_int_equal(cf_future_result(f, 10.0, NULL), 0);
+        expect_answer(f, 20u + i);
+        assert_int_not_equal(cf_future_pid(f), first);
+        cf_future_release(f);
+    }
+    close_fixture(&t, ex);
 }
 
 /* SEMANTICS 24: the worker of a task past its time limit is killed and replaced. */
@@ -1707,6 +1742,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(endless_task_hits_its_time_limit),
     cmocka_unit_test(causes_are_exact_with_sigchld_ignored),
     cmocka_unit_test(ignored_signals_stay_ignored_in_workers),
+    cmocka_unit_test(worker_without_its_channel_is_replaced),
     cmocka_unit_test(garbage_message_fails_only_its_task),
     cmocka_unit_test(truncated_message_fails_only_its_task),
     cmocka_unit_test(tasks_run_before_a_bad_message_is_seen_run_once),
