@@ -105,7 +105,12 @@ CF_EXPORT const char *cf_err_name(int err);
  * blocked and every signal at its default action, except the signals this program
  * ignores when the worker starts (SIGHUP under nohup, SIGINT in a background job), which
  * stay ignored in it; SIGCHLD is always at its default there (a task's system() and
- * waitpid work).
+ * waitpid work).  Only a pool makes a process its worker: the CFUTURES_WORKER variable is
+ * obeyed only if it names this process's parent, descriptor 3 is a socket whose peer is
+ * that parent with this process's uid, and the process is not in secure-execution mode
+ * (setuid, setgid, file capabilities: getauxval(AT_SECURE)).  Otherwise cf_init() prints
+ * one line on stderr saying why, unsets the variable and returns 0: the program runs as a
+ * normal program.
  *
  * Isolation promise of process pools: whatever a task does (crash, scribble on its
  * worker's memory, write to its descriptors or send descriptors over them, keep writable

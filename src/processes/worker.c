@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -425,13 +426,37 @@ static void note_deaths(void)
     on_exit(note_exit, NULL);
 }
 
+/*
+ * Whether this process may be a worker: only a pool may make it one.  Refused in
+ * secure-execution mode (setuid, setgid, file capabilities: whoever started it may not
+ * command it), and unless the channel is a socket whose peer is the parent named by the
+ * marker, with this process's own uid.  NULL when it may; else why not.
+ */
+static const char *worker_refusal(const char *env)
+{
+    if (getauxval(AT_SECURE))
+        return "secure-execution mode (setuid, setgid or file capabilities)";
+    char *end;
+    long parent = strtol(env, &end, 10);
+    if (*end || parent <= 0 || parent != (long)getppid())
+        return "it does not name this process's parent";
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(CF__WFD_CHANNEL, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        len != sizeof cred)
+        return "descriptor 3 is not a pool's channel";
+    if ((long)cred.pid != parent || cred.uid != geteuid() || cred.uid != getuid())
+        return "the peer of descriptor 3 is not the parent, as this user";
+    return NULL;
+}
+
 void cf__worker_main(const char *env)
 {
     pid_t parent = (pid_t)atol(env);
     unsetenv(CF__WORKER_ENV); /* the tasks' own children are not workers */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (getppid() != parent)
-        leave(1);
+        leave(1); /* the pool went between the check and PR_SET_PDEATHSIG */
     W.active = 1;
     W.fd = CF__WFD_CHANNEL;
     W.in[0].fd = CF__WFD_IN0;
@@ -489,8 +514,15 @@ int cf_init(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     const char *env = getenv(CF__WORKER_ENV);
-    if (env)
-        cf__worker_main(env);
+    if (env) {
+        const char *why = worker_refusal(env);
+        if (!why)
+            cf__worker_main(env);
+        /* Run by hand (or by someone else) with the marker set: a normal program. */
+        fprintf(stderr, "cfutures: %s is set but this process is not a pool's worker (%s); "
+                        "running as a normal program\n", CF__WORKER_ENV, why);
+        unsetenv(CF__WORKER_ENV);
+    }
     atomic_store(&cf__init_called, 1);
     return 0;
 }

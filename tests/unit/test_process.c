@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <spawn.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -721,6 +722,43 @@ static void worker_without_its_channel_is_replaced(void **state)
         cf_future_release(f);
     }
     close_fixture(&t, ex);
+}
+
+/* SEMANTICS 36 (issue 12 item 9): this test program started again with the worker marker
+ * naming its parent (this process) but descriptor 3 no pool's channel (/dev/null), as
+ * someone running it by hand could: it is no worker; it says so on stderr and runs as a
+ * normal program (here: one test of this suite, which passes).  It used to enter worker
+ * mode and exit 1. */
+static void worker_marker_alone_makes_no_worker(void **state)
+{
+    (void)state;
+    int err[2];
+    assert_int_equal(pipe(err), 0);
+    char marker[64];
+    snprintf(marker, sizeof marker, "CFUTURES_WORKER=%ld", (long)getpid());
+    char *envp[] = {marker, NULL};
+    char *argv[] = {"test_process", "pointer_tasks_are_not_supported", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 3, "/dev/null", O_RDWR, 0);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(err[1]);
+    char text[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof text - 1 && (n = read(err[0], text + got, sizeof text - 1 - got)) > 0)
+        got += (size_t)n;
+    text[got] = '\0';
+    close(err[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the program with the marker alone: status %#x, stderr: %s", status, text);
+    assert_non_null(strstr(text, "is not a pool's worker"));
 }
 
 /* SEMANTICS 24: the worker of a task past its time limit is killed and replaced. */
@@ -1743,6 +1781,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(causes_are_exact_with_sigchld_ignored),
     cmocka_unit_test(ignored_signals_stay_ignored_in_workers),
     cmocka_unit_test(worker_without_its_channel_is_replaced),
+    cmocka_unit_test(worker_marker_alone_makes_no_worker),
     cmocka_unit_test(garbage_message_fails_only_its_task),
     cmocka_unit_test(truncated_message_fails_only_its_task),
     cmocka_unit_test(tasks_run_before_a_bad_message_is_seen_run_once),
