@@ -102,7 +102,24 @@ CF_EXPORT const char *cf_err_name(int err);
  * it fails at once instead of starting copies of its own main().  argc and argv may be
  * NULL; they are left unchanged.  Not needed for thread pools.  Call it once, from main.
  * Tasks running in a worker process may use thread pools; creating a process pool there
- * fails with CF_ENOINIT (workers do not start workers).
+ * fails with CF_ENOINIT (workers do not start workers).  A worker starts with no signal
+ * blocked and every signal at its default action, except the signals this program
+ * ignores when the worker starts (SIGHUP under nohup, SIGINT in a background job), which
+ * stay ignored in it; SIGCHLD is always at its default there (a task's system() and
+ * waitpid work).  Only a pool makes a process its worker: the CFUTURES_WORKER variable is
+ * obeyed only if it names this process's parent, descriptor 3 is a socket whose peer is
+ * that parent with this process's uid, and the process is not in secure-execution mode
+ * (setuid, setgid, file capabilities: getauxval(AT_SECURE)).  Otherwise cf_init() prints
+ * one line on stderr saying why, unsets the variable and returns 0: the program runs as a
+ * normal program.
+ *
+ * Isolation promise of process pools: whatever a task does (crash, scribble on its
+ * worker's memory, write to its descriptors or send descriptors over them, keep writable
+ * mappings of its buffers in threads or children, leave children), it can affect only
+ * later tasks of its own worker process: never a task that finished before it, never a
+ * task of another worker, and no result is ever reported as success with bytes that its
+ * own task did not write.  (A big result's memory is reused only by the worker process
+ * that wrote it, and is closed once that process is gone.)
  */
 CF_EXPORT int cf_init(int *argc, char ***argv);
 
@@ -208,7 +225,12 @@ typedef enum cf_backend {
  * cf_future_error() / cf_executor_error() report the initializer's code and message.
  * In a process pool it runs in each worker process (found like a CF_FUNCTION); its `arg`
  * is a copy of the initializer_arg_len bytes at initializer_arg, or NULL when that length
- * is 0, and a worker that dies in it counts as a failed initializer.
+ * is 0.  Process pools: 3 worker processes in a row that die before they are ready (in
+ * the initializer or before it: any exit or signal, SIGKILL from the out-of-memory killer
+ * included; only the pool's own kills at shutdown or cancel do not count) break the
+ * executor with CF_EBROKEN, the last one's wait status as the code and a message ending
+ * "3 workers in a row died before they were ready"; a worker that gets ready resets the
+ * count.  So no pool restarts workers for ever.
  */
 typedef int (*cf_init_fn)(void *arg, cf_ctx *ctx);
 
@@ -242,7 +264,10 @@ typedef struct cf_executor_opts {
                                       most 64 KiB */
     double task_timeout;           /* seconds a task may run; 0: no limit.  The worker of a
                                       task that runs longer is killed and replaced, and the
-                                      future fails with CF_ETASKTIMEOUT */
+                                      future fails with CF_ETASKTIMEOUT.  A worker whose
+                                      channel to the pool closes while it lives (a task
+                                      closed its descriptors) is killed and replaced too;
+                                      tasks it had not started go to other workers */
     size_t memory_limit;           /* bytes of address space per worker (RLIMIT_AS); 0: none.
                                       A task past it sees allocations fail (and usually dies
                                       of it: CF_ELOST for that task only) */
@@ -463,7 +488,14 @@ CF_EXPORT int cf_future_wait(cf_future *f, double timeout);
  * wait.  Returns the future's outcome code as cf_future_result would with timeout 0.
  * When a process pool's worker ended the task (CF_ELOST, CF_ETASKTIMEOUT, CF_EPROTO), the
  * code is the worker's wait status (test it with WIFSIGNALED / WTERMSIG / WEXITSTATUS from
- * <sys/wait.h>) and the message names the pid and the signal or exit status.
+ * <sys/wait.h>) and the message names the pid and the signal or exit status.  This holds
+ * also when the program ignores SIGCHLD (or sets SA_NOCLDWAIT) or reaps children itself:
+ * the pool's own kills (time limit, cancel, CF_SHUTDOWN_KILL, a distrusted worker) are
+ * SIGKILL, and a worker notes a task's SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT and
+ * exit() where the pool reads them (a task that installs its own handler for one of those
+ * signals gives that up).  When the cause cannot be known, the code is -1 (neither
+ * WIFEXITED nor WIFSIGNALED) and the message says it is unknown: never an invented
+ * "exited with status 0".
  */
 CF_EXPORT int cf_future_error(const cf_future *f, int *code, const char **message);
 

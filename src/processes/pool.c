@@ -101,6 +101,7 @@ enum { K_NONE, K_TIMEOUT, K_CANCEL, K_SHUTDOWN, K_PROTO };
 typedef struct pworker {
     int state;
     uint32_t gen;
+    uint64_t serial; /* unique per spawn: the owner of the result buffers it wrote */
     pid_t pid;
     int pidfd, chan;
     cf__control *ctl;
@@ -125,6 +126,8 @@ typedef struct pworker {
     uint64_t kill_seq;
     bool distrusted;  /* it sent a malformed message: nothing more is read (manager only) */
     const char *distrust_why;
+    bool wild_head;   /* its ring head was one no worker writes: a scribbled control block */
+    bool chan_lost;   /* its channel closed or failed while it lived: killed, replaced */
     bool eof;
 } pworker;
 
@@ -155,6 +158,7 @@ typedef struct ppool {
     uint32_t fns_len, fns_cap;
     int64_t avg_task_ns;
     int start_failures; /* workers that died before HELLO since one last said it */
+    uint64_t spawns;    /* workers spawned ever: the last one's serial */
     cf__spares *spares; /* released results' memfds, for the workers to reuse */
     /* options */
     int64_t timeout_ns;
@@ -235,10 +239,17 @@ static void unlock_and_finish(ppool *p)
     free(list);
 }
 
+/* The wait status no worker has: its death was seen, its cause could not be known. */
+#define STATUS_UNKNOWN (-1)
+
 static char *describe_status(pid_t pid, int status, const char *what)
 {
     char buf[256];
-    if (WIFSIGNALED(status))
+    if (status == STATUS_UNKNOWN)
+        snprintf(buf, sizeof buf,
+                 "%s: worker %ld died; how is unknown (its wait status was taken by "
+                 "another waitpid, or SIGCHLD is ignored)", what, (long)pid);
+    else if (WIFSIGNALED(status))
         snprintf(buf, sizeof buf, "%s: worker %ld killed by signal %d (%s)", what, (long)pid,
                  WTERMSIG(status), strsignal(WTERMSIG(status)));
     else
@@ -327,6 +338,8 @@ static void close_worker(ppool *p, pworker *w)
     cf__wbuf_free(&w->wb);
     free(w->items);
     free(w->fn_sent);
+    if (w->serial)
+        cf__spares_forget(p->spares, w->serial);
     uint32_t gen = w->gen;
     memset(w, 0, sizeof *w);
     w->gen = gen + 1;
@@ -339,6 +352,22 @@ static int watch(ppool *p, int fd, uint32_t events, int index, int kind)
     struct epoll_event ev = {.events = events};
     ev.data.u64 = (uint64_t)p->w[index].gen << 32 | (uint64_t)index << 2 | (uint64_t)kind;
     return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/*
+ * The signals a worker starts with at their default action: all, except those the program
+ * ignores (SIGHUP under nohup, SIGINT in a background job): an ignored signal stays
+ * ignored across exec, as the program chose.  SIGCHLD is always reset, so that a task's
+ * own system() and waitpid work.  (Handlers cannot survive exec anyway.)
+ */
+static void default_signals(sigset_t *set)
+{
+    sigfillset(set);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGCHLD && sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            sigdelset(set, sig);
+    }
 }
 
 static int spawn_locked(ppool *p, pworker *w, int index)
@@ -399,11 +428,11 @@ static int spawn_locked(ppool *p, pworker *w, int index)
     /* Nothing else of ours: a worker holding a caller's descriptor open is a leak. */
     posix_spawn_file_actions_addclosefrom_np(&fa, CF__WFD_FIRST_FREE);
     posix_spawnattr_init(&attr);
-    sigset_t none, all;
+    sigset_t none, reset;
     sigemptyset(&none);
-    sigfillset(&all);
+    default_signals(&reset);
     posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigdefault(&attr, &reset);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char argv0[32];
     snprintf(argv0, sizeof argv0, "%s-p%d", p->base.name, index);
@@ -426,6 +455,7 @@ static int spawn_locked(ppool *p, pworker *w, int index)
     if (w->pidfd >= 0)
         fcntl(w->pidfd, F_SETFD, FD_CLOEXEC);
     w->state = W_STARTING;
+    w->serial = ++p->spawns;
     p->live++;
     if (watch(p, w->chan, EPOLLIN | EPOLLRDHUP, index, 0) != 0 ||
         (w->pidfd >= 0 && watch(p, w->pidfd, EPOLLIN, index, 1) != 0))
@@ -469,6 +499,20 @@ fail:
 /* ---- writing ------------------------------------------------------------------------- */
 
 /*
+ * A worker whose channel is gone (it closed it, or a task did and reused the number) can
+ * never get a task again, so it is dead to the pool: killed, and its death hands its
+ * unstarted tasks to others.  An exiting worker closes its channel too; the kill then
+ * changes nothing (the exit status is set before descriptors close).
+ */
+static void channel_lost(pworker *w)
+{
+    if (!w->chan_lost && w->pid > 0) {
+        w->chan_lost = true;
+        kill(w->pid, SIGKILL);
+    }
+}
+
+/*
  * Writes what w's buffer holds; what does not fit waits for EPOLLOUT in the manager.  A
  * worker holding fewer than CF__SPARES_PER_WORKER spare result buffers gets kept ones with
  * the first bytes (spares.c); what was not sent goes back to the stash.
@@ -478,7 +522,8 @@ static void flush(ppool *p, pworker *w)
     int fds[CF__SPARES_PER_WORKER];
     int nfds = 0;
     if (w->wb.sent < w->wb.len && w->spares_held < CF__SPARES_PER_WORKER)
-        nfds = cf__spares_take(p->spares, fds, CF__SPARES_PER_WORKER - w->spares_held);
+        nfds = cf__spares_take(p->spares, w->serial, fds,
+                               CF__SPARES_PER_WORKER - w->spares_held);
     while (w->wb.sent < w->wb.len) {
         ssize_t n = cf__chan_send(w->chan, w->wb.data + w->wb.sent, w->wb.len - w->wb.sent,
                                   fds, nfds, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -492,7 +537,8 @@ static void flush(ppool *p, pworker *w)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            w->wb.sent = w->wb.len; /* the worker is gone; its death is handled elsewhere */
+            w->wb.sent = w->wb.len;
+            channel_lost(w); /* its death gives its tasks to others */
             break;
         }
         if (!w->want_out) {
@@ -506,7 +552,9 @@ static void flush(ppool *p, pworker *w)
     w->needs_flush = false;
 unsent:
     for (int i = 0; i < nfds; i++) {
-        if (cf__spares_keep(p->spares))
+        struct stat st;
+        if (fstat(fds[i], &st) == 0 &&
+            cf__spares_keep(p->spares, (uint64_t)st.st_ino, w->serial))
             cf__spares_put(p->spares, fds[i]);
         else
             close(fds[i]);
@@ -897,30 +945,42 @@ static void *take_payload(ppool *p, pworker *w, const cf__wire_msg *m, bool *map
             memcpy(copy, m->data, (size_t)m->data_len);
         return copy;
     }
-    if (w->fdq_len == 0)
-        read_channel(w, bad); /* sent before the RESULT: it is there if it was sent */
-    if (w->fdq_len == 0) {
-        *bad = true;
-        return NULL;
+    /* The descriptor whose inode the RESULT names: any other one queued before it came
+     * from a task (SCM_RIGHTS on its own channel) and is closed unread, so no result is
+     * ever read from a file its task did not write. */
+    struct stat st;
+    int fd = -1;
+    for (bool refilled = false; fd < 0;) {
+        if (w->fdq_len == 0 && !refilled) {
+            read_channel(w, bad); /* sent before the RESULT: it is there if it was sent */
+            refilled = true;
+        }
+        if (w->fdq_len == 0) {
+            *bad = true;
+            return NULL;
+        }
+        fd = w->fdq[w->fdq_head];
+        w->fdq_head = (w->fdq_head + 1) % FDQ_MAX;
+        w->fdq_len--;
+        if (fstat(fd, &st) != 0 || (uint64_t)st.st_ino != m->out_ino) {
+            close(fd);
+            fd = -1;
+        }
     }
-    int fd = w->fdq[w->fdq_head];
-    w->fdq_head = (w->fdq_head + 1) % FDQ_MAX;
-    w->fdq_len--;
     if (w->spares_held > 0)
         w->spares_held--; /* a worker holding a spare writes its result into it */
-    struct stat st;
     void *map = MAP_FAILED;
     /* Sealing fails on anything but a memfd.  Against shrinking, so the future's reader
      * never meets SIGBUS; not against writing, which could never be lifted: the buffer is
      * written again once its future lets go (why that is safe: spares.c). */
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < m->data_len ||
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < m->data_len ||
         fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0)
         *bad = true;
     else
         map = mmap(NULL, (size_t)m->data_len, PROT_READ, MAP_SHARED, fd, 0);
     /* Reused only from a worker that has sent nothing wrong. */
     if (map != MAP_FAILED && !*bad && (size_t)st.st_size <= CF__SPARE_MAX &&
-        cf__spares_keep(p->spares))
+        cf__spares_keep(p->spares, (uint64_t)st.st_ino, w->serial))
         *keep_fd = fd;
     else
         close(fd);
@@ -1057,11 +1117,14 @@ static void drain_ring(ppool *p, pworker *w)
     uint64_t avail = head - w->tail;
     if (avail == 0)
         return;
-    if (avail > CF__RING_SIZE) { /* a head no honest worker writes */
-        protocol_error(w, "malformed message from the worker; killed");
-        return;
-    }
+    /* A head no honest worker writes (a task scribbled on the control block): the whole
+     * messages the ring holds are still read, up to the first that is not one, so results
+     * published before the scribble are kept; what follows is malformed. */
     bool bad = false, truncated = false;
+    if (avail > CF__RING_SIZE) {
+        avail = CF__RING_SIZE;
+        w->wild_head = true;
+    }
     while (avail && !bad) {
         cf__wire_msg m;
         long used = cf__wire_decode(w->ring + (w->tail & (CF__RING_SIZE - 1)), (size_t)avail, 1,
@@ -1124,8 +1187,10 @@ static void read_channel(pworker *w, bool *bad)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
                 w->eof = true;
+                channel_lost(w);
+            }
             return;
         }
         if (n < (ssize_t)sizeof bytes)
@@ -1170,20 +1235,63 @@ static void requeue_item(ppool *p, item it, job **tail)
     *tail = j;
 }
 
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/*
+ * The wait status of a worker that has died.  The kernel's, when this process can still
+ * collect it (through the pidfd: exact even if the pid was reused); else what is known
+ * without it: the pool's own SIGKILL (time limit, cancel, shutdown, distrust), or the
+ * fatal signal or exit the worker noted in its control block; else STATUS_UNKNOWN,
+ * never an invented "exited with status 0".
+ */
+static int wait_status(pworker *w)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int rc;
+    if (w->pidfd >= 0)
+        while ((rc = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED)) < 0 &&
+               errno == EINTR)
+            ;
+    else
+        while ((rc = waitid(P_PID, (id_t)w->pid, &si, WEXITED)) < 0 && errno == EINTR)
+            ;
+    if (rc == 0 && si.si_pid != 0) {
+        if (si.si_code == CLD_EXITED)
+            return (si.si_status & 0xff) << 8;
+        return (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
+    }
+    if (w->kill_reason)
+        return SIGKILL;
+    int sig = atomic_load(&w->ctl->fatal_signal);
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGABRT)
+        return sig;
+    if (atomic_load(&w->ctl->exited))
+        return (atomic_load(&w->ctl->exit_code) & 0xff) << 8;
+    return STATUS_UNKNOWN;
+}
+
 static void reap(ppool *p, int index)
 {
     pworker *w = &p->w[index];
     if (w->kill_reason != K_PROTO)
         read_worker(p, w); /* whatever it finished before dying counts */
-    int status = 0;
-    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    int status = wait_status(w);
     bool starting = w->state == W_STARTING;
     uint64_t running = atomic_load(&w->ctl->running_seq);
     /* Every item up to the last one the worker started ran (its result, if any, was not
-     * read: the worker died first, or was distrusted); items after it never started.  A
-     * lying worker can only move this line among its own items. */
+     * read: the worker died first, or was distrusted); items after it never started.  The
+     * ring was drained above, so a worker that is still believed answered everything
+     * before the first item left: at most that one ran unanswered, whatever a task wrote
+     * into started_seq.  Only a worker distrusted for a malformed message (not for a wild
+     * ring head) may have run later items whose results cannot be read; for it the
+     * control block's word decides, among its own items. */
     uint64_t started = atomic_load(&w->ctl->started_seq);
+    item *first = front(w);
+    if ((!w->distrusted || w->wild_head) && first && started > first->seq)
+        started = first->seq;
     int outcome = CF_ELOST;
     const char *what = "worker lost";
     if (w->kill_reason == K_PROTO) {
@@ -1192,18 +1300,23 @@ static void reap(ppool *p, int index)
     } else if (w->kill_reason == K_TIMEOUT && running == w->kill_seq) {
         outcome = CF_ETASKTIMEOUT;
         what = "task exceeded its time limit";
+    } else if (w->chan_lost && !w->kill_reason && WIFSIGNALED(status) &&
+               WTERMSIG(status) == SIGKILL) {
+        what = "worker lost (its channel to the pool closed while it ran; killed)";
     } else if (p->memory_limit) {
         what = "worker lost (it had a memory limit)";
     }
     char *message = describe_status(w->pid, status, what);
 
-    /* Deaths before HELLO: a failing initializer or start-up (an exit, a crash) breaks the
-     * pool after a few in a row, else it would start workers in a loop; a SIGKILL comes
-     * from outside (a person, the OOM killer) and only costs a new worker. */
-    bool self_inflicted = !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    if (starting && self_inflicted && w->kill_reason != K_SHUTDOWN &&
-        w->kill_reason != K_CANCEL && ++p->start_failures >= START_FAILURES_MAX) {
-        cf__executor_break(&p->base, status, message ? message : "workers fail to start");
+    /* Deaths before HELLO, whatever killed the worker (an exit, a crash, or a SIGKILL from
+     * the OOM killer or a person): START_FAILURES_MAX in a row break the pool, else it
+     * would start workers for ever.  Only the pool's own kills do not count. */
+    if (starting && w->kill_reason != K_SHUTDOWN && w->kill_reason != K_CANCEL &&
+        ++p->start_failures >= START_FAILURES_MAX) {
+        char why[384];
+        snprintf(why, sizeof why, "%s; %d workers in a row died before they were ready",
+                 message ? message : "worker lost", START_FAILURES_MAX);
+        cf__executor_break(&p->base, status, why);
         drop_queue(p, CF_EBROKEN);
     }
     job *tail = NULL;

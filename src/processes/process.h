@@ -76,6 +76,12 @@ typedef struct cf__control {
     _Atomic uint32_t tail_moved;     /* futex word: bumped when the parent frees ring space */
     _Atomic uint32_t worker_waits;   /* the worker sleeps on tail_moved */
     _Atomic uint32_t parent_sleeps CF__ALIGNED; /* the manager may sleep: ring the doorbell */
+    /* How the worker is dying, noted by itself where the parent reads it even when the
+     * program ignores SIGCHLD or reaps children itself (then the wait status is gone):
+     * a synchronous fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) or exit(). */
+    _Atomic int32_t fatal_signal CF__ALIGNED; /* 0: none */
+    _Atomic uint32_t exited;                  /* exit() was called with exit_code */
+    _Atomic int32_t exit_code;
 } cf__control;
 #define CF__CONTROL_SIZE 4096
 
@@ -133,6 +139,7 @@ typedef struct cf__wire_msg {
     uint32_t where;    /* CF__WHERE_* */
     uint64_t data_len;
     const uint8_t *data; /* inline payloads only */
+    uint64_t out_ino;  /* RESULT from CF__WHERE_OUT: the inode of the memfd that holds it */
     /* FUNC, TASK */
     uint32_t fn_id;
     /* FUNC, CONFIG (the initializer, when has_init) */
@@ -223,15 +230,20 @@ typedef struct cf__spares cf__spares;
 int cf__spares_new(cf__spares **out, void (*wake)(void *arg), void *wake_arg);
 /* The pool lets go: what is kept and whatever comes back later is closed.  NULL is fine. */
 void cf__spares_close(cf__spares *s);
-/* Whether the parent may keep one more result descriptor (counted until it comes back
+/* Whether the parent may keep one more result descriptor, the memfd of inode `ino` that
+ * worker `owner` (a non-zero serial per spawned worker) wrote (counted until it comes back
  * through cf__spares_put or leaves through cf__spares_take); false: close it. */
-bool cf__spares_keep(cf__spares *s);
+bool cf__spares_keep(cf__spares *s, uint64_t ino, uint64_t owner);
 /* A home for one future's kept descriptor; takes a reference the home gives back. */
 cf__value_home *cf__spares_home(cf__spares *s);
 /* A kept descriptor comes back: stashed for reuse, or closed; owns fd either way. */
 void cf__spares_put(cf__spares *s, int fd);
-/* Takes up to max stashed descriptors into fds; returns how many (the caller owns them). */
-int cf__spares_take(cf__spares *s, int *fds, int max);
+/* Takes up to max stashed descriptors that `owner` wrote into fds; returns how many (the
+ * caller owns them).  A buffer never goes to a worker other than the one that wrote it. */
+int cf__spares_take(cf__spares *s, uint64_t owner, int *fds, int max);
+/* Worker `owner` is gone: its stashed buffers are closed, and those its futures hold are
+ * closed when they come back (a task's leftover writer may still hold them). */
+void cf__spares_forget(cf__spares *s, uint64_t owner);
 /* Closes what waited too long; returns the milliseconds until the next expiry, or -1. */
 int cf__spares_trim(cf__spares *s, int64_t now);
 

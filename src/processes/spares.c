@@ -15,7 +15,11 @@
  * closes its descriptor before the RESULT is published, and a memfd goes back to a worker
  * only after the future that mapped it has unmapped it, so at any moment a buffer is
  * either a future's (read-only in the parent, held by no worker) or a worker's (held by no
- * future).  The parent seals each result against shrinking, so a reader never meets
+ * future).  That holds for an honest worker only: a task can open its result's memfd
+ * again (/proc/self/fd) and keep a writable mapping, in a thread or a child.  So a buffer
+ * goes back only to the worker process that wrote it (its `owner`, a serial per spawn),
+ * and is closed once that worker is gone (cf__spares_forget): a task's leftover writer
+ * can then touch only later results of its own worker, never another worker's (issue 12).  The parent seals each result against shrinking, so a reader never meets
  * SIGBUS; the seal against writing is gone, because it can never be lifted and would end
  * recycling.  What this gives up: the kernel no longer proves that the worker kept no
  * writable mapping; the library's protocol does.
@@ -54,7 +58,13 @@ typedef struct spare {
     int fd;
     size_t size;
     int64_t since; /* when it came back (monotonic ns) */
+    uint64_t owner; /* the worker that wrote it */
 } spare;
+
+typedef struct held {
+    uint64_t ino;   /* a descriptor a future holds, by inode */
+    uint64_t owner; /* 0 once its worker is gone: closed when it comes back */
+} held;
 
 struct cf__spares {
     cf__value_home home; /* first: a future's home is the stash */
@@ -67,6 +77,8 @@ struct cf__spares {
     int fds_max;
     size_t bytes; /* of the buffers in stash */
     int len;      /* stash[0 .. len): oldest first */
+    held *held;   /* held[0 .. held_len): kept by futures */
+    int held_len;
     spare stash[];
 };
 
@@ -75,6 +87,7 @@ static void unref(cf__spares *s)
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     pthread_mutex_destroy(&s->lock);
+    free(s->held);
     free(s);
 }
 
@@ -93,8 +106,14 @@ int cf__spares_new(cf__spares **out, void (*wake)(void *arg), void *wake_arg)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 8 < (rlim_t)fds_max)
         fds_max = (int)(rl.rlim_cur / 8);
     cf__spares *s = malloc(sizeof *s + (size_t)fds_max * sizeof s->stash[0]);
-    if (!s)
+    held *h = malloc((size_t)(fds_max > 0 ? fds_max : 1) * sizeof *h);
+    if (!s || !h) {
+        free(s);
+        free(h);
         return CF_ENOMEM;
+    }
+    s->held = h;
+    s->held_len = 0;
     s->home.take_back = take_back;
     atomic_init(&s->refs, 1);
     pthread_mutex_init(&s->lock, NULL);
@@ -109,12 +128,14 @@ int cf__spares_new(cf__spares **out, void (*wake)(void *arg), void *wake_arg)
     return 0;
 }
 
-bool cf__spares_keep(cf__spares *s)
+bool cf__spares_keep(cf__spares *s, uint64_t ino, uint64_t owner)
 {
     pthread_mutex_lock(&s->lock);
-    bool ok = !s->closed && s->kept < s->fds_max;
-    if (ok)
+    bool ok = !s->closed && s->kept < s->fds_max && s->held_len < s->fds_max;
+    if (ok) {
         s->kept++;
+        s->held[s->held_len++] = (held){ino, owner};
+    }
     pthread_mutex_unlock(&s->lock);
     return ok;
 }
@@ -122,12 +143,20 @@ bool cf__spares_keep(cf__spares *s)
 void cf__spares_put(cf__spares *s, int fd)
 {
     struct stat st;
-    size_t size = fstat(fd, &st) == 0 ? (size_t)st.st_size : SIZE_MAX;
+    bool known = fstat(fd, &st) == 0;
+    size_t size = known ? (size_t)st.st_size : SIZE_MAX;
     pthread_mutex_lock(&s->lock);
-    bool stashed = !s->closed && size <= CF__SPARE_MAX &&
+    uint64_t owner = 0;
+    for (int i = 0; known && i < s->held_len; i++)
+        if (s->held[i].ino == (uint64_t)st.st_ino) {
+            owner = s->held[i].owner;
+            s->held[i] = s->held[--s->held_len];
+            break;
+        }
+    bool stashed = !s->closed && owner && size <= CF__SPARE_MAX &&
                    s->bytes + size <= CF__SPARES_BYTES_MAX;
     if (stashed) {
-        s->stash[s->len++] = (spare){fd, size, cf__now_ns()};
+        s->stash[s->len++] = (spare){fd, size, cf__now_ns(), owner};
         s->bytes += size;
         if (s->len == 1) /* the manager may sleep with no time limit: it has one now */
             s->wake(s->wake_arg);
@@ -145,18 +174,42 @@ cf__value_home *cf__spares_home(cf__spares *s)
     return &s->home;
 }
 
-int cf__spares_take(cf__spares *s, int *fds, int max)
+/* Takes stash entries matching `owner` (every one when owner is 0), newest first (the
+ * likeliest still in cache); returns how many went into fds. */
+static int take_locked(cf__spares *s, uint64_t owner, int *fds, int max)
+{
+    int n = 0;
+    for (int i = s->len; i-- > 0 && n < max;) {
+        if (owner && s->stash[i].owner != owner)
+            continue;
+        fds[n++] = s->stash[i].fd;
+        s->bytes -= s->stash[i].size;
+        s->kept--;
+        memmove(s->stash + i, s->stash + i + 1, (size_t)(s->len - i - 1) * sizeof s->stash[0]);
+        s->len--;
+    }
+    return n;
+}
+
+int cf__spares_take(cf__spares *s, uint64_t owner, int *fds, int max)
 {
     pthread_mutex_lock(&s->lock);
-    int n = 0;
-    while (n < max && s->len > 0) { /* the newest: the likeliest still in cache */
-        spare *sp = &s->stash[--s->len];
-        fds[n++] = sp->fd;
-        s->bytes -= sp->size;
-        s->kept--;
-    }
+    int n = take_locked(s, owner, fds, max);
     pthread_mutex_unlock(&s->lock);
     return n;
+}
+
+void cf__spares_forget(cf__spares *s, uint64_t owner)
+{
+    int closing[CF__SPARES_FDS_MAX];
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->held_len; i++)
+        if (s->held[i].owner == owner)
+            s->held[i].owner = 0;
+    int n = take_locked(s, owner, closing, CF__SPARES_FDS_MAX);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < n; i++)
+        close(closing[i]);
 }
 
 int cf__spares_trim(cf__spares *s, int64_t now)

@@ -17,7 +17,7 @@
  *   TASK    u32 fn_id, u32 where, u64 data_len; inline data
  *   HELLO   i32 pid, i32 outcome, i32 code, u32 text_len; text
  *   RESULT  i32 outcome, i32 code, u64 run_ns, u64 start_ns, u32 where, u32 text_len,
- *           u64 data_len;
+ *           u64 data_len, u64 out_ino;
  *           text, inline data
  *   modref fields: u64 offset, u32 code, u32 path_len, u32 build_id_len, u32 name_len;
  *   modref parts: path, build_id, name
@@ -191,6 +191,7 @@ long cf__wire_decode(const uint8_t *buf, size_t len, int from_worker, uint64_t m
         m->where = u32(&r);
         m->text_len = u32(&r);
         m->data_len = u64(&r);
+        m->out_ino = u64(&r);
         m->text = (const char *)part(&r, m->text_len, CF__TEXT_MAX);
         if (m->data_len > max_payload)
             r.bad = 1;
@@ -298,7 +299,7 @@ int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m)
         body = 16 + m->text_len;
         break;
     default:
-        body = 40 + m->text_len + inline_len;
+        body = 48 + m->text_len + inline_len;
         break;
     }
     if (body > CF__BODY_MAX || reserve(b, CF__WIRE_HDR + body))
@@ -346,6 +347,7 @@ int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m)
         put32(b, m->where);
         put32(b, m->text_len);
         put64(b, m->data_len);
+        put64(b, m->out_ino);
         put(b, m->text, m->text_len);
         put(b, m->data, inline_len);
         break;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -196,8 +197,12 @@ static void *output_shared(size_t len)
 
 /* Hands the result memfd to the parent, before the RESULT that refers to it.  Unmapped and
  * closed here: from now on it is the future's, and no worker may write it (spares.c). */
-static int pass_result_memfd(void)
+static int pass_result_memfd(uint64_t *ino)
 {
+    struct stat st;
+    if (fstat(W.result_fd, &st) != 0)
+        return -1;
+    *ino = (uint64_t)st.st_ino;
     munmap(W.result_map, W.result_len);
     W.result_map = NULL;
     char byte = 0;
@@ -231,7 +236,7 @@ static void send_result(uint64_t seq, int rc, cf_ctx *ctx, int64_t start)
             if (shared)
                 memcpy(shared, ctx->out, ctx->out_len);
         }
-        if (W.result_len != ctx->out_len || pass_result_memfd() != 0) {
+        if (W.result_len != ctx->out_len || pass_result_memfd(&r.out_ino) != 0) {
             r.outcome = CF_ENOMEM;
             r.text = "cannot pass the result to the parent";
             r.text_len = text_len(r.text);
@@ -393,13 +398,65 @@ static ssize_t next_bytes(void)
     return n;
 }
 
+/* A fatal signal of the task: noted for the parent, then the default action at once (the
+ * wait status is the same as without this handler). */
+static void note_fatal(int sig)
+{
+    atomic_store(&W.ctl->fatal_signal, sig);
+    raise(sig); /* SA_RESETHAND | SA_NODEFER: the default action, now */
+}
+
+static void note_exit(int status, void *arg)
+{
+    (void)arg;
+    atomic_store(&W.ctl->exit_code, status);
+    atomic_store(&W.ctl->exited, 1);
+}
+
+static void note_deaths(void)
+{
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = note_fatal;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        sigaction(fatal[i], &sa, NULL);
+    on_exit(note_exit, NULL);
+}
+
+/*
+ * Whether this process may be a worker: only a pool may make it one.  Refused in
+ * secure-execution mode (setuid, setgid, file capabilities: whoever started it may not
+ * command it), and unless the channel is a socket whose peer is the parent named by the
+ * marker, with this process's own uid.  NULL when it may; else why not.
+ */
+static const char *worker_refusal(const char *env)
+{
+    if (getauxval(AT_SECURE))
+        return "secure-execution mode (setuid, setgid or file capabilities)";
+    char *end;
+    long parent = strtol(env, &end, 10);
+    if (*end || parent <= 0 || parent != (long)getppid())
+        return "it does not name this process's parent";
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(CF__WFD_CHANNEL, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        len != sizeof cred)
+        return "descriptor 3 is not a pool's channel";
+    if ((long)cred.pid != parent || cred.uid != geteuid() || cred.uid != getuid())
+        return "the peer of descriptor 3 is not the parent, as this user";
+    return NULL;
+}
+
 void cf__worker_main(const char *env)
 {
     pid_t parent = (pid_t)atol(env);
     unsetenv(CF__WORKER_ENV); /* the tasks' own children are not workers */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (getppid() != parent)
-        leave(1);
+        leave(1); /* the pool went between the check and PR_SET_PDEATHSIG */
     W.active = 1;
     W.fd = CF__WFD_CHANNEL;
     W.in[0].fd = CF__WFD_IN0;
@@ -412,6 +469,7 @@ void cf__worker_main(const char *env)
     if (W.ctl == MAP_FAILED || !W.ring || !W.buf)
         leave(1);
     close(CF__WFD_RING);
+    note_deaths();
     for (;;) {
         ssize_t n = next_bytes();
         if (n == 0)
@@ -456,8 +514,15 @@ int cf_init(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     const char *env = getenv(CF__WORKER_ENV);
-    if (env)
-        cf__worker_main(env);
+    if (env) {
+        const char *why = worker_refusal(env);
+        if (!why)
+            cf__worker_main(env);
+        /* Run by hand (or by someone else) with the marker set: a normal program. */
+        fprintf(stderr, "cfutures: %s is set but this process is not a pool's worker (%s); "
+                        "running as a normal program\n", CF__WORKER_ENV, why);
+        unsetenv(CF__WORKER_ENV);
+    }
     atomic_store(&cf__init_called, 1);
     return 0;
 }

@@ -26,7 +26,10 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <spawn.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -143,7 +146,15 @@ enum op {
     OP_TRUNCATED, /* write the start of a RESULT message, then _exit(0) */
     OP_HEADER,    /* write a RESULT header announcing `value` body bytes, then return */
     OP_OUTPUT,    /* result: `value` bytes of 0x3C */
-    OP_INIT_ARG   /* result: what the initializer stored */
+    OP_INIT_ARG,  /* result: what the initializer stored */
+    OP_STRAY_FD,  /* send a memfd of `value` bytes of 0xEE over the channel, then as OP_VALUE */
+    OP_SCRIBBLE,  /* as OP_OUTPUT, keeping a thread that writes 0xEE into its result's memfd */
+    OP_WRECK_CTL, /* write 0xAB over the worker's control block (descriptor 4), _exit(0) */
+    OP_SEGV_RAW,  /* a real invalid access, under whatever SIGSEGV handler the worker has */
+    OP_TAKE_FDS,  /* close every descriptor above 2, keep a socket on the channel's number
+                     (3), then as OP_VALUE */
+    OP_SIGNALS    /* raise(SIGHUP), then result (as OP_VALUE): 1 SIGHUP ignored | 2 SIGINT
+                     ignored | 4 SIGCHLD at its default */
 };
 
 typedef struct cmd {
@@ -184,6 +195,15 @@ static int init_abort(void *arg, cf_ctx *ctx)
     (void)arg;
     (void)ctx;
     abort();
+}
+
+/* Dies as the out-of-memory killer would make it. */
+static int init_sigkill(void *arg, cf_ctx *ctx)
+{
+    (void)arg;
+    (void)ctx;
+    raise(SIGKILL);
+    return 0;
 }
 
 /* Dies of SIGSEGV from a real invalid access.  The sanitizer runtimes catch SIGSEGV and
@@ -239,6 +259,79 @@ static void __attribute__((noreturn)) send_truncated_and_exit(void)
     _exit(0);
 }
 
+/* A memfd of len bytes of 0xEE passed on the worker's channel (descriptor 3), as a task
+ * that writes to its descriptors could: a result's descriptor, by its shape. */
+static int send_stray_memfd(size_t len)
+{
+    int fd = memfd_create("cf-result", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || ftruncate(fd, (off_t)len) != 0)
+        return -1;
+    unsigned char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED)
+        return -1;
+    memset(map, 0xEE, len);
+    munmap(map, len);
+    char byte = 0, ctl[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {&byte, 1};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                        .msg_controllen = sizeof ctl};
+    memset(ctl, 0, sizeof ctl);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n = sendmsg(3, &mh, MSG_NOSIGNAL);
+    close(fd);
+    return n == 1 ? 0 : -1;
+}
+
+typedef struct scribble {
+    unsigned char *map;
+    size_t len;
+} scribble;
+
+static void *scribble_main(void *arg)
+{
+    scribble *sc = arg;
+    double end = tu_now() + 20.0;
+    while (tu_now() < end) {
+        memset(sc->map, 0xEE, sc->len);
+        tu_sleep(0.0002);
+    }
+    return NULL;
+}
+
+/* Opens the memfd this worker writes its big result into again (through /proc/self/fd)
+ * and leaves a thread writing 0xEE into it for 20 s: a leftover writer. */
+static int leave_a_writer(size_t len)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int fd = -1;
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(d))) {
+        char path[300], target[128];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n > 0 && (target[n] = '\0', strstr(target, "memfd:cf-result")))
+            fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+    closedir(d);
+    if (fd < 0)
+        return -1;
+    static scribble sc;
+    sc.len = len;
+    sc.map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    pthread_t t;
+    if (sc.map == MAP_FAILED || pthread_create(&t, NULL, scribble_main, &sc) != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
+}
+
 /* Does what c says, with board b (NULL when c names none). */
 static int act(const cmd *c, board *b, cf_ctx *ctx)
 {
@@ -281,6 +374,50 @@ static int act(const cmd *c, board *b, cf_ctx *ctx)
     }
     case OP_INIT_ARG:
         return cf_ctx_set_output(ctx, init_stored, strlen(init_stored) + 1);
+    case OP_TAKE_FDS: {
+        syscall(SYS_close_range, 3u, ~0u, 0u);
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || sv[0] != 3)
+            return cf_fail(ctx, 16, "the socket did not land on descriptor 3");
+        break; /* both ends stay open: a cached connection */
+    }
+    case OP_SIGNALS: {
+        struct sigaction hup, intr, chld;
+        sigaction(SIGHUP, NULL, &hup);
+        sigaction(SIGINT, NULL, &intr);
+        sigaction(SIGCHLD, NULL, &chld);
+        raise(SIGHUP);
+        answer a = {(hup.sa_handler == SIG_IGN) | (intr.sa_handler == SIG_IGN) << 1 |
+                        (chld.sa_handler == SIG_DFL) << 2,
+                    (int64_t)getpid()};
+        return cf_ctx_set_output(ctx, &a, sizeof a);
+    }
+    case OP_SEGV_RAW: {
+        volatile char *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED)
+            *p = 1;
+        abort();
+    }
+    case OP_WRECK_CTL: {
+        unsigned char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
+        if (page == MAP_FAILED)
+            return cf_fail(ctx, 15, "cannot map the control block");
+        memset(page, 0xAB, 4096);
+        _exit(0);
+    }
+    case OP_STRAY_FD:
+        if (send_stray_memfd((size_t)c->value) != 0)
+            return cf_fail(ctx, 13, "cannot send a stray descriptor");
+        break;
+    case OP_SCRIBBLE: {
+        unsigned char *out = cf_ctx_output(ctx, (size_t)c->value);
+        if (!out)
+            return cf_fail(ctx, 12, "no memory for %llu bytes", (unsigned long long)c->value);
+        memset(out, 0x3C, (size_t)c->value);
+        if (leave_a_writer((size_t)c->value) != 0)
+            return cf_fail(ctx, 14, "cannot leave a writer");
+        return 0;
+    }
     default:
         break;
     }
@@ -506,6 +643,123 @@ static void exit_fails_only_its_task(void **state)
     int status = die_among_others(OP_EXIT, 3, 0, CF_ELOST);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 3);
+}
+
+/* SEMANTICS 32 (issue 12 item 3): with SIGCHLD ignored the kernel reaps workers itself
+ * and no wait status exists; the pool still reports the cause exactly for its own kills
+ * (time limit) and a task's synchronous fatal signals, and exit(), never "status 0". */
+static void causes_are_exact_with_sigchld_ignored(void **state)
+{
+    (void)state;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGCHLD, &ign, &old);
+    int status = die_among_others(OP_SEGV_RAW, 0, 0, CF_ELOST);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    status = die_among_others(OP_ABORT, 0, 0, CF_ELOST);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    status = die_among_others(OP_EXIT, 3, 0, CF_ELOST);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+    status = die_among_others(OP_SPIN, 0, 0.5, CF_ETASKTIMEOUT);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    sigaction(SIGCHLD, &old, NULL);
+}
+
+/* SEMANTICS 33 (issue 12 item 7): a program under nohup (SIGHUP ignored) in a background
+ * job (SIGINT ignored) that also ignores SIGCHLD: its workers keep SIGHUP and SIGINT
+ * ignored (a SIGHUP used to kill every worker) and have SIGCHLD at its default, so a
+ * task's own waitpid and system() work. */
+static void ignored_signals_stay_ignored_in_workers(void **state)
+{
+    (void)state;
+    static const int sigs[] = {SIGHUP, SIGINT, SIGCHLD};
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old[3];
+    sigemptyset(&ign.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &ign, &old[i]);
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 2);
+    cf_future *f = submit_cmd(ex, OP_SIGNALS, NULL, 0, 0);
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = cf_future_bytes(f, TU_LONG, &data, &len);
+    if (rc != 0 || len != sizeof(answer))
+        fail_msg("the task that raised SIGHUP: %s", cf_err_name(rc));
+    answer a;
+    memcpy(&a, data, sizeof a);
+    assert_int_equal(a.value, 7);
+    cf_future_release(f);
+    close_fixture(&t, ex);
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &old[i], NULL);
+}
+
+/* Issue 12 item 4: a task closes every descriptor above 2 and keeps a socket on the
+ * channel's number, then returns.  Its worker can never get a task again; the pool
+ * replaces it, and later tasks run on another worker within their time limit (they used
+ * to stay RUNNING for ever, their sends failing silently). */
+static void worker_without_its_channel_is_replaced(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    t.o.task_timeout = 1.0;
+    cf_executor *ex = new_pool(&t.o, 1);
+    cf_future *taker = submit_cmd(ex, OP_TAKE_FDS, NULL, 0, 5);
+    int rc = cf_future_result(taker, TU_LONG, NULL);
+    assert_true(rc == 0 || rc == CF_ELOST);
+    long first = cf_future_pid(taker);
+    cf_future_release(taker);
+    for (int i = 0; i < 3; i++) {
+        cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 20u + i);
+        assert_int_equal(cf_future_result(f, 10.0, NULL), 0);
+        expect_answer(f, 20u + i);
+        assert_int_not_equal(cf_future_pid(f), first);
+        cf_future_release(f);
+    }
+    close_fixture(&t, ex);
+}
+
+/* SEMANTICS 36 (issue 12 item 9): this test program started again with the worker marker
+ * naming its parent (this process) but descriptor 3 no pool's channel (/dev/null), as
+ * someone running it by hand could: it is no worker; it says so on stderr and runs as a
+ * normal program (here: one test of this suite, which passes).  It used to enter worker
+ * mode and exit 1. */
+static void worker_marker_alone_makes_no_worker(void **state)
+{
+    (void)state;
+    int err[2];
+    assert_int_equal(pipe(err), 0);
+    char marker[64];
+    snprintf(marker, sizeof marker, "CFUTURES_WORKER=%ld", (long)getpid());
+    char *envp[] = {marker, NULL};
+    char *argv[] = {"test_process", "pointer_tasks_are_not_supported", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 3, "/dev/null", O_RDWR, 0);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(err[1]);
+    char text[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof text - 1 && (n = read(err[0], text + got, sizeof text - 1 - got)) > 0)
+        got += (size_t)n;
+    text[got] = '\0';
+    close(err[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the program with the marker alone: status %#x, stderr: %s", status, text);
+    assert_non_null(strstr(text, "is not a pool's worker"));
 }
 
 /* SEMANTICS 24: the worker of a task past its time limit is killed and replaced. */
@@ -1019,6 +1273,128 @@ static void crashing_initializer_breaks_the_pool(void **state)
     close_fixture(&t, ex);
 }
 
+/* SEMANTICS 32 (issue 12 item 2): an initializer killed by SIGKILL (the OOM killer's
+ * signal) counts as a failed start too; after START_FAILURES (3) deaths before ready in a
+ * row the pool is broken, the pending task fails, the message says why: no endless
+ * restarts. */
+static void sigkilled_initializer_breaks_the_pool(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    t.o.initializer = init_sigkill;
+    cf_executor *ex = new_pool(&t.o, 2);
+    cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
+    int code = 0;
+    const char *message = NULL;
+    assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_EBROKEN);
+    assert_int_equal(cf_executor_error(ex, &code, &message), CF_EBROKEN);
+    assert_true(WIFSIGNALED(code));
+    assert_int_equal(WTERMSIG(code), SIGKILL);
+    assert_non_null(message);
+    assert_non_null(strstr(message, "3 workers in a row died before they were ready"));
+    cf_future_release(f);
+    close_fixture(&t, ex);
+}
+
+/* f succeeded with len bytes of 0x3C (OP_OUTPUT), not one byte of anything else. */
+static void expect_output(cf_future *f, size_t len)
+{
+    const unsigned char *out = NULL;
+    size_t got = 0;
+    int rc = cf_future_bytes(f, TU_LONG, (const void **)&out, &got);
+    if (rc != 0 || got != len)
+        fail_msg("output task: %s, %zu bytes", cf_err_name(rc), got);
+    for (size_t k = 0; k < len; k++)
+        if (out[k] != 0x3C)
+            fail_msg("byte %zu of a successful result is 0x%02x, not its task's 0x3C", k,
+                     out[k]);
+}
+
+enum { BIG = 200 << 10 };
+
+/* SEMANTICS 31 (issue 12 item 6): a task sends a memfd shaped like a result's over its
+ * channel and returns; the big results of later tasks of that worker are their own bytes
+ * (they were the stray file's bytes, reported as success). */
+static void stray_descriptor_never_becomes_a_result(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
+    cf_future *stray = submit_cmd(ex, OP_STRAY_FD, NULL, 0, 2 * BIG);
+    expect_answer(stray, 2 * BIG);
+    for (int i = 0; i < 4; i++) {
+        cf_future *f = submit_cmd(ex, OP_OUTPUT, NULL, 0, BIG);
+        expect_output(f, BIG);
+        cf_future_release(f);
+    }
+    cf_future_release(stray);
+    close_fixture(&t, ex);
+}
+
+/* SEMANTICS 31 (issue 12 item 6): a task leaves a thread writing into its result's memfd;
+ * once that buffer is let go, no result of another worker is ever written into it (it
+ * used to be recycled to any worker: their results read back as 0xEE, as success).  Only
+ * the scribbling worker's own later results may be touched, and are not checked. */
+static void leftover_writer_touches_no_other_worker(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 2);
+    cf_future *sc = submit_cmd(ex, OP_SCRIBBLE, NULL, 0, BIG);
+    assert_int_equal(cf_future_result(sc, TU_LONG, NULL), 0);
+    long scribbler = cf_future_pid(sc);
+    cf_future_release(sc); /* its buffer goes back to the pool */
+    enum { ROUNDS = 30, BATCH = 4 };
+    int others = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        cf_future *f[BATCH];
+        for (int i = 0; i < BATCH; i++)
+            f[i] = submit_cmd(ex, OP_OUTPUT, NULL, 0, BIG);
+        for (int i = 0; i < BATCH; i++) {
+            assert_int_equal(cf_future_result(f[i], TU_LONG, NULL), 0);
+            if (cf_future_pid(f[i]) != scribbler) {
+                expect_output(f[i], BIG);
+                others++;
+            }
+            cf_future_release(f[i]);
+        }
+    }
+    assert_true(others > 0);
+    close_fixture(&t, ex);
+}
+
+/* SEMANTICS 31 (issue 12 item 6): a task writes garbage over its worker's control block
+ * (ring head, started task) and exits.  The tasks before it (their results may be in the
+ * ring still) and behind it (never started: they go to another worker) get their own
+ * values; only the wrecking task fails.  Rounds, because which results are still in the
+ * ring when it dies varies. */
+static void wrecked_control_block_costs_only_its_task(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 10, N = 7, WRECK = 3 };
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
+    for (int r = 0; r < ROUNDS; r++) {
+        cf_future *f[N];
+        for (int i = 0; i < N; i++)
+            f[i] = submit_cmd(ex, i == WRECK ? OP_WRECK_CTL : OP_VALUE, NULL, 0, 10u * r + i);
+        for (int i = 0; i < N; i++) {
+            if (i == WRECK) {
+                int rc = cf_future_result(f[i], TU_LONG, NULL);
+                assert_true(rc == CF_ELOST || rc == CF_EPROTO);
+            } else {
+                expect_answer(f[i], 10u * r + i);
+            }
+            cf_future_release(f[i]);
+        }
+    }
+    close_fixture(&t, ex);
+}
+
 /* ---- shutdown while tasks run (SEMANTICS 14) ------------------------------------------ */
 
 enum { HELD = 1, QUEUED = 6 };
@@ -1403,6 +1779,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(abort_fails_only_its_task),
     cmocka_unit_test(exit_fails_only_its_task),
     cmocka_unit_test(endless_task_hits_its_time_limit),
+    cmocka_unit_test(causes_are_exact_with_sigchld_ignored),
+    cmocka_unit_test(ignored_signals_stay_ignored_in_workers),
+    cmocka_unit_test(worker_without_its_channel_is_replaced),
+    cmocka_unit_test(worker_marker_alone_makes_no_worker),
     cmocka_unit_test(garbage_message_fails_only_its_task),
     cmocka_unit_test(truncated_message_fails_only_its_task),
     cmocka_unit_test(tasks_run_before_a_bad_message_is_seen_run_once),
@@ -1416,6 +1796,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(initializer_runs_with_its_arg),
     cmocka_unit_test(failing_initializer_breaks_the_pool),
     cmocka_unit_test(crashing_initializer_breaks_the_pool),
+    cmocka_unit_test(sigkilled_initializer_breaks_the_pool),
     cmocka_unit_test(shutdown_wait_while_tasks_run),
     cmocka_unit_test(shutdown_cancel_pending_while_tasks_run),
     cmocka_unit_test(shutdown_kill_while_tasks_run),
@@ -1427,6 +1808,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(pointer_tasks_are_not_supported),
     cmocka_unit_test(map_with_a_crashing_position),
     cmocka_unit_test(big_result_buffers_are_recycled_not_shared),
+    cmocka_unit_test(stray_descriptor_never_becomes_a_result),
+    cmocka_unit_test(leftover_writer_touches_no_other_worker),
+    cmocka_unit_test(wrecked_control_block_costs_only_its_task),
 };
 
 CF_TEST_MAIN(tests)
