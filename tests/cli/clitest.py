@@ -17,9 +17,11 @@ they) are red bars with a cross.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -44,6 +46,35 @@ def expect(cond, what, proc=None):
             detail = (f"\n--- exit status {proc.returncode}\n--- stdout:\n{proc.stdout}"
                       f"--- stderr:\n{proc.stderr}")
         raise Failure(what + detail)
+
+
+def interrupt(cmd, signame, ready, timeout=30, **kwargs):
+    """Starts cmd in a process group of its own, waits until ready() is true (polled; at
+    most `timeout` s), then sends signame: SIGINT to the whole group, as a terminal's
+    Ctrl-C does (a process pool's workers get it too), SIGTERM to the command alone, as
+    `kill` does.  Returns (CompletedProcess, seconds from the signal to the exit)."""
+    sig = getattr(signal, signame)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            raise Failure(f"{cmd} ended before the signal: {proc.communicate()}")
+        check(ready(), f"{cmd}: not ready for the signal within {timeout} s")
+        sent = time.monotonic()
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        out, err = proc.communicate(timeout=timeout)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), took
 
 
 class Served:

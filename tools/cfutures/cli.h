@@ -22,7 +22,8 @@
  * must then depend only on its input bytes: it runs in another copy of the program).
  *
  * Exit statuses: 0 all items succeeded (or --help), 1 an item failed or the run could not
- * be done (message on stderr), 2 bad usage.
+ * be done (message on stderr), 2 bad usage, 128 + the signal's number (130 SIGINT, 143
+ * SIGTERM) when a signal interrupted the run (cli_run_items).
  */
 #ifndef CFUTURES_CLI_H
 #define CFUTURES_CLI_H
@@ -37,6 +38,7 @@
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAILED 1
 #define CLI_EXIT_USAGE 2
+#define CLI_EXIT_SIGNAL(sig) (128 + (sig))
 
 /* ------------------------------------------------------------------------------------ */
 /* Subcommands and options                                                              */
@@ -184,6 +186,21 @@ typedef int (*cli_work_fn)(const void *in, size_t len, cli_out *out);
  */
 int cli_open_temporary(const char *dir, const char *name, char *tmp, size_t cap);
 
+/* After a run was interrupted: items stopped by it end as CF_ECANCELLED (see cli_run_items).
+ * The SIGINT or SIGTERM that interrupted the current run, or 0: a work function running in
+ * this process (sequential and threads modes) that can stop early looks at it and then
+ * returns cli_out_fail(out, EINTR, "interrupted"), having removed its partial files.
+ * Async-signal safe. */
+int cli_interrupted(void);
+
+/* "SIGINT", "SIGTERM" (what cli_interrupted returns), else "a signal". */
+const char *cli_signal_name(int sig);
+
+/* Removes the temporary files for `name` in `dir` (cli_open_temporary's naming) that a
+ * process no longer running left behind (an earlier run killed with SIGKILL, a crash):
+ * call before a run, for each output name.  Files of live processes are left alone. */
+void cli_remove_stale(const char *dir, const char *name);
+
 /* Creates folder `path` and any missing parents (like mkdir -p) and returns its real path
  * (malloc'd), or NULL with errno. */
 char *cli_output_folder(const char *path);
@@ -228,6 +245,7 @@ typedef struct cli_item {
     size_t len;
     double seconds; /* how long the work ran (start to end), or 0 when it never started */
     long pid;       /* when it failed: the worker process that ran it (process pools), or 0 */
+    int unstarted;  /* 1 when a signal interrupted the run before this item started */
 } cli_item;
 
 /* A finished run.  Zero it (or let cli_run_items do it) before use; free with
@@ -235,7 +253,10 @@ typedef struct cli_item {
 typedef struct cli_run {
     cli_item *items;   /* n items, in input order */
     size_t n;
-    size_t failed;     /* items with status != 0 */
+    size_t failed;     /* items with status != 0, the interrupted ones included */
+    size_t interrupted; /* items the signal stopped (status CF_ECANCELLED, code the
+                           signal), when it interrupted the run */
+    int signal;        /* the SIGINT / SIGTERM that interrupted the run, or 0 */
     cf_event *events;  /* one per item that was accepted (started < 0: never started), in
                           completion order; times in seconds from the start of the run;
                           events[k].task is the item's index + 1 */
@@ -246,7 +267,12 @@ typedef struct cli_run {
 
 /*
  * Runs task over inputs[0 .. n) in common->mode with common->workers workers (0: the CPU
- * count, CF_WORKERS_AUTO) and fills *run.  Shows a progress bar on stderr per
+ * count, CF_WORKERS_AUTO) and fills *run.  Catches SIGINT and SIGTERM (unless ignored) for
+ * the rest of the program: on the first, no further item starts, running items in worker
+ * processes are killed, and those in this process stop if their work function looks at
+ * cli_interrupted(); every item so stopped is counted in run->interrupted, with the
+ * message "interrupted by SIGINT" (" before it started").  A second signal has its
+ * default effect.  Shows a progress bar on stderr per
  * common->progress.  Returns 0 when the run took place (items may have failed: see
  * run->failed), or CLI_EXIT_FAILED after a message on stderr when it could not (the pool
  * could not start, out of memory); *run is then empty.

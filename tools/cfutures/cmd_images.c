@@ -49,7 +49,9 @@
  *   the JPEG is encoded in memory, written to a hidden temporary file in the output folder
  *   (same file system, so the rename is atomic) and renamed to its final name; any failure
  *   unlinks the temporary file.  A worker process that dies mid-write cannot; the parent
- *   then removes its ".NAME.part-PID-N" file (cli_remove_leftovers).
+ *   then removes its ".NAME.part-PID-N" file (cli_remove_leftovers), as it does for the
+ *   workers it kills on SIGINT / SIGTERM; and a run first removes such files of processes
+ *   that are gone (cli_remove_stale: an earlier run killed with SIGKILL).
  * - Names: OUTPUT/<input name without its extension>.jpg, decided by the parent.  An item
  *   whose output name an earlier item already has fails at once (EEXIST): one run never
  *   overwrites its own output.  The output folder may not be a folder of the inputs (the
@@ -527,6 +529,8 @@ static int process_all(cli_common *common, const char *const *files, size_t n,
         /* CPU-bound: a worker per CPU, and no more workers than images. */
         if (common->workers == 0)
             common->workers = (size_t)cli_cpus() < n ? cli_cpus() : (int)n;
+        for (size_t i = 0; i < n; i++) /* what an earlier run killed left behind */
+            cli_remove_stale(dir, names[i]);
         if (cli_run_items(&run, common, &blur_thumbnail_task, inputs, n) == 0) {
             for (size_t i = 0; i < n; i++)
                 cli_remove_leftovers(dir, names[i], &run.items[i]);

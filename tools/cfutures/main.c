@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,8 +424,15 @@ static void print_top_usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    /* First: in a process pool's worker, this runs the worker and never returns. */
+    /* First: in a process pool's worker, this runs the worker and never returns.  A worker
+     * runs it with SIGINT ignored: a terminal's Ctrl-C reaches the whole process group,
+     * and the parent, which catches it, stops the run and its workers (run.c).  The
+     * parent gets its own disposition back. */
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, before;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGINT, &ignore, &before);
     int rc = cf_init(&argc, &argv);
+    sigaction(SIGINT, &before, NULL);
     if (rc != 0)
         return cli_fail("init", "cf_init: %s", cf_strerror(rc));
 

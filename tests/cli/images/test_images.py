@@ -326,6 +326,53 @@ def case_corrupt_same_message(tmp):
                        f"{name}: {message!r} in {mode} {extra}, {seen[name]!r} before", proc)
 
 
+def interrupted(tmp, mode, signame):
+    """A signal once the first thumbnail is written: no item starts after it, the folder
+    holds only complete thumbnails (no temporary file: those of killed workers are removed,
+    and so is the stale one an earlier killed run left), the summary counts what was done,
+    the exit status is 128 + the signal, and nothing is reported as a lost worker."""
+    out = os.path.join(tmp, "out")
+    os.makedirs(out)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = os.path.join(out, f".Aqua.jpg.part-{gone.pid}-0")
+    with open(stale, "w") as f:
+        f.write("half a JPEG")
+    cmd = [ARGS.cfutures, "images", "--no-progress", "--json", "--output", out,
+           "--mode", mode, "--workers", "1" if mode == "sequential" else "2"]
+    proc, took = clitest.interrupt(
+        cmd, signame, lambda: any(n.endswith(".jpg") and not n.startswith(".")
+                                  for n in os.listdir(out)), timeout=60)
+    want = 130 if signame == "SIGINT" else 143
+    print(f"{mode} {signame}: exit {proc.returncode}, {took:.2f} s after the signal")
+    expect(proc.returncode == want, f"exit status {want}", proc)
+    summary = json.loads(proc.stdout)
+    done = sorted(os.listdir(out))
+    expect(all(not n.startswith(".") for n in done), f"no temporary file is left: {done}",
+           proc)
+    expect(summary["signal"] == signame and summary["failed"] == 0 and
+           summary["succeeded"] == len(done) and summary["interrupted"] >= 1 and
+           summary["succeeded"] + summary["interrupted"] == 15,
+           f"{len(done)} thumbnails written, the rest interrupted: {summary}", proc)
+    for e in summary["errors"]:
+        expect(e["error"] == "CANCELLED" and e["message"].startswith("interrupted by "),
+               f"interrupted, not failed: {e}", proc)
+    for name in done:
+        load_output(os.path.join(out, name))  # each one a whole JPEG
+
+
+def case_interrupted_sequential(tmp):
+    interrupted(tmp, "sequential", "SIGTERM")
+
+
+def case_interrupted_threads(tmp):
+    interrupted(tmp, "threads", "SIGINT")
+
+
+def case_interrupted_processes(tmp):
+    interrupted(tmp, "processes", "SIGINT")
+
+
 def case_bad_files_sequential(tmp):
     bad_files(tmp, "sequential")
 
