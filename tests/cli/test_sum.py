@@ -71,13 +71,18 @@ def test_default_chunks(cli):
 
 
 def test_invalid_values(cli):
-    cli.usage_error("sum", "--n", "-1", mention="--n needs a non-negative integer")
-    cli.usage_error("sum", "--n", "12.5", mention="--n needs a non-negative integer")
-    cli.usage_error("sum", "--n", "1.5e0", mention="--n needs a non-negative integer")
-    cli.usage_error("sum", "--n", str(2**64), mention="--n needs a non-negative integer")
+    cli.usage_error("sum", "--n", "-1", mention="--n needs a whole number from 0 to 2^64 - 1")
+    cli.usage_error("sum", "--n", "12.5", mention="--n needs a whole number from 0 to 2^64 - 1")
+    cli.usage_error("sum", "--n", "1.5e0", mention="--n needs a whole number from 0 to 2^64 - 1")
+    cli.usage_error("sum", "--n", str(2**64), mention="--n needs a whole number from 0 to 2^64 - 1")
     cli.usage_error("sum", "--n", str(2**64 - 1), mention="--n must be below 2^64 - 1")
     cli.usage_error("sum", "--from", "11", "--n", "10", mention="--from (11) must not exceed")
     cli.usage_error("sum", "--chunks", "1000001", mention="--chunks must be between 1")
+    # 0 is refused like --workers 0, not taken for the default; 1e20 says what the limit is.
+    cli.usage_error("sum", "--chunks", "0", mention="--chunks must be between 1 and 1000000")
+    cli.usage_error("sum", "--n", "1e20",
+                    mention="--n needs a whole number from 0 to 2^64 - 1 "
+                            "(18446744073709551615), not '1e20'")
 
 
 def test_timeline(cli):

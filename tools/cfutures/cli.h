@@ -87,6 +87,8 @@ typedef struct cli_command {
                             items are */
     int (*run)(int argc, char **argv, cli_common *common); /* argv[0] is the name */
     unsigned common_off; /* CLI_COMMON_* options it does not take (0: it takes them all) */
+    const char *exit_help; /* "Exit status: ..." for --help, or NULL: that of the commands
+                              that run items (0 all succeeded, 1, 2, 130 / 143) */
 } cli_command;
 
 /* The subcommands built into the program. */
@@ -327,6 +329,12 @@ typedef struct cli_field {
  */
 int cli_finish(const cli_common *common, const cli_run *run, const char *const *labels,
                const char *text, const cli_field *fields, size_t n_fields);
+
+/* Checks that the files common->timeline and common->trace asked for can be written (a
+ * new one is created and removed again), so that a bad path is reported before the work,
+ * not after it.  Returns 0, or CLI_EXIT_FAILED after a message on stderr.  Called by
+ * cli_run_items. */
+int cli_check_outputs(const cli_common *common);
 
 /* Writes s as a JSON string (quotes and escapes included). */
 void cli_json_string(FILE *out, const char *s);

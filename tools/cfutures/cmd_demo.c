@@ -320,6 +320,8 @@ const cli_command cli_demo = {
     "the others go on.",
     run_demo,
     CLI_COMMON_MODE | CLI_COMMON_WORKERS | CLI_COMMON_TIMELINE | CLI_COMMON_TRACE,
+    "Exit status: 0 when every run of every workload succeeded, 1 when a workload could\n"
+    "not run or an item failed, 2 for bad usage.",
 };
 
 static int run_demo(int argc, char **argv, cli_common *common)

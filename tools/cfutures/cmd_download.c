@@ -611,7 +611,8 @@ const cli_command cli_download = {
     "code of a failed URL is curl's error number (22: HTTP error, 23: local file error).\n"
     "Default workers: one per URL, at most 8.",
     run_download,
-    0, /* every common option */
+    0,    /* every common option */
+    NULL, /* the exit statuses of the commands that run items */
 };
 
 /* Runs the planned items and prints the summary; returns the exit status. */

@@ -628,7 +628,8 @@ const cli_command cli_images = {
     "(nature/*.jpg and abstract/Elephants*.jpg under /usr/share/backgrounds/mate).\n"
     "Default workers: one per CPU, at most one per image.",
     run_images,
-    0, /* every common option */
+    0,    /* every common option */
+    NULL, /* the exit statuses of the commands that run items */
 };
 
 static int run_images(int argc, char **argv, cli_common *common)

@@ -97,7 +97,7 @@ static u128 closed_form(uint64_t a, uint64_t b)
 
 static int run_sum(int argc, char **argv, cli_common *common)
 {
-    uint64_t n = DEFAULT_N, from = 0, chunks = 0;
+    uint64_t n = DEFAULT_N, from = 0, chunks = UINT64_MAX; /* UINT64_MAX: not given */
     const cli_option opts[] = {
         {"n", 'n', CLI_OPT_U64, &n, "N",
          "add the integers up to N, included (default: 1e9)"},
@@ -114,9 +114,9 @@ static int run_sum(int argc, char **argv, cli_common *common)
     if (from > n)
         return cli_usage_error(&cli_sum, "--from (%" PRIu64 ") must not exceed --n (%" PRIu64
                                          ")", from, n);
-    if (chunks == 0)
+    if (chunks == UINT64_MAX)
         chunks = common->workers > 0 ? (uint64_t)common->workers : (uint64_t)cli_cpus();
-    if (chunks > MAX_CHUNKS)
+    if (chunks == 0 || chunks > MAX_CHUNKS)
         return cli_usage_error(&cli_sum, "--chunks must be between 1 and %d", MAX_CHUNKS);
     /* No empty ranges: at most one chunk per term. */
     uint64_t terms = n - from + 1;

@@ -14,8 +14,10 @@
 #include "timeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_fail(const char *command, const char *fmt, ...)
 {
@@ -56,6 +58,26 @@ void cli_json_string(FILE *out, const char *s)
         }
     }
     fputc('"', out);
+}
+
+int cli_check_outputs(const cli_common *c)
+{
+    const char *paths[] = {c->timeline, c->trace}, *what[] = {"timeline", "trace"};
+    for (int k = 0; k < 2; k++) {
+        if (paths[k] == NULL)
+            continue;
+        /* Opened as it will be, but not truncated: an existing file stays as it is until
+         * the run's end, and a new one is removed again. */
+        int existed = access(paths[k], F_OK) == 0;
+        int fd = open(paths[k], O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0)
+            return cli_fail(c->command, "cannot write the %s %s: %s", what[k], paths[k],
+                            strerror(errno));
+        close(fd);
+        if (!existed)
+            unlink(paths[k]);
+    }
+    return 0;
 }
 
 static void json_key(FILE *out, const char *key)

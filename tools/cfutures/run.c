@@ -368,6 +368,8 @@ int cli_run_items(cli_run *run, const cli_common *common, const cli_task *task,
                   const cf_bytes *inputs, size_t n)
 {
     memset(run, 0, sizeof *run);
+    if (cli_check_outputs(common) != 0)
+        return CLI_EXIT_FAILED;
     catch_signals();
     run->items = calloc(n ? n : 1, sizeof *run->items);
     run->n = n;
