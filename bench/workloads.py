@@ -11,8 +11,8 @@ Each implementation runs every workload sequentially, with threads and with proc
 
     RESULT C1 <median> s min=<x> max=<y> reps=<n>    images: the best mode's median time
     RESULT C2 <ratio> x ...      download: threads' time / the slowest single transfer
-    RESULT C3 <speedup> x ...    sum: sequential time / threads' time
-    RESULT C4 <speedup> x ...    sum: sequential time / processes' time
+    RESULT C3 <percent> % ...    sum: (sequential time / threads' time) / ceiling
+    RESULT C4 <percent> % ...    sum: (sequential time / processes' time) / ceiling
     RESULT C5 <seconds> s ...    sleep 10 x 1 s on 10 workers, threads
     RESULT C6 <seconds> s ...    sleep 10 x 1 s on 10 workers, processes
     NOTE <key> <text>            every mode's median, sizes, what was checked
@@ -35,7 +35,11 @@ The workloads (the same data for both implementations):
   each implementation with its own sequential run.  Python's loop is a `for` over
   range() adding to a total, with N = 5e7 (the interpreter runs it about 50 times slower
   than C, which gets N = 2e9); results are checked against the formula.  A sequential
-  run over N/2 shows the time grows linearly with N (the NOTE of C3).
+  run over N/2 shows the time grows linearly with N (the NOTE of C3).  The ceiling is
+  what bare pthreads reach on the command's own loop (sum_ceiling N workers, N = 2e9; the
+  best of 3 runs), measured in each repetition right after the sums; C3 and C4 are the speedups as a
+  percentage of it, so that a host whose two vCPUs deliver less than two does not count
+  against the library.
 - sleep: 10 tasks of time.sleep(1) / `cfutures sleep -n 10 -s 1` on 10 workers.
 
 The cfutures side runs the command (`--json`, and `--trace` for the download's
@@ -160,6 +164,20 @@ def decode_only(workers, scales):
     return seconds
 
 
+def sum_ceiling(program, workers, tries=3):
+    """The speedup bare pthreads reach on the sum's loop (bench/sum_ceiling.c): the best
+    of `tries` runs, since a ceiling is the most the host gives and one run of it is as
+    noisy as the pools' runs."""
+    best = 0.0
+    for _ in range(tries):
+        p = subprocess.run([program, str(CF_SUM_N), str(workers)], capture_output=True,
+                           text=True, timeout=300)
+        if p.returncode != 0 or not p.stdout.startswith("CEILING "):
+            raise Failed(f"{program}: exit status {p.returncode}\n{p.stdout}{p.stderr}")
+        best = max(best, float(p.stdout.split()[1]))
+    return best
+
+
 def timed(fn):
     t = time.monotonic()
     value = fn()
@@ -262,6 +280,8 @@ def main():
     ap.add_argument("--impl", choices=("cfutures", "python"), required=True)
     ap.add_argument("--cfutures", required=True,
                     help="the cfutures binary (the command measured, and the web server)")
+    ap.add_argument("--ceiling", required=True,
+                    help="the sum_ceiling program (bare pthreads on the sum's loop)")
     ap.add_argument("--reps", type=int, default=MAX_REPS)
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     a = ap.parse_args()
@@ -279,6 +299,7 @@ def main():
             times = {}  # (workload, mode) -> [seconds]
             slowest = []
             half = []  # sequential sums of half the numbers: the time must halve
+            ceiling = []  # bare pthreads' speedup on the loop, per repetition
             for _ in range(reps):
                 half.append(impl.sum("sequential", half=True))
                 for m in MODES:
@@ -293,14 +314,19 @@ def main():
                         slowest.append(longest)
                     times.setdefault(("sum", m), []).append(impl.sum(m))
                     times.setdefault(("sleep", m), []).append(impl.sleep(m))
+                ceiling.append(sum_ceiling(a.ceiling, a.workers))
         med = {k: statistics.median(v) for k, v in times.items()}
         best = min(MODES, key=lambda m: med["images", m])
         result("C1", times["images", best], "s")
         result("C2", [t / s for t, s in zip(times["download", "threads"], slowest)], "x")
-        result("C3", [s / t for s, t in zip(times["sum", "sequential"], times["sum", "threads"])],
-               "x")
-        result("C4", [s / t for s, t in zip(times["sum", "sequential"],
-                                            times["sum", "processes"])], "x")
+        speedup = {m: [s / t for s, t in zip(times["sum", "sequential"], times["sum", m])]
+                   for m in MODES[1:]}
+        result("C3", [100 * s / c for s, c in zip(speedup["threads"], ceiling)], "%")
+        result("C4", [100 * s / c for s, c in zip(speedup["processes"], ceiling)], "%")
+        for key, m in (("C3", "threads"), ("C4", "processes")):
+            print(f"NOTE {key} speedup {m}: " + ", ".join(f"{s:.2f}" for s in speedup[m]) +
+                  "; bare-pthreads ceiling, same repetitions: " +
+                  ", ".join(f"{c:.2f}" for c in ceiling), flush=True)
         result("C5", times["sleep", "threads"], "s")
         result("C6", times["sleep", "processes"], "s")
         for key, w in (("C1", "images"), ("C2", "download"), ("C3", "sum"), ("C5", "sleep")):

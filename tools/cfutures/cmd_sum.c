@@ -19,6 +19,7 @@
  * the iteration counts against N - A + 1; a mismatch fails the run.
  */
 #include "cli.h"
+#include "sum_loop.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -54,16 +55,9 @@ static int sum_work(const void *in, size_t len, cli_out *out)
     /* In blocks of BLOCK + 1 iterations, between which an interrupted run stops it.  The
      * exit test reads the hidden i, so the trip count is unknown to the optimizer and
      * `iterations` is a real count (a separate down-counter would let it be computed). */
-    for (uint64_t i = r.lo;; i++) {
+    for (uint64_t i = r.lo;; i = i + BLOCK + 1) {
         uint64_t stop = r.hi - i > BLOCK ? i + BLOCK : r.hi;
-        for (;; i++) {
-            /* The optimizer must assume i changed here (see the note at the top). */
-            __asm__ volatile("" : "+r"(i));
-            acc += i;
-            iterations++;
-            if (i == stop)
-                break;
-        }
+        sum_loop(i, stop, &acc, &iterations);
         if (stop == r.hi)
             break;
         if (cli_interrupted())
