@@ -164,7 +164,7 @@ def check_summary(s, command, mode, items, failed=0, workers=None):
         check(s["workers"] == workers, f"workers {s['workers']}, expected {workers}")
 
 
-def check_timeline(path, summary, failed_items=()):
+def check_timeline(path, summary, failed_items=(), span=0):
     """Checks the SVG at path against the run described by its --json summary."""
     try:
         root = ET.parse(path).getroot()
@@ -230,7 +230,7 @@ def check_timeline(path, summary, failed_items=()):
     for (xa, ta), (xb, tb) in zip(ticks, ticks[1:]):
         check(abs((tb - ta) - step) < step * 1e-6 and abs((xb - xa) - (x1 - x0)) < 0.05,
               f"uneven ticks {ticks}")
-    t_end = max([summary["seconds"]] + [b["end"] for b in bars])
+    t_end = max([summary["seconds"], span] + [b["end"] for b in bars])
     check(ticks[-1][1] <= t_end * (1 + 1e-6) and ticks[-1][1] + step > t_end * (1 - 1e-6),
           f"ticks up to {ticks[-1][1]} s for a run of {t_end} s")
 

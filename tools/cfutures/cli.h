@@ -56,6 +56,9 @@ typedef struct cli_common {
     const char *timeline; /* --timeline FILE.svg, or NULL */
     const char *trace;    /* --trace FILE.json (Chrome trace-event JSON), or NULL */
     int progress;         /* --progress: 1, --no-progress: 0, else -1 (on a terminal) */
+    double timeline_span; /* set by a caller before run() (the demo), else 0: the timeline's
+                             axis covers at least this many seconds, so that runs drawn
+                             with the same span compare by length; cli_parse leaves it */
     struct cli_outcome *outcome; /* set by a caller that runs a subcommand itself (the
                                     demo) before run(); cli_parse leaves it alone.  When
                                     non-NULL, cli_finish fills it in and prints nothing. */

@@ -181,7 +181,11 @@ static void run_one(demo_row *row, workload w, int m, const char *out,
         snprintf(row->skipped, sizeof row->skipped, "out of memory");
         row->status[m] = CLI_EXIT_FAILED;
     } else {
-        cli_common common = {.outcome = &row->outcome[m]};
+        /* Every mode on the time axis of the sequential run, the reference. */
+        cli_common common = {.outcome = &row->outcome[m],
+                             .timeline_span = m > 0 && row->outcome[0].done
+                                                  ? row->outcome[0].seconds
+                                                  : 0};
         row->status[m] = row->cmd->run(a.n, a.argv, &common);
     }
     arg_free(&a);

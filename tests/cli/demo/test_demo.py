@@ -100,9 +100,11 @@ def test_tour(cli):
         # The timeline of every run matches the run.
         check(r["timeline"] == os.path.join(s["output"], "timelines", f"{w}-{m}.svg"),
               f"{name}: timeline {r['timeline']}")
-        clitest.check_timeline(r["timeline"], {
+        # Every mode of a workload on the sequential run's time axis (the reference).
+        bars = clitest.check_timeline(r["timeline"], {
             "command": w, "mode": m, "workers": r["workers"], "items": r["items"],
-            "seconds": r["seconds"], "errors": []})
+            "seconds": r["seconds"], "errors": []}, span=seconds[w, "sequential"])
+        check(bars, f"{name}: no bars")
     # Sleeping 10 x 1 s one after the other cannot take less than 10 s (a lower bound:
     # the tasks really ran; no speed is asserted).
     check(seconds["sleep", "sequential"] >= 10.0, f"sleep sequential {seconds}")
