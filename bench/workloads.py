@@ -11,16 +11,22 @@ Each implementation runs every workload sequentially, with threads and with proc
 
     RESULT C1 <median> s min=<x> max=<y> reps=<n>    images: the best mode's median time
     RESULT C2 <ratio> x ...      download: threads' time / the slowest single transfer
-    RESULT C3 <speedup> x ...    sum: sequential time / threads' time
-    RESULT C4 <speedup> x ...    sum: sequential time / processes' time
+    RESULT C3 <percent> % ...    sum: (sequential time / threads' time) / ceiling
+    RESULT C4 <percent> % ...    sum: (sequential time / processes' time) / ceiling
     RESULT C5 <seconds> s ...    sleep 10 x 1 s on 10 workers, threads
     RESULT C6 <seconds> s ...    sleep 10 x 1 s on 10 workers, processes
     NOTE <key> <text>            every mode's median, sizes, what was checked
 
 The workloads (the same data for both implementations):
-- images: the 15 photos of Debian's mate-backgrounds; Gaussian blur sigma 15 at full size,
-  thumbnail fitting 1200x1200, JPEG.  Python: Pillow, as in the tutorials
-  (Image.open, filter(GaussianBlur(15)), thumbnail, save), one file per task.
+- images: the 15 photos of Debian's mate-backgrounds; Gaussian blur sigma 15, thumbnail
+  fitting 1200x1200, JPEG.  Python: Pillow, as in the tutorials (Image.open,
+  filter(GaussianBlur(15)) at full size, thumbnail, save), one file per task.  cfutures:
+  its default pipeline (JPEGs decoded at a reduced scale, sigma scaled: at least 40 dB
+  against Pillow's result), whose best mode is C1; its --exact run (the full-size blur)
+  is recorded beside it (NOTE C1), and so is the time of decoding the same photos alone
+  at the scales the command chose (Pillow's draft mode: libjpeg-turbo's DCT scaling, the
+  decoder libvips uses), in a process pool of the same workers: the floor the decoder
+  sets.
 - download: those photos from nginx on 127.0.0.1 (`cfutures serve --limit-rate 8m`: the
   server holds every transfer to 8 MiB/s, for both clients alike), one worker per file.  The slowest
   single transfer is the longest transfer of the sequential run, where each file has
@@ -29,7 +35,11 @@ The workloads (the same data for both implementations):
   each implementation with its own sequential run.  Python's loop is a `for` over
   range() adding to a total, with N = 5e7 (the interpreter runs it about 50 times slower
   than C, which gets N = 2e9); results are checked against the formula.  A sequential
-  run over N/2 shows the time grows linearly with N (the NOTE of C3).
+  run over N/2 shows the time grows linearly with N (the NOTE of C3).  The ceiling is
+  what bare pthreads reach on the command's own loop (sum_ceiling N workers, N = 2e9; the
+  best of 3 runs), measured in each repetition right after the sums; C3 and C4 are the speedups as a
+  percentage of it, so that a host whose two vCPUs deliver less than two does not count
+  against the library.
 - sleep: 10 tasks of time.sleep(1) / `cfutures sleep -n 10 -s 1` on 10 workers.
 
 The cfutures side runs the command (`--json`, and `--trace` for the download's
@@ -136,6 +146,38 @@ def ranges(n, parts):
     return [(k * step, n if k == parts - 1 else (k + 1) * step - 1) for k in range(parts)]
 
 
+def py_decode(args):
+    """Decodes one JPEG at 1/shrink (libjpeg's DCT scaling) and nothing else."""
+    from PIL import Image
+    path, shrink = args
+    with Image.open(path) as img:
+        if shrink > 1:
+            img.draft("RGB", (img.width // shrink, img.height // shrink))
+        img.load()
+        return img.size
+
+
+def decode_only(workers, scales):
+    """Seconds to decode every photo at its scale in a process pool of `workers`."""
+    items = [(p, scales[os.path.realpath(p)]) for p in PHOTOS]
+    seconds, _ = timed(lambda: run_pool("processes", workers, py_decode, items))
+    return seconds
+
+
+def sum_ceiling(program, workers, tries=3):
+    """The speedup bare pthreads reach on the sum's loop (bench/sum_ceiling.c): the best
+    of `tries` runs, since a ceiling is the most the host gives and one run of it is as
+    noisy as the pools' runs."""
+    best = 0.0
+    for _ in range(tries):
+        p = subprocess.run([program, str(CF_SUM_N), str(workers)], capture_output=True,
+                           text=True, timeout=300)
+        if p.returncode != 0 or not p.stdout.startswith("CEILING "):
+            raise Failed(f"{program}: exit status {p.returncode}\n{p.stdout}{p.stderr}")
+        best = max(best, float(p.stdout.split()[1]))
+    return best
+
+
 def timed(fn):
     t = time.monotonic()
     value = fn()
@@ -200,12 +242,15 @@ class Cfutures:
             raise Failed(f"{' '.join(cmd)}: exit status {p.returncode}\n{p.stdout}{p.stderr}")
         return s
 
-    def images(self, mode):
+    def images(self, mode, exact=False):
         out = tempfile.mkdtemp(dir=self.tmp)
-        s = self.run("images", "--mode", mode, "--workers", self.workers, "--output", out)
+        s = self.run("images", "--mode", mode, "--workers", self.workers, "--output", out,
+                     *(["--exact"] if exact else []))
         if s["items"] != len(PHOTOS):
             raise Failed(f"images {mode}: {s['items']} items")
         shutil.rmtree(out)
+        if not exact:
+            self.scales = s["decoded_at"]  # for decode_only
         return s["seconds"]
 
     def download(self, mode):
@@ -235,6 +280,8 @@ def main():
     ap.add_argument("--impl", choices=("cfutures", "python"), required=True)
     ap.add_argument("--cfutures", required=True,
                     help="the cfutures binary (the command measured, and the web server)")
+    ap.add_argument("--ceiling", required=True,
+                    help="the sum_ceiling program (bare pthreads on the sum's loop)")
     ap.add_argument("--reps", type=int, default=MAX_REPS)
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     a = ap.parse_args()
@@ -252,30 +299,50 @@ def main():
             times = {}  # (workload, mode) -> [seconds]
             slowest = []
             half = []  # sequential sums of half the numbers: the time must halve
+            ceiling = []  # bare pthreads' speedup on the loop, per repetition
             for _ in range(reps):
                 half.append(impl.sum("sequential", half=True))
                 for m in MODES:
                     times.setdefault(("images", m), []).append(impl.images(m))
+                    if a.impl == "cfutures":
+                        times.setdefault(("exact", m), []).append(impl.images(m, exact=True))
+                        times.setdefault(("decode", m), []).append(
+                            decode_only(a.workers, impl.scales))
                     t, longest = impl.download(m)
                     times.setdefault(("download", m), []).append(t)
                     if m == "sequential":
                         slowest.append(longest)
                     times.setdefault(("sum", m), []).append(impl.sum(m))
                     times.setdefault(("sleep", m), []).append(impl.sleep(m))
+                ceiling.append(sum_ceiling(a.ceiling, a.workers))
         med = {k: statistics.median(v) for k, v in times.items()}
         best = min(MODES, key=lambda m: med["images", m])
         result("C1", times["images", best], "s")
         result("C2", [t / s for t, s in zip(times["download", "threads"], slowest)], "x")
-        result("C3", [s / t for s, t in zip(times["sum", "sequential"], times["sum", "threads"])],
-               "x")
-        result("C4", [s / t for s, t in zip(times["sum", "sequential"],
-                                            times["sum", "processes"])], "x")
+        speedup = {m: [s / t for s, t in zip(times["sum", "sequential"], times["sum", m])]
+                   for m in MODES[1:]}
+        result("C3", [100 * s / c for s, c in zip(speedup["threads"], ceiling)], "%")
+        result("C4", [100 * s / c for s, c in zip(speedup["processes"], ceiling)], "%")
+        for key, m in (("C3", "threads"), ("C4", "processes")):
+            print(f"NOTE {key} speedup {m}: " + ", ".join(f"{s:.2f}" for s in speedup[m]) +
+                  "; bare-pthreads ceiling, same repetitions: " +
+                  ", ".join(f"{c:.2f}" for c in ceiling), flush=True)
         result("C5", times["sleep", "threads"], "s")
         result("C6", times["sleep", "processes"], "s")
         for key, w in (("C1", "images"), ("C2", "download"), ("C3", "sum"), ("C5", "sleep")):
             print(f"NOTE {key} {w}: " + ", ".join(f"{m} {med[w, m]:.2f} s" for m in MODES),
                   flush=True)
         print(f"NOTE C1 best mode: {best}")
+        if a.impl == "cfutures":
+            exact = min(statistics.median(times["exact", m]) for m in MODES[1:])
+            decode = statistics.median(sum((times["decode", m] for m in MODES), []))
+            print(f"NOTE C1 --exact (full-size blur): " +
+                  ", ".join(f"{m} {statistics.median(times['exact', m]):.2f} s" for m in MODES))
+            print(f"NOTE C1 decoding alone at the chosen scales "
+                  f"({sorted(set(impl.scales.values()))}), {a.workers} processes: "
+                  f"{decode:.2f} s (median of {3 * reps}); default best / decode "
+                  f"{med['images', best] / decode:.2f} (goal <= 1.3 if 0.15 x Python is "
+                  f"out of reach), --exact best / default best {exact / med['images', best]:.2f}")
         print(f"NOTE C2 slowest single transfer {statistics.median(slowest):.2f} s "
               f"(sequential run, 8 MiB/s per transfer); processes / slowest "
               f"{statistics.median(times['download', 'processes']) / statistics.median(slowest):.2f}")

@@ -15,8 +15,9 @@ base=(build-essential cmake pkg-config)
 # on Debian 12, which --no-install-recommends skips; 14 is the version `clang` means there).
 # The demo builds the default configuration, which includes the tests, so it needs the same set.
 # The cfutures command downloads with libcurl (tested against a loopback nginx) and
-# processes images with libvips (checked against Pillow on mate-backgrounds' photos).
-test_pkgs=("${base[@]}" libcmocka-dev python3 clang libclang-rt-14-dev libcurl4-openssl-dev libvips-dev nginx-light python3-pil mate-backgrounds)
+# processes images with libvips (checked against Pillow on mate-backgrounds' photos); the
+# demo's report page is rendered in headless Chromium.
+test_pkgs=("${base[@]}" libcmocka-dev python3 clang libclang-rt-14-dev libcurl4-openssl-dev libvips-dev nginx-light python3-pil mate-backgrounds chromium)
 # The benchmarks compare against GLib's thread pool, libuv's work queue and oneTBB.
 bench_pkgs=("${test_pkgs[@]}" libglib2.0-dev libuv1-dev libtbb-dev)
 

@@ -17,9 +17,11 @@ they) are red bars with a cross.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -44,6 +46,35 @@ def expect(cond, what, proc=None):
             detail = (f"\n--- exit status {proc.returncode}\n--- stdout:\n{proc.stdout}"
                       f"--- stderr:\n{proc.stderr}")
         raise Failure(what + detail)
+
+
+def interrupt(cmd, signame, ready, timeout=30, **kwargs):
+    """Starts cmd in a process group of its own, waits until ready() is true (polled; at
+    most `timeout` s), then sends signame: SIGINT to the whole group, as a terminal's
+    Ctrl-C does (a process pool's workers get it too), SIGTERM to the command alone, as
+    `kill` does.  Returns (CompletedProcess, seconds from the signal to the exit)."""
+    sig = getattr(signal, signame)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            raise Failure(f"{cmd} ended before the signal: {proc.communicate()}")
+        check(ready(), f"{cmd}: not ready for the signal within {timeout} s")
+        sent = time.monotonic()
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        out, err = proc.communicate(timeout=timeout)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), took
 
 
 class Served:
@@ -133,7 +164,7 @@ def check_summary(s, command, mode, items, failed=0, workers=None):
         check(s["workers"] == workers, f"workers {s['workers']}, expected {workers}")
 
 
-def check_timeline(path, summary, failed_items=()):
+def check_timeline(path, summary, failed_items=(), span=0):
     """Checks the SVG at path against the run described by its --json summary."""
     try:
         root = ET.parse(path).getroot()
@@ -199,7 +230,7 @@ def check_timeline(path, summary, failed_items=()):
     for (xa, ta), (xb, tb) in zip(ticks, ticks[1:]):
         check(abs((tb - ta) - step) < step * 1e-6 and abs((xb - xa) - (x1 - x0)) < 0.05,
               f"uneven ticks {ticks}")
-    t_end = max([summary["seconds"]] + [b["end"] for b in bars])
+    t_end = max([summary["seconds"], span] + [b["end"] for b in bars])
     check(ticks[-1][1] <= t_end * (1 + 1e-6) and ticks[-1][1] + step > t_end * (1 - 1e-6),
           f"ticks up to {ticks[-1][1]} s for a run of {t_end} s")
 

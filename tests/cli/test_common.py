@@ -181,15 +181,43 @@ def test_trace(cli):
 
 
 def test_unwritable_files(cli):
+    """A --timeline or --trace that cannot be written is reported before any work: a run
+    of 3 s ends at once with exit status 1 and no summary; an existing file is left as it
+    was, and a writable new path is not left behind by the check."""
     missing = cli.path("no/such/dir/t.svg")
-    p = cli.run("sleep", "-n", "1", "-s", "0", "--timeline", missing, expect=1)
-    check(f"cannot write the timeline {missing}" in p.stderr, p.stderr)
-    check("Finished in" in p.stdout and "Timeline:" not in p.stdout, p.stdout)
-    p = cli.run("sleep", "-n", "1", "-s", "0", "--trace", cli.path("no/t.json"), "--json",
-                expect=1)
-    s = json.loads(p.stdout)
-    check("trace" not in s and s["failed"] == 0, s)
-    check("cannot write the trace" in p.stderr, p.stderr)
+    for option, what in (("--timeline", "timeline"), ("--trace", "trace")):
+        for extra in ((), ("--json",)):
+            start = time.monotonic()
+            p = cli.run("sleep", "-n", "2", "-s", "3", option, missing, *extra, expect=1)
+            took = time.monotonic() - start
+            check(f"cannot write the {what} {missing}" in p.stderr, p.stderr)
+            check(p.stdout == "", f"no summary of a run that did not take place: {p.stdout}")
+            check(took < 2.5, f"refused after {took:.1f} s: the sleeps ran first")
+    existing = cli.path("old.svg")
+    with open(existing, "w") as f:
+        f.write("old")
+    os.chmod(existing, 0o444)
+    if os.access(existing, os.W_OK):  # root writes read-only files: use a folder instead
+        existing = cli.path("")
+    p = cli.run("sleep", "-n", "1", "-s", "3", "--timeline", existing, expect=1)
+    check("cannot write the timeline" in p.stderr, p.stderr)
+    fresh = cli.path("fresh.svg")
+    cli.run("sleep", "-n", "1", "-s", "0", "--trace", fresh)
+    check(os.path.exists(fresh), "the trace is written after a good run")
+
+
+def test_help_texts(cli):
+    """The top-level help says which commands take the common options; demo refuses
+    --mode; serve's help ends with its own exit statuses, not the items' ones."""
+    p = cli.run("--help")
+    check("The workloads (sleep, sum, download, images) take --mode" in p.stdout and
+          "Every command takes" not in p.stdout, p.stdout)
+    cli.usage_error("demo", "--mode", "threads", mention="unknown option '--mode'")
+    p = cli.run("serve", "--help")
+    check("after a clean stop" in p.stdout and "every item succeeded" not in p.stdout,
+          p.stdout)
+    p = cli.run("sleep", "--help")
+    check("130 / 143 when SIGINT" in p.stdout, p.stdout)
 
 
 if __name__ == "__main__":

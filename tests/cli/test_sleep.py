@@ -1,6 +1,9 @@
 """cfutures sleep: N tasks that each sleep S seconds, in every mode; failures on request
 (--fail-every) and the exit status; bad values; the timeline."""
 
+import json
+import time
+
 import clitest
 from clitest import check
 
@@ -116,6 +119,40 @@ def test_timeline_text(cli):
     svg = cli.path("t.svg")
     p = cli.run("sleep", "-n", "2", "-s", "0", "--timeline", svg)
     check(f"Timeline: {svg}" in p.stdout.splitlines(), p.stdout)
+
+
+def interrupted(cli, mode, signame):
+    """A signal stops the run at once (a sleep is not waited out): the summary of what
+    finished, every other task interrupted, exit status 128 + the signal."""
+    started = time.monotonic()
+    cmd = [cli.binary, "sleep", "-n", "6", "-s", "0.6", "-w", "2", "--mode", mode, "--json"]
+    p, took = clitest.interrupt(cmd, signame, lambda: time.monotonic() - started > 1.0)
+    want = 130 if signame == "SIGINT" else 143
+    check(p.returncode == want, f"exit status {p.returncode}, expected {want}: {p.stderr}")
+    check(took < 5, f"the command took {took:.1f} s to stop")
+    s = json.loads(p.stdout)
+    check(s["signal"] == signame and s["failed"] == 0 and
+          s["succeeded"] + s["interrupted"] == 6 and s["interrupted"] >= 1, s)
+    check(all(e["error"] == "CANCELLED" and e["message"].startswith("interrupted by " +
+                                                                     signame)
+              for e in s["errors"]), s["errors"])
+    check(not any("lost" in e["message"] for e in s["errors"]), s["errors"])
+
+
+def test_interrupted_sequential(cli):
+    interrupted(cli, "sequential", "SIGINT")
+
+
+def test_interrupted_threads(cli):
+    interrupted(cli, "threads", "SIGTERM")
+
+
+def test_interrupted_processes(cli):
+    interrupted(cli, "processes", "SIGINT")
+
+
+def test_interrupted_processes_term(cli):
+    interrupted(cli, "processes", "SIGTERM")
 
 
 if __name__ == "__main__":

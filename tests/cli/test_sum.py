@@ -2,6 +2,9 @@
 Python's integers, not the program's own check), the iteration count the loop reports (it
 must have added every term), results beyond 64 bits, bad values, and the timeline."""
 
+import json
+import time
+
 import clitest
 from clitest import check
 
@@ -68,13 +71,18 @@ def test_default_chunks(cli):
 
 
 def test_invalid_values(cli):
-    cli.usage_error("sum", "--n", "-1", mention="--n needs a non-negative integer")
-    cli.usage_error("sum", "--n", "12.5", mention="--n needs a non-negative integer")
-    cli.usage_error("sum", "--n", "1.5e0", mention="--n needs a non-negative integer")
-    cli.usage_error("sum", "--n", str(2**64), mention="--n needs a non-negative integer")
+    cli.usage_error("sum", "--n", "-1", mention="--n needs a whole number from 0 to 2^64 - 1")
+    cli.usage_error("sum", "--n", "12.5", mention="--n needs a whole number from 0 to 2^64 - 1")
+    cli.usage_error("sum", "--n", "1.5e0", mention="--n needs a whole number from 0 to 2^64 - 1")
+    cli.usage_error("sum", "--n", str(2**64), mention="--n needs a whole number from 0 to 2^64 - 1")
     cli.usage_error("sum", "--n", str(2**64 - 1), mention="--n must be below 2^64 - 1")
     cli.usage_error("sum", "--from", "11", "--n", "10", mention="--from (11) must not exceed")
     cli.usage_error("sum", "--chunks", "1000001", mention="--chunks must be between 1")
+    # 0 is refused like --workers 0, not taken for the default; 1e20 says what the limit is.
+    cli.usage_error("sum", "--chunks", "0", mention="--chunks must be between 1 and 1000000")
+    cli.usage_error("sum", "--n", "1e20",
+                    mention="--n needs a whole number from 0 to 2^64 - 1 "
+                            "(18446744073709551615), not '1e20'")
 
 
 def test_timeline(cli):
@@ -86,6 +94,32 @@ def test_timeline(cli):
                      "--timeline", svg)
         clitest.check_summary(s, "sum", mode, chunks, workers=workers)
         clitest.check_timeline(svg, s)
+
+
+def interrupted(cli, mode, signame):
+    """A sum far too long to wait for stops within a block of the loop after the signal:
+    exit 128 + the signal, no result claimed."""
+    started = time.monotonic()
+    cmd = [cli.binary, "sum", "-n", "1e13", "-w", "2", "--mode", mode, "--json"]
+    p, took = clitest.interrupt(cmd, signame, lambda: time.monotonic() - started > 0.5)
+    want = 130 if signame == "SIGINT" else 143
+    check(p.returncode == want, f"exit status {p.returncode}, expected {want}: {p.stderr}")
+    check(took < 5, f"the command took {took:.1f} s to stop")
+    s = json.loads(p.stdout)
+    check(s["signal"] == signame and s["interrupted"] == 2 and s["correct"] is False and
+          s["sum"] is None, s)
+
+
+def test_interrupted_threads(cli):
+    interrupted(cli, "threads", "SIGINT")
+
+
+def test_interrupted_sequential(cli):
+    interrupted(cli, "sequential", "SIGTERM")
+
+
+def test_interrupted_processes(cli):
+    interrupted(cli, "processes", "SIGINT")
 
 
 if __name__ == "__main__":

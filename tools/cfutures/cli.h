@@ -22,7 +22,8 @@
  * must then depend only on its input bytes: it runs in another copy of the program).
  *
  * Exit statuses: 0 all items succeeded (or --help), 1 an item failed or the run could not
- * be done (message on stderr), 2 bad usage.
+ * be done (message on stderr), 2 bad usage, 128 + the signal's number (130 SIGINT, 143
+ * SIGTERM) when a signal interrupted the run (cli_run_items).
  */
 #ifndef CFUTURES_CLI_H
 #define CFUTURES_CLI_H
@@ -37,6 +38,7 @@
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAILED 1
 #define CLI_EXIT_USAGE 2
+#define CLI_EXIT_SIGNAL(sig) (128 + (sig))
 
 /* ------------------------------------------------------------------------------------ */
 /* Subcommands and options                                                              */
@@ -54,6 +56,9 @@ typedef struct cli_common {
     const char *timeline; /* --timeline FILE.svg, or NULL */
     const char *trace;    /* --trace FILE.json (Chrome trace-event JSON), or NULL */
     int progress;         /* --progress: 1, --no-progress: 0, else -1 (on a terminal) */
+    double timeline_span; /* set by a caller before run() (the demo), else 0: the timeline's
+                             axis covers at least this many seconds, so that runs drawn
+                             with the same span compare by length; cli_parse leaves it */
     struct cli_outcome *outcome; /* set by a caller that runs a subcommand itself (the
                                     demo) before run(); cli_parse leaves it alone.  When
                                     non-NULL, cli_finish fills it in and prints nothing. */
@@ -85,6 +90,8 @@ typedef struct cli_command {
                             items are */
     int (*run)(int argc, char **argv, cli_common *common); /* argv[0] is the name */
     unsigned common_off; /* CLI_COMMON_* options it does not take (0: it takes them all) */
+    const char *exit_help; /* "Exit status: ..." for --help, or NULL: that of the commands
+                              that run items (0 all succeeded, 1, 2, 130 / 143) */
 } cli_command;
 
 /* The subcommands built into the program. */
@@ -184,6 +191,21 @@ typedef int (*cli_work_fn)(const void *in, size_t len, cli_out *out);
  */
 int cli_open_temporary(const char *dir, const char *name, char *tmp, size_t cap);
 
+/* After a run was interrupted: items stopped by it end as CF_ECANCELLED (see cli_run_items).
+ * The SIGINT or SIGTERM that interrupted the current run, or 0: a work function running in
+ * this process (sequential and threads modes) that can stop early looks at it and then
+ * returns cli_out_fail(out, EINTR, "interrupted"), having removed its partial files.
+ * Async-signal safe. */
+int cli_interrupted(void);
+
+/* "SIGINT", "SIGTERM" (what cli_interrupted returns), else "a signal". */
+const char *cli_signal_name(int sig);
+
+/* Removes the temporary files for `name` in `dir` (cli_open_temporary's naming) that a
+ * process no longer running left behind (an earlier run killed with SIGKILL, a crash):
+ * call before a run, for each output name.  Files of live processes are left alone. */
+void cli_remove_stale(const char *dir, const char *name);
+
 /* Creates folder `path` and any missing parents (like mkdir -p) and returns its real path
  * (malloc'd), or NULL with errno. */
 char *cli_output_folder(const char *path);
@@ -228,6 +250,7 @@ typedef struct cli_item {
     size_t len;
     double seconds; /* how long the work ran (start to end), or 0 when it never started */
     long pid;       /* when it failed: the worker process that ran it (process pools), or 0 */
+    int unstarted;  /* 1 when a signal interrupted the run before this item started */
 } cli_item;
 
 /* A finished run.  Zero it (or let cli_run_items do it) before use; free with
@@ -235,7 +258,10 @@ typedef struct cli_item {
 typedef struct cli_run {
     cli_item *items;   /* n items, in input order */
     size_t n;
-    size_t failed;     /* items with status != 0 */
+    size_t failed;     /* items with status != 0, the interrupted ones included */
+    size_t interrupted; /* items the signal stopped (status CF_ECANCELLED, code the
+                           signal), when it interrupted the run */
+    int signal;        /* the SIGINT / SIGTERM that interrupted the run, or 0 */
     cf_event *events;  /* one per item that was accepted (started < 0: never started), in
                           completion order; times in seconds from the start of the run;
                           events[k].task is the item's index + 1 */
@@ -246,7 +272,12 @@ typedef struct cli_run {
 
 /*
  * Runs task over inputs[0 .. n) in common->mode with common->workers workers (0: the CPU
- * count, CF_WORKERS_AUTO) and fills *run.  Shows a progress bar on stderr per
+ * count, CF_WORKERS_AUTO) and fills *run.  Catches SIGINT and SIGTERM (unless ignored) for
+ * the rest of the program: on the first, no further item starts, running items in worker
+ * processes are killed, and those in this process stop if their work function looks at
+ * cli_interrupted(); every item so stopped is counted in run->interrupted, with the
+ * message "interrupted by SIGINT" (" before it started").  A second signal has its
+ * default effect.  Shows a progress bar on stderr per
  * common->progress.  Returns 0 when the run took place (items may have failed: see
  * run->failed), or CLI_EXIT_FAILED after a message on stderr when it could not (the pool
  * could not start, out of memory); *run is then empty.
@@ -301,6 +332,12 @@ typedef struct cli_field {
  */
 int cli_finish(const cli_common *common, const cli_run *run, const char *const *labels,
                const char *text, const cli_field *fields, size_t n_fields);
+
+/* Checks that the files common->timeline and common->trace asked for can be written (a
+ * new one is created and removed again), so that a bad path is reported before the work,
+ * not after it.  Returns 0, or CLI_EXIT_FAILED after a message on stderr.  Called by
+ * cli_run_items. */
+int cli_check_outputs(const cli_common *common);
 
 /* Writes s as a JSON string (quotes and escapes included). */
 void cli_json_string(FILE *out, const char *s);

@@ -1,7 +1,8 @@
 /*
  * cmd_demo.c -- `cfutures demo`: the tour.  Every workload (sleep, sum, download, images)
  * on its default data in every mode (sequential, threads, processes), one table of wall
- * times and speedups, a lesson per workload, and a timeline per run in the output folder.
+ * times and speedups, a lesson per workload, a timeline per run in the output folder, and
+ * OUTPUT/report.html: the table, the lessons and the timelines on one self-contained page.
  *
  * How: each run is the subcommand itself, called through its cli_command with the
  * arguments a user would type, and with cli_common.outcome set so that cli_finish hands
@@ -180,7 +181,11 @@ static void run_one(demo_row *row, workload w, int m, const char *out,
         snprintf(row->skipped, sizeof row->skipped, "out of memory");
         row->status[m] = CLI_EXIT_FAILED;
     } else {
-        cli_common common = {.outcome = &row->outcome[m]};
+        /* Every mode on the time axis of the sequential run, the reference. */
+        cli_common common = {.outcome = &row->outcome[m],
+                             .timeline_span = m > 0 && row->outcome[0].done
+                                                  ? row->outcome[0].seconds
+                                                  : 0};
         row->status[m] = row->cmd->run(a.n, a.argv, &common);
     }
     arg_free(&a);
@@ -260,10 +265,124 @@ static void print_table(const demo_row *rows, const char *out, double total)
     printf("\nFinished in %.2f second(s)\n", total);
 }
 
-static void print_json(const demo_row *rows, const char *out, double total)
+/* s as HTML text: the characters HTML gives a meaning escaped. */
+static void html_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+/* Copies the SVG file at path into f, without its XML declaration (not allowed inside
+ * HTML); 0, or -1 when it cannot be read. */
+static int inline_svg(FILE *f, const char *path)
+{
+    FILE *in = fopen(path, "r");
+    if (in == NULL)
+        return -1;
+    char buf[8192];
+    size_t n, total = 0;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
+        const char *at = buf;
+        if (total == 0 && strncmp(buf, "<?xml", 5) == 0) {
+            const char *end = memchr(buf, '>', n);
+            if (end != NULL)
+                at = end + 1;
+        }
+        fwrite(at, 1, n - (size_t)(at - buf), f);
+        total += n;
+    }
+    int bad = ferror(in);
+    fclose(in);
+    return bad ? -1 : 0;
+}
+
+/* Writes OUTPUT/report.html: one self-contained page (no script, no external file) with
+ * the table, the lessons and every run's timeline drawn inline.  Returns 0, or -1 with
+ * errno (a timeline that cannot be read is named on the page instead). */
+static int write_report(const demo_row *rows, const char *path, double total)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+               "<title>cfutures demo</title>\n<style>\n"
+               "body{font-family:sans-serif;margin:2em;max-width:80em;color:#222}\n"
+               "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.3em .8em;"
+               "text-align:right}th:first-child,td:first-child{text-align:left}\n"
+               "figure{margin:1em 0}figcaption{font-weight:bold}\n"
+               "</style></head><body>\n<h1>cfutures demo</h1>\n"
+               "<p id=\"machine\">%d workloads &times; %d modes on <b>%d CPU(s)</b>, "
+               "%.1f s in all.</p>\n<table id=\"results\">\n<tr><th>workload</th>"
+               "<th>sequential</th><th>threads</th><th>processes</th></tr>\n",
+            N_WORKLOADS, N_MODES, cli_cpus(), total);
+    for (int w = 0; w < N_WORKLOADS; w++) {
+        const demo_row *r = &rows[w];
+        fprintf(f, "<tr><td>%s</td>", r->name);
+        double base = r->outcome[0].done ? r->outcome[0].seconds : 0;
+        for (int m = 0; m < N_MODES; m++) {
+            const cli_outcome *o = &r->outcome[m];
+            if (!o->done || r->skipped[0])
+                fputs("<td>failed</td>", f);
+            else if (m > 0 && base > 0 && o->seconds > 0)
+                fprintf(f, "<td>%.2f s (%.1f&times;)%s</td>", o->seconds, base / o->seconds,
+                        o->failed ? " !" : "");
+            else
+                fprintf(f, "<td>%.2f s%s</td>", o->seconds, o->failed ? " !" : "");
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n<p>Speedup: sequential time / the mode's time; ! = some items "
+          "failed.</p>\n<h2>Lessons</h2>\n<ul id=\"lessons\">\n", f);
+    for (int w = 0; w < N_WORKLOADS; w++) {
+        fprintf(f, "<li><b>%s</b>: ", rows[w].name);
+        html_text(f, rows[w].lesson);
+        fputs(".</li>\n", f);
+    }
+    fputs("</ul>\n<h2>Timelines</h2>\n<p>A row per worker, a bar per task from its start "
+          "to its end; hover a bar for its task and times.</p>\n", f);
+    for (int w = 0; w < N_WORKLOADS; w++) {
+        const demo_row *r = &rows[w];
+        fprintf(f, "<section class=\"workload\" id=\"workload-%s\">\n<h3>%s: ", r->name,
+                r->name);
+        html_text(f, r->skipped[0] ? r->skipped : r->what);
+        fputs("</h3>\n", f);
+        for (int m = 0; m < N_MODES; m++) {
+            if (!r->outcome[m].done)
+                continue;
+            fprintf(f, "<figure class=\"run\" data-mode=\"%s\"><figcaption>%s, %.2f s, %d "
+                       "worker(s)</figcaption>\n",
+                    cli_mode_name(modes[m]), cli_mode_name(modes[m]), r->outcome[m].seconds,
+                    r->outcome[m].workers);
+            if (inline_svg(f, r->timeline[m]) != 0) {
+                fputs("<p>(timeline missing: ", f);
+                html_text(f, r->timeline[m]);
+                fputs(")</p>", f);
+            }
+            fputs("</figure>\n", f);
+        }
+        fputs("</section>\n", f);
+    }
+    fputs("</body></html>\n", f);
+    int bad = ferror(f);
+    return fclose(f) != 0 || bad ? -1 : 0;
+}
+
+static void print_json(const demo_row *rows, const char *out, double total,
+                       const char *report)
 {
     printf("{\n  \"command\": \"demo\",\n  \"cpus\": %d,\n  \"output\": ", cli_cpus());
     cli_json_string(stdout, out);
+    if (report != NULL) {
+        printf(",\n  \"report\": ");
+        cli_json_string(stdout, report);
+    }
     printf(",\n  \"seconds\": %.6f,\n  \"runs\": [", total);
     const char *sep = "";
     for (int w = 0; w < N_WORKLOADS; w++) {
@@ -320,6 +439,8 @@ const cli_command cli_demo = {
     "the others go on.",
     run_demo,
     CLI_COMMON_MODE | CLI_COMMON_WORKERS | CLI_COMMON_TIMELINE | CLI_COMMON_TRACE,
+    "Exit status: 0 when every run of every workload succeeded, 1 when a workload could\n"
+    "not run or an item failed, 2 for bad usage.",
 };
 
 static int run_demo(int argc, char **argv, cli_common *common)
@@ -405,12 +526,19 @@ static int run_demo(int argc, char **argv, cli_common *common)
     http_server_stop(&server);
     double total = cli_now() - start;
 
+    char report[PATH_MAX + 16];
+    snprintf(report, sizeof report, "%s/report.html", out);
+    int report_bad = write_report(rows, report, total);
+    if (report_bad)
+        cli_fail("demo", "cannot write %s: %s", report, strerror(errno));
     if (common->json)
-        print_json(rows, out, total);
+        print_json(rows, out, total, report_bad ? NULL : report);
     else
         print_table(rows, out, total);
+    if (!common->json && !report_bad)
+        printf("Report: %s\n", report); /* last: the page to open */
     fflush(stdout);
-    int status = CLI_EXIT_OK;
+    int status = report_bad ? CLI_EXIT_FAILED : CLI_EXIT_OK;
     for (int w = 0; w < N_WORKLOADS; w++)
         if (!row_ok(&rows[w]) || rows[w].skipped[0])
             status = CLI_EXIT_FAILED;

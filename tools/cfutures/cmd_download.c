@@ -14,8 +14,11 @@
  *   temporary file in the output folder (same file system, so the rename is atomic),
  *   renamed to the final name on success and unlinked on every failure.  A worker process
  *   that dies mid-transfer cannot unlink it; the parent then removes its
- *   ".NAME.part-PID-N" file (cli_remove_leftovers).  Only the command itself killed
- *   mid-transfer leaves one behind.
+ *   ".NAME.part-PID-N" file (cli_remove_leftovers).  On SIGINT / SIGTERM transfers in this
+ *   process stop (the write and progress callbacks and the pauses look at
+ *   cli_interrupted()) and unlink their files; workers are killed and their files removed
+ *   as above.  Only the command itself killed with SIGKILL leaves one behind, which the
+ *   next run into the folder removes (cli_remove_stale: files of processes that are gone).
  * - A failure belongs to its URL: the item fails with curl's error number as its code (the
  *   number `curl` would exit with; HTTP errors are 22 and local file errors 23) and a
  *   message saying what happened; the other items are unaffected.
@@ -69,6 +72,9 @@ typedef struct dl_result {
 #define DL_MAX_RETRY_DELAY 4.0
 #define DL_MAX_RETRIES 100
 #define DL_MAX_SECONDS 1e6 /* timeouts beyond this are surely a typo */
+/* How a failed item's message ends when it took more than one attempt: the parent reads
+ * the count back from it (failed_attempts), since a failed task has no result. */
+#define ATTEMPTS_TAIL " attempts)"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
@@ -103,10 +109,14 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Sleeps s seconds, in slices so that it ends early when the run is interrupted. */
 static void pause_seconds(double s)
 {
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    double end = now_seconds() + s, left;
+    while (!cli_interrupted() && (left = end - now_seconds()) > 0) {
+        double slice = left < 0.05 ? left : 0.05;
+        struct timespec ts = {0, (long)(slice * 1e9)};
+        nanosleep(&ts, NULL);
     }
 }
 
@@ -144,7 +154,15 @@ static size_t sink_write(char *data, size_t size, size_t n, void *arg)
     sink->bytes += total;
     if (sink->rate > 0)
         keep_to_rate(sink);
-    return total;
+    return cli_interrupted() ? 0 : total;
+}
+
+/* libcurl's progress callback: non-zero stops the transfer (an interrupted run). */
+static int check_interrupted(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                             curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)arg, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return cli_interrupted() != 0;
 }
 
 static int transient(CURLcode rc, long http_status)
@@ -207,6 +225,8 @@ static CURLcode configure(CURL *h, const dl_params *p, const char *url, dl_sink 
     SET(CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
     SET(CURLOPT_WRITEFUNCTION, sink_write);
     SET(CURLOPT_WRITEDATA, sink);
+    SET(CURLOPT_XFERINFOFUNCTION, check_interrupted);
+    SET(CURLOPT_NOPROGRESS, 0L);
 #undef SET
     return rc;
 }
@@ -270,12 +290,20 @@ static int fetch_work(const void *in, size_t len, cli_out *out)
             break;
         }
         rc = curl_easy_perform(h);
+        if (cli_interrupted())
+            break;
         http_status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http_status);
         if (rc == CURLE_OK || attempts > p.retries || !transient(rc, http_status))
             break;
         rc = CURLE_OK;
         retry_pause(attempts);
+    }
+    if (cli_interrupted()) {
+        curl_easy_cleanup(h);
+        close(fd);
+        unlink(tmp);
+        return cli_out_fail(out, EINTR, "interrupted");
     }
 
     char msg[CURL_ERROR_SIZE + 2 * PATH_MAX + 64];
@@ -300,8 +328,8 @@ static int fetch_work(const void *in, size_t len, cli_out *out)
     if (rc != CURLE_OK) {
         unlink(tmp);
         if (attempts > 1)
-            return cli_out_fail(out, (int)rc, "%s (curl error %d, %d attempts)", msg, (int)rc,
-                                attempts);
+            return cli_out_fail(out, (int)rc, "%s (curl error %d, %d" ATTEMPTS_TAIL, msg,
+                                (int)rc, attempts);
         return cli_out_fail(out, (int)rc, "%s (curl error %d)", msg, (int)rc);
     }
     dl_result r = {sink.bytes, (uint64_t)attempts};
@@ -531,6 +559,22 @@ static int encode(cf_bytes *item, const dl_params *p, const char *dir, const cha
     return 0;
 }
 
+/* The attempts a failed item made (fetch_work's message says when more than one), or 0
+ * when it never got to a transfer. */
+static uint64_t failed_attempts(const cli_item *it)
+{
+    if (it->status != CF_ETASK || it->message == NULL)
+        return 0;
+    size_t len = strlen(it->message), tail = strlen(ATTEMPTS_TAIL);
+    if (len > tail && strcmp(it->message + len - tail, ATTEMPTS_TAIL) == 0) {
+        const char *digits = it->message + len - tail;
+        while (digits > it->message && digits[-1] >= '0' && digits[-1] <= '9')
+            digits--;
+        return strtoull(digits, NULL, 10);
+    }
+    return 1;
+}
+
 /* The summary line: what was fetched, where, how. */
 static void describe_run(char *text, size_t cap, const cli_run *run, const cli_common *common,
                          const char *dir, uint64_t bytes, uint64_t retried, int64_t rate)
@@ -567,7 +611,8 @@ const cli_command cli_download = {
     "code of a failed URL is curl's error number (22: HTTP error, 23: local file error).\n"
     "Default workers: one per URL, at most 8.",
     run_download,
-    0, /* every common option */
+    0,    /* every common option */
+    NULL, /* the exit statuses of the commands that run items */
 };
 
 /* Runs the planned items and prints the summary; returns the exit status. */
@@ -590,6 +635,9 @@ static int fetch_all(cli_common *common, str_list *urls, const dl_params *base,
     } else {
         if (common->workers == 0)
             common->workers = n < DL_DEFAULT_WORKERS ? (int)n : DL_DEFAULT_WORKERS;
+        for (size_t i = 0; i < n; i++) /* what an earlier run killed left behind */
+            if (plan[i].name != NULL)
+                cli_remove_stale(dir, plan[i].name);
         if (cli_run_items(&run, common, &fetch_url_task, inputs, n) == 0) {
             for (size_t i = 0; i < n; i++)
                 if (plan[i].name != NULL)
@@ -597,10 +645,12 @@ static int fetch_all(cli_common *common, str_list *urls, const dl_params *base,
             uint64_t bytes = 0, retried = 0;
             for (size_t i = 0; i < n; i++) {
                 dl_result r;
-                if (!cli_item_result(&run.items[i], &r, sizeof r))
-                    continue;
-                bytes += r.bytes;
-                retried += r.attempts - 1;
+                if (cli_item_result(&run.items[i], &r, sizeof r)) {
+                    bytes += r.bytes;
+                    retried += r.attempts - 1;
+                } else if (failed_attempts(&run.items[i]) > 1) { /* a URL that failed */
+                    retried += failed_attempts(&run.items[i]) - 1;
+                }
             }
             char text[PATH_MAX + 256];
             describe_run(text, sizeof text, &run, common, dir, bytes, retried,

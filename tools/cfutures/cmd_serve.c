@@ -34,6 +34,8 @@ const cli_command cli_serve = {
     .run = run_serve,
     .common_off = CLI_COMMON_MODE | CLI_COMMON_WORKERS | CLI_COMMON_TIMELINE |
                   CLI_COMMON_TRACE | CLI_COMMON_JSON | CLI_COMMON_PROGRESS,
+    .exit_help = "Exit status: 0 after a clean stop (a signal, or the parent gone), 1 when\n"
+                 "nginx could not be started or the folder cannot be served, 2 for bad usage.",
 };
 
 static int run_serve(int argc, char **argv, cli_common *common)

@@ -9,6 +9,7 @@
  * look like in the summary, the exit status and the timeline.
  */
 #include "cli.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,6 +20,7 @@
 #define MAX_TASKS 100000
 #define MAX_SECONDS 3600.0
 #define DEFAULT_MAX_WORKERS 64
+#define SLICE 0.05 /* seconds of sleep between looks at cli_interrupted() */
 
 /* A task's input. */
 typedef struct sleep_input {
@@ -34,20 +36,18 @@ static int sleep_work(const void *in, size_t len, cli_out *out)
         return cli_out_fail(out, EINVAL, "bad input (%zu bytes)", len);
     memcpy(&job, in, sizeof job);
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    double whole = floor(job.seconds);
-    deadline.tv_sec += (time_t)whole;
-    deadline.tv_nsec += (long)((job.seconds - whole) * 1e9);
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
+    /* In slices, so that an interrupted run does not wait out the sleep. */
+    double end = cli_now() + job.seconds;
+    for (;;) {
+        if (cli_interrupted())
+            return cli_out_fail(out, EINTR, "interrupted");
+        double left = end - cli_now();
+        if (left <= 0)
+            break;
+        double slice = left < SLICE ? left : SLICE;
+        struct timespec ts = {(time_t)slice, (long)((slice - floor(slice)) * 1e9)};
+        nanosleep(&ts, NULL);
     }
-    int rc;
-    while ((rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL)) == EINTR)
-        ;
-    if (rc != 0)
-        return cli_out_fail(out, rc, "clock_nanosleep: %s", strerror(rc));
     if (job.fail)
         return cli_out_fail(out, EIO, "task %u failed on purpose (--fail-every)", job.number);
     return 0;

@@ -19,6 +19,7 @@
  * the iteration counts against N - A + 1; a mismatch fails the run.
  */
 #include "cli.h"
+#include "sum_loop.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,6 +30,7 @@ typedef unsigned __int128 u128;
 
 #define MAX_CHUNKS 1000000
 #define DEFAULT_N 1000000000ULL
+#define BLOCK (((uint64_t)1 << 24) - 1) /* iterations - 1 between looks at cli_interrupted() */
 
 /* A task's input: the range [lo, hi], both included. */
 typedef struct sum_input {
@@ -50,15 +52,16 @@ static int sum_work(const void *in, size_t len, cli_out *out)
 
     u128 acc = 0;
     uint64_t iterations = 0;
-    /* The exit test reads the hidden i, so the trip count is unknown to the optimizer and
+    /* In blocks of BLOCK + 1 iterations, between which an interrupted run stops it.  The
+     * exit test reads the hidden i, so the trip count is unknown to the optimizer and
      * `iterations` is a real count (a separate down-counter would let it be computed). */
-    for (uint64_t i = r.lo;; i++) {
-        /* The optimizer must assume i changed here (see the note at the top). */
-        __asm__ volatile("" : "+r"(i));
-        acc += i;
-        iterations++;
-        if (i == r.hi)
+    for (uint64_t i = r.lo;; i = i + BLOCK + 1) {
+        uint64_t stop = r.hi - i > BLOCK ? i + BLOCK : r.hi;
+        sum_loop(i, stop, &acc, &iterations);
+        if (stop == r.hi)
             break;
+        if (cli_interrupted())
+            return cli_out_fail(out, EINTR, "interrupted");
     }
     sum_result res = {(uint64_t)acc, (uint64_t)(acc >> 64), iterations};
     return cli_out_set(out, &res, sizeof res);
@@ -88,7 +91,7 @@ static u128 closed_form(uint64_t a, uint64_t b)
 
 static int run_sum(int argc, char **argv, cli_common *common)
 {
-    uint64_t n = DEFAULT_N, from = 0, chunks = 0;
+    uint64_t n = DEFAULT_N, from = 0, chunks = UINT64_MAX; /* UINT64_MAX: not given */
     const cli_option opts[] = {
         {"n", 'n', CLI_OPT_U64, &n, "N",
          "add the integers up to N, included (default: 1e9)"},
@@ -105,9 +108,9 @@ static int run_sum(int argc, char **argv, cli_common *common)
     if (from > n)
         return cli_usage_error(&cli_sum, "--from (%" PRIu64 ") must not exceed --n (%" PRIu64
                                          ")", from, n);
-    if (chunks == 0)
+    if (chunks == UINT64_MAX)
         chunks = common->workers > 0 ? (uint64_t)common->workers : (uint64_t)cli_cpus();
-    if (chunks > MAX_CHUNKS)
+    if (chunks == 0 || chunks > MAX_CHUNKS)
         return cli_usage_error(&cli_sum, "--chunks must be between 1 and %d", MAX_CHUNKS);
     /* No empty ranges: at most one chunk per term. */
     uint64_t terms = n - from + 1;

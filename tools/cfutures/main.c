@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,8 +187,12 @@ static void print_help(const cli_command *cmd, const cli_option *opts, const cli
     }
     printf("\nCommon options:\n");
     print_options(stdout, common);
-    printf("\nExit status: 0 when every item succeeded, 1 when any failed (with a summary),\n"
-           "2 for bad usage.\n");
+    if (cmd->exit_help != NULL)
+        printf("\n%s\n", cmd->exit_help);
+    else
+        printf("\nExit status: 0 when every item succeeded, 1 when any failed (with a summary),\n"
+               "2 for bad usage, 130 / 143 when SIGINT (Ctrl-C) / SIGTERM stopped the run\n"
+               "(the summary says what finished; no partial file is left).\n");
 }
 
 static void vusage_error(const cli_command *cmd, const char *fmt, va_list ap)
@@ -253,7 +258,8 @@ static int store(const cli_command *cmd, const cli_option *o, const char *value)
     case CLI_OPT_U64:
         if (parse_u64(value, (uint64_t *)o->target) == 0)
             return 0;
-        cli_usage_error(cmd, "--%s needs a non-negative integer, not '%s'", o->name, value);
+        cli_usage_error(cmd, "--%s needs a whole number from 0 to 2^64 - 1 "
+                             "(18446744073709551615), not '%s'", o->name, value);
         return -1;
     case CLI_OPT_DOUBLE: {
         double v = strtod(value, &end);
@@ -416,15 +422,23 @@ static void print_top_usage(FILE *out)
         const cli_command *cmd = cli_find_command(commands[i].name, why, sizeof why);
         fprintf(out, "  %-12s %s\n", commands[i].name, cmd ? cmd->summary : why);
     }
-    fprintf(out, "\nEvery command takes --mode sequential|threads|processes, --workers N, "
-                 "--json,\n--timeline FILE.svg, --trace FILE.json and --progress; see "
-                 "'cfutures COMMAND --help'.\n");
+    fprintf(out, "\nThe workloads (sleep, sum, download, images) take --mode "
+                 "sequential|threads|processes,\n--workers N, --json, --timeline FILE.svg, "
+                 "--trace FILE.json and --progress; see\n'cfutures COMMAND --help' for what "
+                 "each command takes.\n");
 }
 
 int main(int argc, char **argv)
 {
-    /* First: in a process pool's worker, this runs the worker and never returns. */
+    /* First: in a process pool's worker, this runs the worker and never returns.  A worker
+     * runs it with SIGINT ignored: a terminal's Ctrl-C reaches the whole process group,
+     * and the parent, which catches it, stops the run and its workers (run.c).  The
+     * parent gets its own disposition back. */
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, before;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGINT, &ignore, &before);
     int rc = cf_init(&argc, &argv);
+    sigaction(SIGINT, &before, NULL);
     if (rc != 0)
         return cli_fail("init", "cf_init: %s", cf_strerror(rc));
 

@@ -6,14 +6,18 @@
  * item succeeded, 1 otherwise" holds the same way everywhere.  Files are written before the
  * summary so that the summary can say where they are, and a file that could not be written
  * makes the run fail: the user asked for it.  JSON goes to stdout as one object; messages
- * about the run itself (a file that could not be written) go to stderr in both forms.
+ * about the run itself (a file that could not be written) go to stderr in both forms.  A
+ * run a signal interrupted exits with 128 + its number whatever else happened, as a shell
+ * expects of a program that stopped on Ctrl-C.
  */
 #include "cli.h"
 #include "timeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_fail(const char *command, const char *fmt, ...)
 {
@@ -56,6 +60,26 @@ void cli_json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+int cli_check_outputs(const cli_common *c)
+{
+    const char *paths[] = {c->timeline, c->trace}, *what[] = {"timeline", "trace"};
+    for (int k = 0; k < 2; k++) {
+        if (paths[k] == NULL)
+            continue;
+        /* Opened as it will be, but not truncated: an existing file stays as it is until
+         * the run's end, and a new one is removed again. */
+        int existed = access(paths[k], F_OK) == 0;
+        int fd = open(paths[k], O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0)
+            return cli_fail(c->command, "cannot write the %s %s: %s", what[k], paths[k],
+                            strerror(errno));
+        close(fd);
+        if (!existed)
+            unlink(paths[k]);
+    }
+    return 0;
+}
+
 static void json_key(FILE *out, const char *key)
 {
     fputs(",\n  ", out);
@@ -78,7 +102,13 @@ static void print_json(const cli_common *c, const cli_run *run, const char *cons
     json_key(out, "succeeded");
     fprintf(out, "%zu", run->n - run->failed);
     json_key(out, "failed");
-    fprintf(out, "%zu", run->failed);
+    fprintf(out, "%zu", run->failed - run->interrupted);
+    if (run->signal != 0) {
+        json_key(out, "interrupted");
+        fprintf(out, "%zu", run->interrupted);
+        json_key(out, "signal");
+        cli_json_string(out, cli_signal_name(run->signal));
+    }
     json_key(out, "seconds");
     fprintf(out, "%.6f", run->seconds);
     if (c->timeline && timeline_ok) {
@@ -134,17 +164,28 @@ static void print_text(const cli_common *c, const cli_run *run, const char *cons
 {
     if (text != NULL)
         fputs(text, stdout);
+    size_t not_started = 0;
     for (size_t i = 0; i < run->n; i++) {
         const cli_item *it = &run->items[i];
         if (it->status == 0)
             continue;
+        /* Items stopped by a signal are listed (those it caught running) or counted. */
+        const char *what = run->signal != 0 && it->status == CF_ECANCELLED ? "STOPPED" : "FAILED";
+        if (*what == 'S' && it->unstarted) {
+            not_started++;
+            continue;
+        }
         if (labels != NULL)
-            printf("  FAILED %s: %s\n", labels[i], it->message);
+            printf("  %s %s: %s\n", what, labels[i], it->message);
         else
-            printf("  FAILED item %zu: %s\n", i + 1, it->message);
+            printf("  %s item %zu: %s\n", what, i + 1, it->message);
     }
-    if (run->failed > 0)
-        printf("%zu of %zu items failed\n", run->failed, run->n);
+    if (run->failed > run->interrupted)
+        printf("%zu of %zu items failed\n", run->failed - run->interrupted, run->n);
+    if (run->signal != 0)
+        printf("Interrupted by %s: %zu of %zu items done, %zu stopped, %zu never started\n",
+               cli_signal_name(run->signal), run->n - run->failed, run->n,
+               run->interrupted - not_started, not_started);
     if (c->timeline && timeline_ok)
         printf("Timeline: %s\n", c->timeline);
     if (c->trace && trace_ok)
@@ -176,13 +217,16 @@ static void record_outcome(cli_outcome *o, const cli_run *run, const char *const
 int cli_finish(const cli_common *common, const cli_run *run, const char *const *labels,
                const char *text, const cli_field *fields, size_t n_fields)
 {
-    int status = run->failed > 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+    int status = run->signal != 0  ? CLI_EXIT_SIGNAL(run->signal)
+                 : run->failed > 0 ? CLI_EXIT_FAILED
+                                   : CLI_EXIT_OK;
     int timeline_ok = 1, trace_ok = 1;
     if (common->timeline != NULL && cli_timeline_write(common->timeline, common, run, labels)) {
         cli_fail(common->command, "cannot write the timeline %s: %s", common->timeline,
                  strerror(errno));
         timeline_ok = 0;
-        status = CLI_EXIT_FAILED;
+        if (run->signal == 0)
+            status = CLI_EXIT_FAILED;
     }
     if (common->trace != NULL) {
         int rc = cf_events_write_trace(run->events, run->n_events, common->trace);
@@ -190,7 +234,8 @@ int cli_finish(const cli_common *common, const cli_run *run, const char *const *
             cli_fail(common->command, "cannot write the trace %s: %s", common->trace,
                      rc == CF_ESYS ? strerror(errno) : cf_strerror(rc));
             trace_ok = 0;
-            status = CLI_EXIT_FAILED;
+            if (run->signal == 0)
+                status = CLI_EXIT_FAILED;
         }
     }
     if (common->outcome != NULL)

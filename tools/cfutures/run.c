@@ -13,6 +13,17 @@
  * each call, so the timeline draws every mode from the same cf_event records, with times
  * from the start of the run.  Events are renumbered so event.task is the item's index + 1.
  *
+ * Interruption: SIGINT and SIGTERM set a flag (cli_interrupted) for the whole run; a second
+ * one has its default effect.  Sequentially no item starts once it is set; on a pool the
+ * collecting thread sees it within POLL_INTERVAL and shuts the pool down, cancelling the
+ * items not started and, on a process pool, killing the workers of the running ones
+ * (their temporary files are the caller's to remove: cli_remove_leftovers).  Work
+ * functions in this process look at the flag and end early with EINTR.  Worker processes
+ * ignore SIGINT (main.c), so a terminal's Ctrl-C, which reaches the whole process group,
+ * leaves them to the parent.  Every item the signal stopped (cancelled, killed, ended with
+ * EINTR, or a worker dead of SIGINT / SIGTERM) ends as CF_ECANCELLED with the signal as
+ * its code and "interrupted by SIG..." as its message, counted in run->interrupted.
+ *
  * Progress: a done-callback counts finished futures; the collecting thread waits on the
  * items in order with a short timeout and redraws the bar in between.  The counter lives
  * on this function's stack, which is safe because the executor is shut down (every thread
@@ -27,14 +38,51 @@
 #include <glob.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define POLL_INTERVAL 0.1 /* seconds between progress redraws while waiting */
+
+static volatile sig_atomic_t caught; /* the first SIGINT / SIGTERM of the run, or 0 */
+
+static void on_signal(int sig)
+{
+    if (caught != 0) { /* a second one: what the user would get without us */
+        signal(sig, SIG_DFL);
+        raise(sig); /* delivered when the handler returns */
+        return;
+    }
+    caught = sig;
+}
+
+int cli_interrupted(void)
+{
+    return caught;
+}
+
+/* Catches SIGINT and SIGTERM from now on, unless they are ignored (nohup, a background job
+ * of a non-interactive shell): the program is then not to be interrupted by them. */
+static void catch_signals(void)
+{
+    const int sigs[] = {SIGINT, SIGTERM};
+    for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) {
+        struct sigaction old, sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sigs[k], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[k], &sa, NULL);
+    }
+}
+
+const char *cli_signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+}
 
 int cli_cpus(void)
 {
@@ -107,7 +155,8 @@ static int run_sequential(cli_run *run, const cli_common *common, const cli_task
     double t0 = cli_now();
     cli_progress_start(&bar, common->progress, n);
     run->workers = 1;
-    for (size_t i = 0; i < n; i++) {
+    size_t i;
+    for (i = 0; i < n && !cli_interrupted(); i++) {
         cli_item *it = &run->items[i];
         cli_out out = {0};
         double start = cli_now() - t0;
@@ -127,8 +176,11 @@ static int run_sequential(cli_run *run, const cli_common *common, const cli_task
         }
         cli_progress_update(&bar, i + 1);
     }
-    run->n_events = n;
-    cli_progress_end(&bar, n);
+    run->n_events = i;
+    for (size_t k = i; k < n; k++) /* never started: marked by mark_interrupted */
+        if (item_fail(&run->items[k], CF_ECANCELLED, 0, NULL) != 0)
+            return -1;
+    cli_progress_end(&bar, i);
     run->seconds = cli_now() - t0;
     return 0;
 }
@@ -218,7 +270,9 @@ static int run_pool(cli_run *run, const cli_common *common, const cli_task *task
     cli_progress bar;
     cli_progress_start(&bar, common->progress, n);
     for (size_t i = 0; i < n; i++) {
-        rc = cf_submit_bytes(ex, task->fn, inputs[i].data, inputs[i].len, &fs[i]);
+        rc = cli_interrupted() ? CF_ECANCELLED
+                               : cf_submit_bytes(ex, task->fn, inputs[i].data, inputs[i].len,
+                                                 &fs[i]);
         if (rc == 0) {
             item_of_task[n_tasks++] = i;
             if (cf_future_add_callback(fs[i], count_done, &done) != 0)
@@ -230,11 +284,18 @@ static int run_pool(cli_run *run, const cli_common *common, const cli_task *task
                 oom = 1;
         }
     }
+    int stopped = 0;
     for (size_t i = 0; i < n; i++) {
         if (fs[i] == NULL)
             continue;
-        while (cf_future_wait(fs[i], POLL_INTERVAL) == CF_ETIMEDOUT)
+        while (cf_future_wait(fs[i], POLL_INTERVAL) == CF_ETIMEDOUT) {
+            if (!stopped && cli_interrupted()) {
+                /* Not started: cancelled; running in a worker process: killed. */
+                cf_shutdown(ex, CF_SHUTDOWN_CANCEL_PENDING | CF_SHUTDOWN_KILL);
+                stopped = 1;
+            }
             cli_progress_update(&bar, atomic_load(&done));
+        }
         if (collect(&run->items[i], fs[i]) != 0)
             oom = 1;
         cf_future_release(fs[i]);
@@ -254,10 +315,62 @@ static int run_pool(cli_run *run, const cli_common *common, const cli_task *task
     return oom ? -1 : 0;
 }
 
+/* Whether item it, which failed, was stopped by the signal: cancelled, killed, ended with
+ * EINTR by its work function, or its worker process died of SIGINT / SIGTERM. */
+static int stopped_by_signal(const cli_item *it)
+{
+    switch (it->status) {
+    case CF_ECANCELLED:
+        return 1;
+    case CF_ETASK:
+        return it->code == EINTR;
+    case CF_ELOST:
+        return WIFSIGNALED(it->code) &&
+               (WTERMSIG(it->code) == SIGINT || WTERMSIG(it->code) == SIGTERM);
+    default:
+        return 0;
+    }
+}
+
+/* After a run the signal interrupted: turns every item it stopped into an interrupted one
+ * (see the design note).  0, or -1 when out of memory. */
+static int mark_interrupted(cli_run *run, int sig)
+{
+    run->signal = sig;
+    char *started = calloc(run->n ? run->n : 1, 1);
+    if (started == NULL)
+        return -1;
+    for (size_t k = 0; k < run->n_events; k++)
+        if (run->events[k].started >= 0 && run->events[k].task >= 1 &&
+            run->events[k].task <= run->n)
+            started[run->events[k].task - 1] = 1;
+    int rc = 0;
+    for (size_t i = 0; i < run->n && rc == 0; i++) {
+        cli_item *it = &run->items[i];
+        if (it->status == 0 || !stopped_by_signal(it))
+            continue;
+        free(it->message);
+        it->status = CF_ECANCELLED;
+        it->code = sig;
+        it->unstarted = !started[i];
+        if (asprintf(&it->message, "interrupted by %s%s", cli_signal_name(sig),
+                     started[i] ? "" : " before it started") < 0) {
+            it->message = NULL;
+            rc = -1;
+        }
+        run->interrupted++;
+    }
+    free(started);
+    return rc;
+}
+
 int cli_run_items(cli_run *run, const cli_common *common, const cli_task *task,
                   const cf_bytes *inputs, size_t n)
 {
     memset(run, 0, sizeof *run);
+    if (cli_check_outputs(common) != 0)
+        return CLI_EXIT_FAILED;
+    catch_signals();
     run->items = calloc(n ? n : 1, sizeof *run->items);
     run->n = n;
     int rc = CLI_EXIT_FAILED;
@@ -275,7 +388,7 @@ int cli_run_items(cli_run *run, const cli_common *common, const cli_task *task,
             return rc;
         }
     }
-    if (rc != 0)
+    if (rc != 0 || (cli_interrupted() && mark_interrupted(run, cli_interrupted()) != 0))
         goto fail;
     for (size_t i = 0; i < n; i++)
         run->failed += run->items[i].status != 0;
@@ -294,15 +407,15 @@ int cli_item_result(const cli_item *it, void *out, size_t size)
     return 1;
 }
 
-void cli_remove_leftovers(const char *dir, const char *name, const cli_item *it)
+/* Globs the temporary files cli_open_temporary made for `name` in `dir` whose
+ * "PID-N" part matches tail (a glob pattern) into *g; dir and name are taken literally.
+ * Returns glob's code (GLOB_NOMATCH when there are none). */
+static int glob_temporaries(const char *dir, const char *name, const char *tail, glob_t *g)
 {
-    if (it->status == 0 || it->status == CF_ETASK || it->pid <= 0)
-        return; /* the work function ended on its own and cleaned up */
     char pattern[PATH_MAX];
-    glob_t g;
-    /* The glob characters of dir and name are escaped: they are taken literally. */
     char *p = pattern, *end = pattern + sizeof pattern - 32;
     const char *parts[] = {dir, "/.", name};
+    memset(g, 0, sizeof *g);
     for (size_t k = 0; k < 3 && p < end; k++)
         for (const char *c = parts[k]; *c != '\0' && p < end; c++) {
             if (k != 1 && strchr("*?[\\", *c) != NULL)
@@ -310,11 +423,38 @@ void cli_remove_leftovers(const char *dir, const char *name, const cli_item *it)
             *p++ = *c;
         }
     if (p >= end)
-        return;
-    snprintf(p, 32, ".part-%ld-*", it->pid);
-    if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
+        return GLOB_NOMATCH;
+    snprintf(p, 32, ".part-%s", tail);
+    return glob(pattern, GLOB_NOSORT, NULL, g);
+}
+
+void cli_remove_leftovers(const char *dir, const char *name, const cli_item *it)
+{
+    if (it->status == 0 || it->status == CF_ETASK || it->pid <= 0)
+        return; /* the work function ended on its own and cleaned up */
+    char tail[32];
+    snprintf(tail, sizeof tail, "%ld-*", it->pid);
+    glob_t g;
+    if (glob_temporaries(dir, name, tail, &g) == 0)
         for (size_t i = 0; i < g.gl_pathc; i++)
             unlink(g.gl_pathv[i]);
+    globfree(&g);
+}
+
+void cli_remove_stale(const char *dir, const char *name)
+{
+    glob_t g;
+    if (glob_temporaries(dir, name, "*-*", &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char *at = strrchr(g.gl_pathv[i], '/');
+            at = strstr(at != NULL ? at : g.gl_pathv[i], ".part-");
+            char *end;
+            long pid = at != NULL ? strtol(at + 6, &end, 10) : 0;
+            /* Only a file whose process is gone: another run may be writing the others. */
+            if (pid > 0 && *end == '-' && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+                unlink(g.gl_pathv[i]);
+        }
+    }
     globfree(&g);
 }
 

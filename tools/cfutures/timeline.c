@@ -168,7 +168,8 @@ static void draw_bar(FILE *out, const scale *sc, const cli_common *c, const cli_
 static void draw(FILE *out, const cli_common *c, const cli_run *run, const char *const *labels)
 {
     int rows = run->workers > 0 ? run->workers : 1;
-    double t_max = run->seconds;
+    /* A caller comparing runs (the demo) gives them one time axis: timeline_span. */
+    double t_max = run->seconds > c->timeline_span ? run->seconds : c->timeline_span;
     size_t never = run->n, drawn_failed = 0;
     for (size_t k = 0; k < run->n_events; k++) {
         const cf_event *e = &run->events[k];

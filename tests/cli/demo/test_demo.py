@@ -10,7 +10,12 @@ import filecmp
 import glob
 import json
 import os
+import re
+import shutil
+import struct
+import subprocess
 import sys
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -95,9 +100,11 @@ def test_tour(cli):
         # The timeline of every run matches the run.
         check(r["timeline"] == os.path.join(s["output"], "timelines", f"{w}-{m}.svg"),
               f"{name}: timeline {r['timeline']}")
-        clitest.check_timeline(r["timeline"], {
+        # Every mode of a workload on the sequential run's time axis (the reference).
+        bars = clitest.check_timeline(r["timeline"], {
             "command": w, "mode": m, "workers": r["workers"], "items": r["items"],
-            "seconds": r["seconds"], "errors": []})
+            "seconds": r["seconds"], "errors": []}, span=seconds[w, "sequential"])
+        check(bars, f"{name}: no bars")
     # Sleeping 10 x 1 s one after the other cannot take less than 10 s (a lower bound:
     # the tasks really ran; no speed is asserted).
     check(seconds["sleep", "sequential"] >= 10.0, f"sleep sequential {seconds}")
@@ -154,8 +161,96 @@ def test_table(cli):
         check(lines[lessons + 1 + k].split()[0] == w, lines[lessons + 1 + k])
     check(f"{real}/timelines/<workload>-<mode>.svg" in p.stdout, "where the timelines are")
     check("Problems:" not in p.stdout, p.stdout)
-    check(lines[-1].startswith("Finished in "), lines[-1])
+    check(lines[-2].startswith("Finished in "), lines[-2])
+    check(lines[-1] == f"Report: {real}/report.html", f"the page's path comes last: {lines[-1]}")
     check(len(os.listdir(os.path.join(out, "timelines"))) == 12, "12 timelines")
+    check_server_gone(tmpdir)
+
+
+def chromium(*args):
+    """Runs headless Chromium (Debian's chromium; scripts/setup-deps.sh installs it)."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    check(exe is not None, "chromium is not installed (scripts/setup-deps.sh installs it)")
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--no-first-run", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def png_pixels(path):
+    """(width, height, rows of RGB(A) bytes) of an 8-bit RGB or RGBA PNG, decoded here
+    (zlib and PNG's five row filters), so no image library is needed."""
+    with open(path, "rb") as f:
+        data = f.read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG")
+    at, idat = 8, b""
+    while at < len(data):
+        n, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, colour = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            idat += body
+        at += 12 + n
+    check(depth == 8 and colour in (2, 6), f"{path}: depth {depth}, colour type {colour}")
+    bpp = 3 if colour == 2 else 4
+    raw, stride, rows, prev = zlib.decompress(idat), w * bpp, [], bytearray(w * bpp)
+    for y in range(h):
+        ftype, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:
+                                                           (y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b, c = prev[x], prev[x - bpp] if x >= bpp else 0
+            if ftype == 1:
+                line[x] = (line[x] + a) & 255
+            elif ftype == 2:
+                line[x] = (line[x] + b) & 255
+            elif ftype == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif ftype == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(line)
+        prev = line
+    return w, h, bpp, rows
+
+
+def test_report(cli):
+    """report.html: one self-contained page (nothing fetched: no src or href at all) that a
+    real browser renders with the table of the 12 runs, the lessons, the CPU count and the
+    12 timelines, each with its bars and their tooltips; its screenshot is not blank."""
+    p, out, tmpdir = tour(cli)
+    page = os.path.join(os.path.realpath(out), "report.html")
+    check(p.stdout.splitlines()[-1] == f"Report: {page}", p.stdout)
+    with open(page) as f:
+        html = f.read()
+    check(not re.search(r"\b(src|href)\s*=", html, re.I) and "<script" not in html and
+          "@import" not in html and "url(" not in html,
+          "the page refers to nothing outside itself")
+    dom = chromium("--dump-dom", "file://" + page)
+    check(dom.returncode == 0 and "<table" in dom.stdout, f"chromium: {dom.stderr[-2000:]}")
+    text = dom.stdout
+    table = re.search(r'<table id="results">(.*?)</table>', text, re.S)
+    check(table is not None, "no results table in the rendered page")
+    rows = re.findall(r"<tr><td>(\w+)</td>(.*?)</tr>", table.group(1), re.S)
+    check([r[0] for r in rows] == list(WORKLOADS), f"table rows {rows}")
+    for w, cells in rows:
+        check(len(re.findall(r"<td>[0-9.]+ s", cells)) == 3, f"{w}: cells {cells}")
+    check(f"<b>{CPUS} CPU(s)</b>" in text, "the CPU count is on the page")
+    check(len(re.findall(r'<li><b>(\w+)</b>: ', text)) == 4, "four lessons")
+    svgs = re.findall(r"<svg\b.*?</svg>", text, re.S)
+    check(len(svgs) == 12, f"{len(svgs)} timelines drawn, expected 12")
+    for svg in svgs:
+        bars = len(re.findall(r'class="bar', svg))
+        check(bars >= 1 and svg.count("<title>") >= bars, f"a timeline without bars or "
+                                                          f"tooltips: {svg[:300]}")
+    shot = cli.path("report.png")
+    r = chromium(f"--screenshot={shot}", "--window-size=1280,2000", "file://" + page)
+    check(r.returncode == 0 and os.path.exists(shot), f"no screenshot: {r.stderr[-2000:]}")
+    w, h, bpp, pixels = png_pixels(shot)
+    inked = sum(1 for row in pixels for x in range(0, w * bpp, bpp)
+                if min(row[x:x + 3]) < 200)
+    print(f"screenshot {w}x{h}: {inked} of {w * h} pixels drawn")
+    check(inked > 0.02 * w * h, f"the screenshot is nearly blank: {inked} of {w * h} pixels")
     check_server_gone(tmpdir)
 
 

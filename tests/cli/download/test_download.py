@@ -230,6 +230,118 @@ def case_dead_worker(env):
     expect_files(env.out, FILES, env.root, done)
 
 
+def wait_for_parts(folder, count, timeout=30):
+    """Waits until folder holds `count` hidden temporary files; returns their names."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = [n for n in os.listdir(folder) if ".part-" in n] if os.path.isdir(folder) \
+            else []
+        if len(parts) >= count:
+            return parts
+        time.sleep(0.02)
+    expect(False, f"{count} transfers in progress expected in {folder}: "
+                  f"{os.listdir(folder) if os.path.isdir(folder) else 'no folder'}")
+
+
+def case_interrupted(mode, signame):
+    """SIGINT to the whole process group (a terminal's Ctrl-C: it reaches the workers of a
+    process pool too) or SIGTERM to the command: the transfers stop, no temporary file is
+    left, the files already done stay, the summary says what finished, and the exit
+    status is 128 + the signal; no URL is reported as a lost worker."""
+    def run(env):
+        sig = getattr(signal, signame)
+        good = [env.url + name for name in FILES]
+        stalled = [env.furl + f"stall/4000000/s{k}.bin" for k in range(4)]
+        workers = 1 if mode == "sequential" else 2
+        cmd = [ARGS.cfutures, "download", "--no-progress", "--json", "--mode", mode,
+               "-w", str(workers), "-o", env.out] + good + stalled
+        env_vars = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env_vars, start_new_session=True)
+        try:
+            wait_for_parts(env.out, workers)
+            time.sleep(0.2)  # the stalled transfers are under way
+            sent = time.monotonic()
+            if sig == signal.SIGINT:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+            out, err = proc.communicate(timeout=20)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        print(f"{mode} {signame}: exit {proc.returncode} {took:.2f} s after the signal")
+        expect(proc.returncode == 128 + sig, f"exit status {128 + sig} after {signame}", done)
+        expect(took < 10, f"the command ended {took:.1f} s after {signame}", done)
+        expect_files(env.out, FILES, env.root, done)  # and no .part file
+        summary = json.loads(out)
+        expect(summary["signal"] == signame and summary["succeeded"] == len(FILES) and
+               summary["failed"] == 0 and summary["interrupted"] == len(stalled),
+               f"{len(FILES)} done, {len(stalled)} interrupted, none failed: {summary}", done)
+        for url in stalled:
+            e = error_of(summary, url, done)
+            expect(e["error"] == "CANCELLED" and
+                   e["message"].startswith(f"interrupted by {signame}"),
+                   f"{url} is reported as interrupted: {e}", done)
+        # A process pool hands tasks to its workers ahead (as Python's does): those count as
+        # started, so there all four may be "stopped".
+        started = [e for e in summary["errors"] if "before it started" not in e["message"]]
+        most = len(stalled) if mode == "processes" else len(stalled) - 1
+        expect(1 <= len(started) <= most,
+               f"some transfers were stopped, the others never started: {summary['errors']}",
+               done)
+    return run
+
+
+def case_interrupted_text(env):
+    """The text summary of an interrupted run: what was done, what was stopped, what never
+    started, and the time; exit status 130."""
+    stalled = [env.furl + f"stall/4000000/t{k}.bin" for k in range(3)]
+    cmd = [ARGS.cfutures, "download", "--no-progress", "--mode", "threads", "-w", "1",
+           "-o", env.out, env.url + "one.bin"] + stalled
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()})
+    try:
+        wait_for_parts(env.out, 1)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    expect(proc.returncode == 130, "exit status 130 after SIGINT", done)
+    expect("Downloaded 1 of 4 URL(s)" in out and
+           f"STOPPED {stalled[0]}: interrupted by SIGINT" in out and
+           "Interrupted by SIGINT: 1 of 4 items done, 1 stopped, 2 never started" in out and
+           "Finished in" in out and "FAILED" not in out,
+           "the summary says what was done, stopped and never started", done)
+    expect(listing(env.out) == ["one.bin"], "no partial file is left", done)
+
+
+def case_stale_parts(env):
+    """A rerun removes the temporary files a killed run left for its own names (their
+    process gone), and leaves those of running processes and of other names alone."""
+    os.makedirs(env.out)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = [f".big.bin.part-{gone.pid}-0", f".one.bin.part-{gone.pid}-3"]
+    kept = [f".big.bin.part-{os.getpid()}-0",  # a live process: another run's
+            f".other.bin.part-{gone.pid}-0",   # not a name of this run
+            ".big.bin.partial"]                # not the command's naming
+    for name in stale + kept:
+        with open(os.path.join(env.out, name), "w") as f:
+            f.write("half a file")
+    proc = run_cli(["-o", env.out, env.url + "big.bin", env.url + "one.bin"])
+    expect(proc.returncode == 0, "the rerun succeeds", proc)
+    expect(listing(env.out) == sorted(kept + ["big.bin", "one.bin"]),
+           f"the stale files {stale} are gone, {kept} kept: {listing(env.out)}", proc)
+
+
 def case_mixed(mode):
     def run(env):
         good = [env.url + name for name in FILES]
@@ -282,6 +394,10 @@ def case_retries(env):
     err = error_of(summary, url, proc)
     expect(err["code"] == CURLE_HTTP_RETURNED_ERROR and "503" in err["message"]
            and "3 attempts" in err["message"], "the error says 503 after 3 attempts", proc)
+    expect(summary["retries"] == 2, f"the summary counts the failed URL's 2 retries too: "
+                                    f"{summary['retries']}", proc)
+    proc = run_cli(["--retries", "2", "-o", env.out, url])
+    expect("2 retries" in proc.stdout, "the text summary counts them as well", proc)
 
     # A reset connection may pass: asked again.
     path = "/reset/100000/cut.bin"
@@ -496,10 +612,14 @@ CASES = {
     "serve_start_stop": case_serve_start_stop,
     "serve_orphaned": case_serve_orphaned,
     "serve_bad_usage": case_serve_bad_usage,
+    "interrupted_text": case_interrupted_text,
+    "stale_parts": case_stale_parts,
 }
 for _mode in MODES:
     CASES[f"ok.{_mode}"] = case_ok(_mode)
     CASES[f"mixed.{_mode}"] = case_mixed(_mode)
+    for _sig in ("SIGINT", "SIGTERM"):
+        CASES[f"interrupted.{_mode}.{_sig}"] = case_interrupted(_mode, _sig)
 
 
 def main():
