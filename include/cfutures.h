@@ -229,8 +229,9 @@ typedef enum cf_backend {
  * the initializer or before it: any exit or signal, SIGKILL from the out-of-memory killer
  * included; only the pool's own kills at shutdown or cancel do not count) break the
  * executor with CF_EBROKEN, the last one's wait status as the code and a message ending
- * "3 workers in a row died before they were ready"; a worker that gets ready resets the
- * count.  So no pool restarts workers for ever.
+ * "3 workers in a row died before they were ready"; a worker that gets ready, or any
+ * task's result, resets the count (the pool is getting work done).  So no pool restarts
+ * workers for ever, and workers killed while starting do not break a pool that works.
  */
 typedef int (*cf_init_fn)(void *arg, cf_ctx *ctx);
 

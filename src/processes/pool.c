@@ -63,7 +63,8 @@
 extern char **environ;
 
 #define DEPTH_MAX 64
-#define START_FAILURES_MAX 3 /* deaths before HELLO in a row that break the pool */
+#define START_FAILURES_MAX 3 /* deaths before HELLO in a row, with no result between, that
+                                break the pool */
 #define FDQ_MAX 16 /* result descriptors a worker may have sent ahead of their RESULTs */
 #define RANGE_MAX 4096 /* positions of one range written to a worker at a time */
 #define TARGET_BATCH_NS 100000 /* a worker's queue should hold about this much work */
@@ -157,7 +158,8 @@ typedef struct ppool {
     fn_rec *fns;
     uint32_t fns_len, fns_cap;
     int64_t avg_task_ns;
-    int start_failures; /* workers that died before HELLO since one last said it */
+    int start_failures; /* workers that died before HELLO since one last said it or a
+                           result last came */
     uint64_t spawns;    /* workers spawned ever: the last one's serial */
     cf__spares *spares; /* released results' memfds, for the workers to reuse */
     /* options */
@@ -997,6 +999,9 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
         *bad = true;
         return;
     }
+    /* Work gets done: workers that die while starting (killed from outside, say) are not
+     * an endless restart loop. */
+    p->start_failures = 0;
     void *value = NULL;
     bool mapped = false;
     int keep_fd = -1; /* the mapped value's memfd, to be reused once the value is let go */
