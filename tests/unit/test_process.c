@@ -1251,26 +1251,34 @@ static void failing_initializer_breaks_the_pool(void **state)
     close_fixture(&t, ex);
 }
 
-/* A worker that dies in its initializer counts as a failed initializer; the executor's
- * error is the wait status and names the pid. */
-static void crashing_initializer_breaks_the_pool(void **state)
+/* A pool of `workers` whose initializer `init` dies of signal `sig`: the pending task and
+ * the executor report CF_EBROKEN, the wait status as the code, and a message containing
+ * `needle`. */
+static void initializer_death_breaks(cf_init_fn init, int workers, int sig, const char *needle)
 {
-    (void)state;
     fixture t;
     open_fixture(&t, false);
-    t.o.initializer = init_abort;
-    cf_executor *ex = new_pool(&t.o, 1);
+    t.o.initializer = init;
+    cf_executor *ex = new_pool(&t.o, workers);
     cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
     int code = 0;
     const char *message = NULL;
     assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_EBROKEN);
     assert_int_equal(cf_executor_error(ex, &code, &message), CF_EBROKEN);
     assert_true(WIFSIGNALED(code));
-    assert_int_equal(WTERMSIG(code), SIGABRT);
+    assert_int_equal(WTERMSIG(code), sig);
     assert_non_null(message);
-    assert_non_null(strstr(message, "worker"));
+    assert_non_null(strstr(message, needle));
     cf_future_release(f);
     close_fixture(&t, ex);
+}
+
+/* A worker that dies in its initializer counts as a failed initializer; the executor's
+ * error is the wait status and names the pid. */
+static void crashing_initializer_breaks_the_pool(void **state)
+{
+    (void)state;
+    initializer_death_breaks(init_abort, 1, SIGABRT, "worker");
 }
 
 /* SEMANTICS 32 (issue 12 item 2): an initializer killed by SIGKILL (the OOM killer's
@@ -1280,21 +1288,8 @@ static void crashing_initializer_breaks_the_pool(void **state)
 static void sigkilled_initializer_breaks_the_pool(void **state)
 {
     (void)state;
-    fixture t;
-    open_fixture(&t, false);
-    t.o.initializer = init_sigkill;
-    cf_executor *ex = new_pool(&t.o, 2);
-    cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
-    int code = 0;
-    const char *message = NULL;
-    assert_int_equal(cf_future_result(f, TU_LONG, NULL), CF_EBROKEN);
-    assert_int_equal(cf_executor_error(ex, &code, &message), CF_EBROKEN);
-    assert_true(WIFSIGNALED(code));
-    assert_int_equal(WTERMSIG(code), SIGKILL);
-    assert_non_null(message);
-    assert_non_null(strstr(message, "3 workers in a row died before they were ready"));
-    cf_future_release(f);
-    close_fixture(&t, ex);
+    initializer_death_breaks(init_sigkill, 2, SIGKILL,
+                             "3 workers in a row died before they were ready");
 }
 
 /* f succeeded with len bytes of 0x3C (OP_OUTPUT), not one byte of anything else. */
