@@ -69,6 +69,8 @@ extern char **environ;
 #define RANGE_MAX 4096 /* positions of one range written to a worker at a time */
 #define TARGET_BATCH_NS 100000 /* a worker's queue should hold about this much work */
 #define MANAGER_SPIN_NS 50000   /* the longest the manager watches rings before sleeping */
+#define POLL_EVERY_NS 1000000   /* while results keep it busy, the manager still looks at
+                                 * deaths and time limits this often */
 
 typedef struct runner {
     cf_future *f;
@@ -161,6 +163,7 @@ typedef struct ppool {
     int start_failures; /* workers that died before HELLO since one last said it or a
                            result last came */
     uint64_t spawns;    /* workers spawned ever: the last one's serial */
+    uint64_t polled_ns; /* when the manager last looked at its descriptors and deadlines */
     cf__spares *spares; /* released results' memfds, for the workers to reuse */
     /* options */
     int64_t timeout_ns;
@@ -1567,19 +1570,24 @@ static void *manager_main(void *arg)
         flush_all(p);
         bool in_flight = !quiet(p);
         unlock_and_finish(p);
-        if (in_flight && spin_for_results(p)) {
-            pthread_mutex_lock(&p->lock);
+        /* Results in the rings are taken without a system call, but not for ever without
+         * one: deaths (pidfds) and time limits are only seen below, and a stream of short
+         * results from the other workers once hid a death for a second and more. */
+        bool ready = in_flight && spin_for_results(p);
+        pthread_mutex_lock(&p->lock);
+        uint64_t now = cf__now_ns();
+        if (ready && now - p->polled_ns < POLL_EVERY_NS) {
             for (int i = 0; i < p->base.workers; i++)
                 if (p->w[i].state != W_FREE)
                     drain_ring(p, &p->w[i]);
             continue;
         }
-        pthread_mutex_lock(&p->lock);
+        p->polled_ns = now;
         int timeout = check_timeouts(p);
-        int trim = cf__spares_trim(p->spares, cf__now_ns());
+        int trim = cf__spares_trim(p->spares, now);
         if (trim >= 0 && (timeout < 0 || trim < timeout))
             timeout = trim;
-        if (timeout != 0 && !may_sleep(p, true))
+        if (ready || (timeout != 0 && !may_sleep(p, true)))
             timeout = 0;
         unlock_and_finish(p);
         int n = epoll_wait(p->epfd, evs, 64, timeout);

@@ -11,11 +11,19 @@
  * succeed.  Afterwards no child process is left (live or zombie) and no descriptor.
  *
  * The killer signals through a pidfd opened after the pid was found and checked again to
- * be a child of this process, so a recycled pid can never be signalled.  It also waits for
- * KILL_PROGRESS more positions to come back after each kill: where starting a worker takes
- * longer than the kill interval (a sanitized worker on a slow host: 40 ms and more), kills
- * by time alone would take every worker down before it ran anything, and the map would
- * starve instead of being tested.
+ * be a child of this process, so a recycled pid can never be signalled.  After each kill it
+ * waits until the pool has reaped the worker, and then for a value from a task that started
+ * after that (each result carries its task's start time): the pool got a result between
+ * any two deaths.  Kills by time alone, where starting a worker takes longer than the kill
+ * interval (a sanitized worker: 40 ms and more), would kill START_FAILURES_MAX (3) starting
+ * workers in a row with no result between, which the pool rightly takes for an endless
+ * restart loop and breaks on (SEMANTICS 32); waiting for positions to come back is not
+ * enough, as they may be results that arrived before the kill.
+ *
+ * Until a kill has cost a task, every kill aims at a worker inside its task: the task names
+ * its thread IN_TASK while it runs (prctl), and the killer looks for that name in /proc.
+ * Kills at random alone can miss every task where tasks are short beside the messages
+ * around them and starting workers are slow (an ASan run: 4 kills, none in a task).
  *
  * CF_STRESS_SHORT (sanitizer builds) runs 10,000 positions.
  */
@@ -23,6 +31,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -35,7 +44,24 @@
 #define ROUNDS 8000 /* mixing rounds per task: some microseconds of work, so that most
                        * kills of a started worker land in a task */
 #define MAX_CHILDREN 64
-#define KILL_PROGRESS 16 /* positions returned between two kills, at least */
+#define IN_TASK "in-task"  /* a worker's thread name while it runs mix_fn */
+#define AIM_TRIES 50       /* looks for a worker in its task before any live one will do */
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+typedef struct answer {
+    uint64_t h;       /* mix(input) */
+    uint64_t started; /* CLOCK_MONOTONIC at the task's start, ns */
+} answer;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* The task's result for input x; also computed by the test to check it. */
 static uint64_t mix(uint32_t x)
@@ -55,8 +81,13 @@ static int mix_fn(const void *in, size_t len, cf_ctx *ctx)
     if (len != sizeof x)
         return cf_fail(ctx, 1, "input of %zu bytes", len);
     memcpy(&x, in, sizeof x);
-    uint64_t h = mix(x);
-    return cf_ctx_set_output(ctx, &h, sizeof h);
+    answer a = {.started = now_ns()};
+    char name[16] = "";
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    prctl(PR_SET_NAME, IN_TASK, 0, 0, 0);
+    a.h = mix(x);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+    return cf_ctx_set_output(ctx, &a, sizeof a);
 }
 
 CF_FUNCTION(mix_task, mix_fn);
@@ -70,8 +101,22 @@ static int live_child(long pid)
     return state && state != 'Z' && state != 'X';
 }
 
-/* The live children of this process: up to `cap` pids into out; returns how many. */
-static int live_children(long *out, int cap)
+/* 1 if pid's main thread is named IN_TASK (it is running mix_fn). */
+static int in_task(long pid)
+{
+    char path[64], name[32] = "";
+    snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    int ok = fgets(name, sizeof name, fp) != NULL && strcmp(name, IN_TASK "\n") == 0;
+    fclose(fp);
+    return ok;
+}
+
+/* The live children of this process (only those in their task if `aim`): up to `cap`
+ * pids into out; returns how many. */
+static int live_children(long *out, int cap, int aim)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -81,7 +126,7 @@ static int live_children(long *out, int cap)
     while ((e = readdir(d)) != NULL && n < cap) {
         char *end;
         long pid = strtol(e->d_name, &end, 10);
-        if (*end == '\0' && pid > 0 && live_child(pid))
+        if (*end == '\0' && pid > 0 && live_child(pid) && (!aim || in_task(pid)))
             out[n++] = pid;
     }
     closedir(d);
@@ -90,7 +135,8 @@ static int live_children(long *out, int cap)
 
 typedef struct killer {
     atomic_int stop;
-    atomic_size_t done; /* positions returned so far */
+    atomic_uint_least64_t newest; /* latest start (ns) of a task whose value came back */
+    atomic_size_t lost; /* of which CF_ELOST */
     unsigned seed;
     long kills;
 } killer;
@@ -99,24 +145,36 @@ static void *killer_main(void *arg)
 {
     killer *k = arg;
     unsigned seed = k->seed;
-    size_t done_at_kill = 0;
+    uint64_t reaped = 0; /* when the pool had reaped the last worker killed */
+    int misses = 0; /* looks in a row for a worker in its task that found none */
     while (!atomic_load(&k->stop)) {
         tu_sleep(0.002 + 0.001 * (rand_r(&seed) % 4)); /* the kill rate, not a handshake */
-        while (atomic_load(&k->done) < done_at_kill + KILL_PROGRESS && !atomic_load(&k->stop))
+        while (atomic_load(&k->newest) <= reaped && !atomic_load(&k->stop))
             tu_sleep(0.001);
         long pids[MAX_CHILDREN];
-        int n = live_children(pids, MAX_CHILDREN);
-        if (n == 0)
+        int aim = atomic_load(&k->lost) == 0 && misses < AIM_TRIES;
+        int n = live_children(pids, MAX_CHILDREN, aim);
+        if (n == 0) {
+            misses += aim;
             continue;
+        }
+        misses = 0;
         long pid = pids[rand_r(&seed) % (unsigned)n];
         int fd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (fd < 0)
             continue; /* gone already */
         /* The pidfd holds this process whatever happens to the number: check it is still
          * one of ours before signalling it. */
-        if (live_child(pid) && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0) {
+        if (live_child(pid) && (!aim || in_task(pid)) &&
+            syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0) {
             k->kills++;
-            done_at_kill = atomic_load(&k->done);
+            /* The pool reaps it in the same step that counts its death (WNOWAIT: only
+             * looks); ECHILD once it has. */
+            siginfo_t si;
+            while (waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                   !atomic_load(&k->stop))
+                tu_sleep(0.001);
+            reaped = now_ns();
         }
         close(fd);
     }
@@ -146,7 +204,8 @@ static void map_survives_random_worker_kills(void **state)
 
     killer k = {.seed = (unsigned)time(NULL)};
     atomic_init(&k.stop, 0);
-    atomic_init(&k.done, 0);
+    atomic_init(&k.newest, 0);
+    atomic_init(&k.lost, 0);
     pthread_t t = tu_thread_start(killer_main, &k);
     cf_map *m = NULL;
     assert_int_equal(cf_map_bytes_start(&m, ex, &mix_task, inputs, POSITIONS, NULL), 0);
@@ -155,10 +214,10 @@ static void map_survives_random_worker_kills(void **state)
     for (size_t i = 0; i < POSITIONS && !failure[0]; i++) {
         size_t idx = SIZE_MAX;
         void *v = NULL;
-        uint64_t h = 0;
+        answer a = {0};
         int rc = cf_map_next(m, &idx, &v);
-        if (rc == 0 && cf_map_value_len(m) == sizeof h)
-            memcpy(&h, v, sizeof h);
+        if (rc == 0 && cf_map_value_len(m) == sizeof a)
+            memcpy(&a, v, sizeof a);
         if (idx != i || (rc != 0 && rc != CF_ELOST)) {
             int code = 0;
             cf_executor_error(ex, &code, NULL);
@@ -166,13 +225,15 @@ static void map_survives_random_worker_kills(void **state)
                      idx, cf_err_name(rc), code);
         } else if (rc == CF_ELOST) {
             lost++;
-        } else if (cf_map_value_len(m) != sizeof h || h != mix((uint32_t)i)) {
+            atomic_store(&k.lost, lost);
+        } else if (cf_map_value_len(m) != sizeof a || a.h != mix((uint32_t)i)) {
             snprintf(failure, sizeof failure, "position %zu: wrong value (%zu bytes)", i,
                      cf_map_value_len(m));
         } else {
             ok++;
+            if (a.started > atomic_load(&k.newest))
+                atomic_store(&k.newest, a.started);
         }
-        atomic_store(&k.done, i + 1);
     }
     if (!failure[0] && cf_map_next(m, NULL, NULL) != CF_EEND)
         snprintf(failure, sizeof failure, "more than %u positions", POSITIONS);

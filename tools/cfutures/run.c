@@ -49,21 +49,24 @@
 
 #define POLL_INTERVAL 0.1 /* seconds between progress redraws while waiting */
 
-static volatile sig_atomic_t caught; /* the first SIGINT / SIGTERM of the run, or 0 */
+/* The first SIGINT / SIGTERM of the run, or 0. Worker threads read it while the handler
+ * writes it, so it is a lock-free atomic (async-signal-safe) rather than a volatile. */
+static atomic_int caught;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the signal handler needs a lock-free int");
 
 static void on_signal(int sig)
 {
-    if (caught != 0) { /* a second one: what the user would get without us */
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&caught, &none, sig)) {
+        /* a second one: what the user would get without us */
         signal(sig, SIG_DFL);
         raise(sig); /* delivered when the handler returns */
-        return;
     }
-    caught = sig;
 }
 
 int cli_interrupted(void)
 {
-    return caught;
+    return atomic_load_explicit(&caught, memory_order_relaxed);
 }
 
 /* Catches SIGINT and SIGTERM from now on, unless they are ignored (nohup, a background job
