@@ -368,7 +368,10 @@ CF_EXPORT int cf_submit_bytes(cf_executor *ex, const cf_function *fn, const void
  * CF_SHUTDOWN_CANCEL_PENDING, queued tasks are cancelled (their futures report
  * CF_ECANCELLED and their callbacks run).  With CF_SHUTDOWN_WAIT, returns once every
  * accepted task is done and the workers have exited.  May be called any number of times,
- * from any thread except the executor's own workers when waiting (CF_EINVAL then).
+ * from any thread; but a thread the executor needs in order to stop (one of its thread
+ * pool's workers, that is a task, or a callback its process pool runs) cannot wait for it:
+ * CF_SHUTDOWN_WAIT from there returns CF_EINVAL and does nothing at all (the executor is
+ * not shut down; call without CF_SHUTDOWN_WAIT to shut it down from there).
  * Returns 0, or CF_EFORKED in a fork child (nothing done).
  */
 CF_EXPORT int cf_shutdown(cf_executor *ex, unsigned flags);

@@ -316,6 +316,9 @@ int cf_shutdown(cf_executor *ex, unsigned flags)
         return CF_EINVAL;
     if (CF__UNLIKELY(ex->fork_gen != cf__fork_gen))
         return CF_EFORKED;
+    /* Refused before anything is done: an error return has no side effect. */
+    if ((flags & CF_SHUTDOWN_WAIT) && ex->backend->own_thread && ex->backend->own_thread(ex))
+        return CF_EINVAL;
     uint32_t set = CF__EX_SHUTDOWN;
     if (flags & CF_SHUTDOWN_KILL)
         flags |= CF_SHUTDOWN_CANCEL_PENDING;

@@ -300,9 +300,13 @@ typedef struct cf__backend {
      * publishes each (cf__map_publish) until nothing is left, then finishes the runner. */
     int (*check_bytes)(cf_executor *ex, const cf_function *fn, size_t len);
     int (*cancel_running)(cf_executor *ex, cf_future *f);
-    /* After the gate has closed: cancel / wake / join as flags say.  CF_EINVAL when asked
-     * to wait from one of the executor's own workers (the rest is still done). */
+    /* After the gate has closed: cancel / wake / join as flags say (never asked to wait
+     * from a thread own_thread claims); 0. */
     int (*shutdown)(cf_executor *ex, unsigned flags);
+    /* Is the calling thread one the executor needs in order to stop (a worker, or the
+     * thread that finishes its futures and runs their callbacks)?  Such a thread cannot
+     * wait for it to stop.  NULL: none ever is. */
+    bool (*own_thread)(cf_executor *ex);
     void (*destroy)(cf_executor *ex);         /* join and free the backend's resources */
     /* Backends whose workers are threads here (cf__current set), else NULL: waits in one
      * of its workers (`worker` is cf__current.worker) until c is met, running other queued

@@ -1790,12 +1790,15 @@ static int pool_shutdown(cf_executor *ex, unsigned flags)
         }
     wake_manager(p);
     unlock_and_finish(p);
-    if (!(flags & CF_SHUTDOWN_WAIT))
-        return 0;
-    if (pthread_equal(pthread_self(), p->manager))
-        return CF_EINVAL; /* a callback run by the manager cannot wait for it */
-    join_manager(p);
+    if (flags & CF_SHUTDOWN_WAIT)
+        join_manager(p);
     return 0;
+}
+
+/* The manager runs the futures' callbacks: one cannot wait for the manager to end. */
+static bool pool_own_thread(cf_executor *ex)
+{
+    return pthread_equal(pthread_self(), ((ppool *)ex)->manager);
 }
 
 static void pool_destroy(cf_executor *ex)
@@ -1824,6 +1827,7 @@ const cf__backend cf__processes_backend = {
     .start = pool_start,
     .submit = pool_submit,
     .shutdown = pool_shutdown,
+    .own_thread = pool_own_thread,
     .destroy = pool_destroy,
     .check_bytes = pool_check_bytes,
     .cancel_running = pool_cancel_running,

@@ -502,12 +502,14 @@ static int pool_shutdown(cf_executor *ex, unsigned flags)
     }
     atomic_store(&p->stopping, true);
     wake_all(p);
-    if (!(flags & CF_SHUTDOWN_WAIT))
-        return 0;
-    if (current_in(p))
-        return CF_EINVAL;
-    join_workers(p);
+    if (flags & CF_SHUTDOWN_WAIT)
+        join_workers(p);
     return 0;
+}
+
+static bool pool_own_thread(cf_executor *ex)
+{
+    return current_in((pool *)ex) != NULL;
 }
 
 static void pool_destroy(cf_executor *ex)
@@ -536,6 +538,7 @@ const cf__backend cf__threads_backend = {
     .start = pool_start,
     .submit = pool_submit,
     .shutdown = pool_shutdown,
+    .own_thread = pool_own_thread,
     .destroy = pool_destroy,
     .help_wait = pool_help_wait,
 };

@@ -819,6 +819,43 @@ static void time_limit_fires_while_results_stream(void **state)
     close_fixture(&t, ex);
 }
 
+typedef struct shutdown_probe {
+    cf_executor *ex;
+    _Atomic int rc;   /* what cf_shutdown returned in the callback */
+    _Atomic uint32_t done; /* the callback has run */
+} shutdown_probe;
+
+static void shutdown_wait_in_callback(cf_future *f, void *data)
+{
+    (void)f;
+    shutdown_probe *sp = data;
+    atomic_store(&sp->rc, cf_shutdown(sp->ex, CF_SHUTDOWN_WAIT));
+    atomic_store(&sp->done, 1);
+    word_wake(&sp->done);
+}
+
+/* SEMANTICS 14 (issue 12 item 8): a process pool runs callbacks in its manager thread,
+ * which cannot wait for itself to end: cf_shutdown(CF_SHUTDOWN_WAIT) there is CF_EINVAL
+ * and does nothing (it used to shut the pool down all the same). */
+static void shutdown_wait_from_callback_changes_nothing(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
+    shutdown_probe sp = {.ex = ex};
+    cf_future *gate = submit_cmd(ex, OP_BUSY, NULL, 0, 100000); /* pending while we add */
+    assert_int_equal(cf_future_add_callback(gate, shutdown_wait_in_callback, &sp), 0);
+    expect_answer(gate, 100000);
+    assert_int_equal(word_wait(&sp.done, 1, TU_LONG), 0);
+    assert_int_equal(atomic_load(&sp.rc), CF_EINVAL);
+    cf_future *after = submit_cmd(ex, OP_VALUE, NULL, 0, 5);
+    expect_answer(after, 5);
+    cf_future_release(after);
+    cf_future_release(gate);
+    close_fixture(&t, ex);
+}
+
 /* SEMANTICS 26: bytes that can never be a message fail the task that was running. */
 static void garbage_message_fails_only_its_task(void **state)
 {
@@ -1861,6 +1898,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(stray_descriptor_never_becomes_a_result),
     cmocka_unit_test(leftover_writer_touches_no_other_worker),
     cmocka_unit_test(time_limit_fires_while_results_stream),
+    cmocka_unit_test(shutdown_wait_from_callback_changes_nothing),
     cmocka_unit_test(wrecked_control_block_costs_only_its_task),
 };
 
