@@ -474,8 +474,9 @@ CF_EXPORT int cf_future_result(cf_future *f, double timeout, void **value);
 
 /*
  * As cf_future_result, for bytes tasks: *data and *len get the result bytes, owned by the
- * future (valid while the caller holds a reference).  Either pointer may be NULL.  For a
- * pointer task, *data gets its pointer result and *len 0.
+ * future (valid while the caller holds a reference).  Either pointer may be NULL.  A result
+ * of 0 bytes (a task that set none, or set an empty one) is *data NULL and *len 0 on every
+ * backend.  For a pointer task, *data gets its pointer result and *len 0.
  */
 CF_EXPORT int cf_future_bytes(cf_future *f, double timeout, const void **data, size_t *len);
 
@@ -638,7 +639,8 @@ CF_EXPORT int cf_map_bytes_start(cf_map **out, cf_executor *ex, const cf_functio
  * A position that can never start because the executor shut down (a bounded map restarts
  * its work as the window frees) reports CF_ECANCELLED.
  * *index gets the position (may be NULL).  *value gets the pointer result (pointer maps) or
- * the data pointer (bytes maps), valid until the next call.  On CF_ETASK, cf_map_error()
+ * the data pointer (bytes maps; NULL for 0 bytes, on every backend), valid until the next
+ * call.  On CF_ETASK, cf_map_error()
  * describes the failure.  One failed item does not affect the others.  Not thread safe:
  * one consumer thread per map.
  */

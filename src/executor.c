@@ -406,7 +406,7 @@ void cf__run_task(cf_executor *ex, cf_future *f, cf_ctx *ctx)
         f->value = value;
     } else {
         rc = f->task.bytes_fn->fn(f->arg, f->extra->in_len, ctx);
-        if (rc == 0) {
+        if (rc == 0 && ctx->out_len) { /* 0 bytes: NULL, as on every backend */
             f->value = ctx->out;
             f->extra->value_len = ctx->out_len;
             ctx->out = NULL;

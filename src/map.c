@@ -333,7 +333,7 @@ static void run_position(cf_map *m, size_t i, cf_ctx *ctx)
     size_t len = 0;
     if (m->bytes) {
         rc = m->bytes_fn->fn(m->bytes_inputs[i].data, m->bytes_inputs[i].len, ctx);
-        if (rc == 0) {
+        if (rc == 0 && ctx->out_len) { /* 0 bytes: NULL, as on every backend */
             value = ctx->out;
             len = ctx->out_len;
             ctx->out = NULL;

@@ -505,7 +505,20 @@ static int bytes_fail_twice(const void *in, size_t len, cf_ctx *ctx)
     return cf_fail(ctx, 2, "second %s", "message");
 }
 
+/* A result of 0 bytes three ways: none set (input byte 0), set empty (1), an empty
+ * buffer asked for (2), which cf_ctx_output still gives as a valid pointer. */
+static int bytes_empty(const void *in, size_t len, cf_ctx *ctx)
+{
+    int how = len ? *(const unsigned char *)in : 0;
+    if (how == 1)
+        return cf_ctx_set_output(ctx, "unused", 0);
+    if (how == 2)
+        return cf_ctx_output(ctx, 0) ? 0 : cf_fail(ctx, 7, "cf_ctx_output(0) gave NULL");
+    return 0;
+}
+
 CF_FUNCTION(return_5_fn, bytes_return_5);
+CF_FUNCTION(empty_fn, bytes_empty);
 CF_FUNCTION(fail_zero_fn, bytes_fail_zero);
 CF_FUNCTION(fail_twice_fn, bytes_fail_twice);
 
@@ -551,6 +564,39 @@ static void task_error_variants(void **state)
     cf_future_release(zero);
     cf_future_release(twice);
     cf_future_release(ok);
+    cf_executor_free(ex);
+}
+
+/* Issue 12 item 8: a 0-byte result is NULL with length 0, on every backend, through a
+ * future and through a map (it was NULL on processes and a pointer on threads). */
+static void empty_result_is_null_everywhere(void **state)
+{
+    (void)state;
+    cf_executor *ex = make_executor(2, NULL);
+    static const unsigned char how[3] = {0, 1, 2};
+    for (int i = 0; i < 3; i++) {
+        cf_future *f = NULL;
+        assert_int_equal(cf_submit_bytes(ex, &empty_fn, &how[i], 1, &f), 0);
+        const void *data = &data;
+        size_t len = 99;
+        assert_int_equal(cf_future_bytes(f, TU_LONG, &data, &len), 0);
+        assert_null(data);
+        assert_int_equal(len, 0);
+        cf_future_release(f);
+    }
+    cf_bytes in[3] = {{&how[0], 1}, {&how[1], 1}, {&how[2], 1}};
+    cf_map *m = NULL;
+    assert_int_equal(cf_map_bytes_start(&m, ex, &empty_fn, in, 3, NULL), 0);
+    for (size_t i = 0; i < 3; i++) {
+        size_t idx = SIZE_MAX;
+        void *v = &v;
+        assert_int_equal(cf_map_next(m, &idx, &v), 0);
+        assert_int_equal(idx, i);
+        assert_null(v);
+        assert_int_equal(cf_map_value_len(m), 0);
+    }
+    assert_int_equal(cf_map_next(m, NULL, NULL), CF_EEND);
+    cf_map_free(m);
     cf_executor_free(ex);
 }
 
@@ -1385,6 +1431,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(result_positive_timeout),
     cmocka_unit_test(result_negative_waits_forever),
     cmocka_unit_test(task_error_code_and_message),
+    cmocka_unit_test(empty_result_is_null_everywhere),
     cmocka_unit_test(task_error_variants),
     cmocka_unit_test(task_own_timeout_is_not_result_timeout),
     cmocka_unit_test(complete_exactly_once_under_cancel_race),
