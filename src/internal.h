@@ -415,8 +415,10 @@ typedef struct cf__map_pace {
 /* Claims the next range [lo, hi) of positions to run; false when there is none (all
  * claimed, the map stopped, or the executor is cancelling pending work). */
 bool cf__map_claim(cf_map *m, cf__map_pace *pace, size_t *lo, size_t *hi);
-/* Position i's function and input. */
+/* Position i's function and input; the map's deadline (CF__NO_DEADLINE when none), past
+ * which no position may start. */
 const cf_function *cf__map_function(const cf_map *m);
+int64_t cf__map_deadline(const cf_map *m);
 cf_bytes cf__map_input(const cf_map *m, size_t i);
 /* Publishes position i's outcome (0 or CF_E*), the task's code, a malloc'd message (taken,
  * may be NULL) and a malloc'd value of len bytes (taken, may be NULL). */

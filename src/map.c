@@ -321,6 +321,11 @@ const cf_function *cf__map_function(const cf_map *m)
     return m->bytes_fn;
 }
 
+int64_t cf__map_deadline(const cf_map *m)
+{
+    return m->deadline;
+}
+
 cf_bytes cf__map_input(const cf_map *m, size_t i)
 {
     return m->bytes_inputs[i];

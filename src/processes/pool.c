@@ -644,6 +644,9 @@ static int write_item(ppool *p, pworker *w, item it, uint32_t id, const void *in
         w->fn_sent[id / 8] |= (uint8_t)(1u << (id % 8));
     }
     cf__wire_msg t = {.seq = it.seq, .fn_id = id, .data_len = len, .data = in};
+    int64_t deadline = it.r ? cf__map_deadline(it.r->m) : CF__NO_DEADLINE;
+    if (deadline != CF__NO_DEADLINE)
+        t.not_after = (uint64_t)deadline; /* a position handed ahead never starts late */
     it.slot = -1;
     if (len > CF__INLINE_MAX) {
         int s = w->in_busy[0] ? 1 : 0;

@@ -140,6 +140,9 @@ typedef struct cf__wire_msg {
     uint64_t data_len;
     const uint8_t *data; /* inline payloads only */
     uint64_t out_ino;  /* RESULT from CF__WHERE_OUT: the inode of the memfd that holds it */
+    /* TASK: 0, or the CLOCK_MONOTONIC ns from which it must not start (a map's deadline):
+     * the worker then answers CF_ETIMEDOUT without running it */
+    uint64_t not_after;
     /* FUNC, TASK */
     uint32_t fn_id;
     /* FUNC, CONFIG (the initializer, when has_init) */

@@ -14,7 +14,7 @@
  *   CONFIG  u32 index, u32 max_tasks, u64 memory_limit, u64 max_payload, u32 has_init,
  *           u32 name_len, u32 init_arg_len, modref fields; name, init_arg, modref parts
  *   FUNC    u32 fn_id, modref fields; modref parts
- *   TASK    u32 fn_id, u32 where, u64 data_len; inline data
+ *   TASK    u32 fn_id, u32 where, u64 data_len, u64 not_after; inline data
  *   HELLO   i32 pid, i32 outcome, i32 code, u32 text_len; text
  *   RESULT  i32 outcome, i32 code, u64 run_ns, u64 start_ns, u32 where, u32 text_len,
  *           u64 data_len, u64 out_ino;
@@ -111,7 +111,8 @@ static int valid_outcome(int32_t o, int result)
         return 1;
     if (!result)
         return o == CF_EBROKEN;
-    return o == CF_ETASK || o == CF_ETOOBIG || o == CF_ENOMEM || o == CF_ENOFUNC;
+    return o == CF_ETASK || o == CF_ETOOBIG || o == CF_ENOMEM || o == CF_ENOFUNC ||
+           o == CF_ETIMEDOUT;
 }
 
 static int type_allowed(uint32_t type, int from_worker)
@@ -167,6 +168,7 @@ long cf__wire_decode(const uint8_t *buf, size_t len, int from_worker, uint64_t m
         m->fn_id = u32(&r);
         m->where = u32(&r);
         m->data_len = u64(&r);
+        m->not_after = u64(&r);
         if (m->data_len > max_payload)
             r.bad = 1;
         else if (m->where == CF__WHERE_INLINE)
@@ -293,7 +295,7 @@ int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m)
         body = 4 + modref_len;
         break;
     case CF__W_TASK:
-        body = 16 + inline_len;
+        body = 24 + inline_len;
         break;
     case CF__W_HELLO:
         body = 16 + m->text_len;
@@ -330,6 +332,7 @@ int cf__wire_put(cf__wbuf *b, uint32_t type, const cf__wire_msg *m)
         put32(b, m->fn_id);
         put32(b, m->where);
         put64(b, m->data_len);
+        put64(b, m->not_after);
         put(b, m->data, inline_len);
         break;
     case CF__W_HELLO:

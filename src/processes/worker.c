@@ -321,6 +321,10 @@ static void on_func(const cf__wire_msg *m)
 
 static void on_task(const cf__wire_msg *m)
 {
+    if (m->not_after && cf__now_ns() >= (int64_t)m->not_after) {
+        fail_task(m->seq, CF_ETIMEDOUT, "the map's deadline passed before it started");
+        return;
+    }
     fn_entry *e = m->fn_id < W.fns_len ? &W.fns[m->fn_id] : NULL;
     if (!e || !e->fn) {
         fail_task(m->seq, CF_ENOFUNC, e && e->why ? e->why : "function was never defined");

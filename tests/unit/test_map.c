@@ -430,6 +430,50 @@ static void map_deadline_times_out_remaining(void **state)
     tu_gate_destroy(&gate);
 }
 
+/* SEMANTICS 13 (issue 12 item 8): no position starts after the deadline, also one already
+ * handed to a worker process ahead of time.  One worker, every item held at one gate, no
+ * in-flight bound: item 0 is running at the deadline and the rest are queued (threads) or
+ * written to the worker (processes).  The gate opens after the deadline; only item 0 may
+ * ever have started.  On processes the others used to start once the worker was free
+ * (positions starting 0.2-1 s after a 0.45 s deadline, cf_map_free blocking meanwhile). */
+static void map_deadline_stops_positions_handed_ahead(void **state)
+{
+    enum { N = 8 };
+    tu_gate gate;
+    tu_latch started, finished;
+    cf_map_opts mo;
+    cf_map *m = NULL;
+    (void)state;
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    tu_latch_init(&finished);
+    xitems items = xitems_new(N, &gate, 1, 0, &started, &finished);
+    cf_executor *ex = make_executor(1, NULL);
+    tu_start_workers(ex);
+    cf_map_opts_init(&mo);
+    mo.timeout = 0.3;
+    assert_int_equal(cf_map_bytes_start(&m, ex, &tu_xtask_fn, items.b, N, &mo), 0);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    for (size_t i = 0; i < N; i++) {
+        size_t idx = 99;
+        void *v = NULL;
+        assert_int_equal(cf_map_next(m, &idx, &v), CF_ETIMEDOUT);
+        assert_int_equal(idx, i);
+    }
+    assert_int_equal(cf_map_next(m, NULL, NULL), CF_EEND);
+    tu_gate_open(&gate);
+    cf_map_free(m);
+    cf_executor_free(ex);
+    int total = tu_latch_count(&started);
+    print_message("positions started: %d of %d\n", total, N);
+    assert_int_equal(total, 1);
+    assert_int_equal(tu_latch_count(&finished), 1);
+    xitems_free(&items);
+    tu_latch_destroy(&started);
+    tu_latch_destroy(&finished);
+    tu_gate_destroy(&gate);
+}
+
 /* ---- early free -------------------------------------------------------------------- */
 
 /* SEMANTICS 13: freeing a map half consumed stops it: no item starts after cf_map_free
@@ -1015,6 +1059,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(map_chunk_option),
     cmocka_unit_test(map_max_in_flight_bounds_started_items),
     cmocka_unit_test(map_deadline_times_out_remaining),
+    cmocka_unit_test(map_deadline_stops_positions_handed_ahead),
     cmocka_unit_test(map_free_early_stops_items),
     cmocka_unit_test(map_wait_runs_every_position),
     cmocka_unit_test(map_free_waits_for_running_items),
