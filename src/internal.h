@@ -307,6 +307,10 @@ typedef struct cf__backend {
      * thread that finishes its futures and runs their callbacks)?  Such a thread cannot
      * wait for it to stop.  NULL: none ever is. */
     bool (*own_thread)(cf_executor *ex);
+    /* Backends that hand map positions to workers ahead of time, else NULL: m has stopped
+     * (cf_map_free), so those not started must not start; called before the map waits for
+     * its runners. */
+    void (*map_stopped)(cf_executor *ex, cf_map *m);
     void (*destroy)(cf_executor *ex);         /* join and free the backend's resources */
     /* Backends whose workers are threads here (cf__current set), else NULL: waits in one
      * of its workers (`worker` is cf__current.worker) until c is met, running other queued
@@ -419,6 +423,8 @@ bool cf__map_claim(cf_map *m, cf__map_pace *pace, size_t *lo, size_t *hi);
  * which no position may start. */
 const cf_function *cf__map_function(const cf_map *m);
 int64_t cf__map_deadline(const cf_map *m);
+/* Has the map stopped (freed, or past its deadline)?  Its positions not started never do. */
+bool cf__map_stopped(const cf_map *m);
 cf_bytes cf__map_input(const cf_map *m, size_t i);
 /* Publishes position i's outcome (0 or CF_E*), the task's code, a malloc'd message (taken,
  * may be NULL) and a malloc'd value of len bytes (taken, may be NULL). */

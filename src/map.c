@@ -321,6 +321,11 @@ const cf_function *cf__map_function(const cf_map *m)
     return m->bytes_fn;
 }
 
+bool cf__map_stopped(const cf_map *m)
+{
+    return atomic_load(&((cf_map *)m)->stop);
+}
+
 int64_t cf__map_deadline(const cf_map *m)
 {
     return m->deadline;
@@ -636,6 +641,8 @@ void cf_map_free(cf_map *m)
     if (!m)
         return;
     atomic_store(&m->stop, 1);
+    if (m->runners_len && m->ex->backend->map_stopped)
+        m->ex->backend->map_stopped(m->ex, m);
     for (size_t i = 0; i < m->runners_len; i++) {
         runner_ref *r = m->runners[i];
         cf__future_wait_until(r->future, CF__NO_DEADLINE);

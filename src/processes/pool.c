@@ -644,9 +644,10 @@ static int write_item(ppool *p, pworker *w, item it, uint32_t id, const void *in
         w->fn_sent[id / 8] |= (uint8_t)(1u << (id % 8));
     }
     cf__wire_msg t = {.seq = it.seq, .fn_id = id, .data_len = len, .data = in};
-    int64_t deadline = it.r ? cf__map_deadline(it.r->m) : CF__NO_DEADLINE;
-    if (deadline != CF__NO_DEADLINE)
-        t.not_after = (uint64_t)deadline; /* a position handed ahead never starts late */
+    if (it.r) { /* a position handed ahead never starts late, nor after its map is freed */
+        int64_t deadline = cf__map_deadline(it.r->m);
+        t.not_after = deadline == CF__NO_DEADLINE ? UINT64_MAX : (uint64_t)deadline;
+    }
     it.slot = -1;
     if (len > CF__INLINE_MAX) {
         int s = w->in_busy[0] ? 1 : 0;
@@ -876,6 +877,20 @@ static bool dispatch_one(ppool *p)
         j->hi = hi;
         r->outstanding += hi - lo;
     }
+    if (cf__map_stopped(r->m)) {
+        /* Freed or past its deadline: positions claimed and not written never start. */
+        size_t n = j->hi - j->lo;
+        j->lo = j->hi;
+        if (j->main) {
+            r->outstanding -= n; /* the next round claims nothing and finishes it */
+            return true;
+        }
+        pop_head(p);
+        free(j);
+        r->outstanding -= n - 1;
+        runner_position_done(p, r);
+        return true;
+    }
     const cf_function *fn = cf__map_function(r->m);
     cf_bytes first = cf__map_input(r->m, j->lo);
     pworker *w = pick_worker(p, first.len > CF__INLINE_MAX);
@@ -936,6 +951,7 @@ static item pop_item(pworker *w)
 }
 
 static void read_channel(pworker *w, bool *bad);
+static void requeue_item(ppool *p, item it, job **tail);
 
 /*
  * Takes a result's payload: a copy of an inline one, or the memfd the worker passed for
@@ -1008,6 +1024,12 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
     /* Work gets done: workers that die while starting (killed from outside, say) are not
      * an endless restart loop. */
     p->start_failures = 0;
+    if (m->outcome == CF_ECANCELLED && fr->r && !cf__map_stopped(fr->r->m)) {
+        /* Not started, stopped for another map's sake (maps_stopped_upto): again. */
+        job *tail = NULL;
+        requeue_item(p, pop_item(w), &tail);
+        return;
+    }
     void *value = NULL;
     bool mapped = false;
     int keep_fd = -1; /* the mapped value's memfd, to be reused once the value is let go */
@@ -1804,6 +1826,29 @@ static bool pool_own_thread(cf_executor *ex)
     return pthread_equal(pthread_self(), ((ppool *)ex)->manager);
 }
 
+/* Positions of m written to a worker and not started must not start: each worker holding
+ * some is told the last one's seq (its items are in seq order).  Positions of other maps
+ * below it come back unstarted and go out again (on_result). */
+static void pool_map_stopped(cf_executor *ex, cf_map *m)
+{
+    ppool *p = (ppool *)ex;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->base.workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state == W_FREE)
+            continue;
+        uint64_t last = 0;
+        for (size_t k = 0; k < w->count; k++) {
+            const item *it = &w->items[(w->head + k) % w->cap];
+            if (it->r && it->r->m == m)
+                last = it->seq;
+        }
+        if (last > atomic_load(&w->ctl->maps_stopped_upto))
+            atomic_store(&w->ctl->maps_stopped_upto, last);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void pool_destroy(cf_executor *ex)
 {
     ppool *p = (ppool *)ex;
@@ -1831,6 +1876,7 @@ const cf__backend cf__processes_backend = {
     .submit = pool_submit,
     .shutdown = pool_shutdown,
     .own_thread = pool_own_thread,
+    .map_stopped = pool_map_stopped,
     .destroy = pool_destroy,
     .check_bytes = pool_check_bytes,
     .cancel_running = pool_cancel_running,

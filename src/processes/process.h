@@ -64,6 +64,10 @@
 typedef struct cf__control {
     _Atomic uint64_t running_seq;  /* seq of the task running now; 0 between tasks */
     _Atomic uint64_t started_seq;  /* seq of the last task started (seqs only grow) */
+    /* Map positions with a seq up to this one do not start (their map was freed while they
+     * waited in the worker): the worker answers CF_ECANCELLED.  A position of another map
+     * caught by it comes back to the parent, which hands it out again. */
+    _Atomic uint64_t maps_stopped_upto;
     _Atomic int64_t running_since; /* CLOCK_MONOTONIC ns when it started */
     /* The kill handshake: the parent sets kill_pending, then kills only if running_seq
      * still names the task it means; a worker that sees kill_pending does not start its next
@@ -140,8 +144,9 @@ typedef struct cf__wire_msg {
     uint64_t data_len;
     const uint8_t *data; /* inline payloads only */
     uint64_t out_ino;  /* RESULT from CF__WHERE_OUT: the inode of the memfd that holds it */
-    /* TASK: 0, or the CLOCK_MONOTONIC ns from which it must not start (a map's deadline):
-     * the worker then answers CF_ETIMEDOUT without running it */
+    /* TASK: 0 for a task, else a map position: the CLOCK_MONOTONIC ns from which it must
+     * not start (the map's deadline; UINT64_MAX for none), the worker then answering
+     * CF_ETIMEDOUT without running it */
     uint64_t not_after;
     /* FUNC, TASK */
     uint32_t fn_id;

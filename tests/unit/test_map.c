@@ -474,6 +474,43 @@ static void map_deadline_stops_positions_handed_ahead(void **state)
     tu_gate_destroy(&gate);
 }
 
+static void *open_gate_later(void *arg)
+{
+    tu_sleep(0.2);
+    tu_gate_open(arg);
+    return NULL;
+}
+
+/* SEMANTICS 13 (issue 12 item 8): cf_map_free starts no position, also none already
+ * handed to a worker process: one worker, every item held at one gate, no in-flight
+ * bound, the map freed while item 0 runs (the gate opens 0.2 s later): only item 0 ever
+ * starts.  On processes the others written ahead to the worker used to run. */
+static void map_free_stops_positions_handed_ahead(void **state)
+{
+    enum { N = 8 };
+    tu_gate gate;
+    tu_latch started;
+    cf_map *m = NULL;
+    (void)state;
+    tu_gate_init(&gate);
+    tu_latch_init(&started);
+    xitems items = xitems_new(N, &gate, 1, 0, &started, NULL);
+    cf_executor *ex = make_executor(1, NULL);
+    tu_start_workers(ex);
+    assert_int_equal(cf_map_bytes_start(&m, ex, &tu_xtask_fn, items.b, N, NULL), 0);
+    assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);
+    pthread_t opener = tu_thread_start(open_gate_later, &gate);
+    cf_map_free(m); /* waits for item 0 */
+    tu_thread_join(opener);
+    cf_executor_free(ex);
+    int total = tu_latch_count(&started);
+    print_message("positions started: %d of %d\n", total, N);
+    assert_int_equal(total, 1);
+    xitems_free(&items);
+    tu_latch_destroy(&started);
+    tu_gate_destroy(&gate);
+}
+
 /* ---- early free -------------------------------------------------------------------- */
 
 /* SEMANTICS 13: freeing a map half consumed stops it: no item starts after cf_map_free
@@ -1061,6 +1098,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(map_deadline_times_out_remaining),
     cmocka_unit_test(map_deadline_stops_positions_handed_ahead),
     cmocka_unit_test(map_free_early_stops_items),
+    cmocka_unit_test(map_free_stops_positions_handed_ahead),
     cmocka_unit_test(map_wait_runs_every_position),
     cmocka_unit_test(map_free_waits_for_running_items),
     cmocka_unit_test(map_edge_cases),

@@ -18,7 +18,9 @@
  * collecting thread sees it within POLL_INTERVAL and shuts the pool down, cancelling the
  * items not started and, on a process pool, killing the workers of the running ones
  * (their temporary files are the caller's to remove: cli_remove_leftovers).  Work
- * functions in this process look at the flag and end early with EINTR.  Worker processes
+ * functions in this process look at the flag and end early with EINTR; a task a thread
+ * worker takes after the signal, before the shutdown, does not start its work at all (it
+ * ends with ECANCELED and counts as not started).  Worker processes
  * ignore SIGINT (main.c), so a terminal's Ctrl-C, which reaches the whole process group,
  * leaves them to the parent.  Every item the signal stopped (cancelled, killed, ended with
  * EINTR, or a worker dead of SIGINT / SIGTERM) ends as CF_ECANCELLED with the signal as
@@ -121,6 +123,10 @@ int cli_out_fail(cli_out *out, int code, const char *fmt, ...)
 
 int cli_task_adapter(cli_work_fn work, const void *in, size_t len, cf_ctx *ctx)
 {
+    /* Taken by a worker after the signal, before the main thread cancelled what is queued:
+     * its work never starts (ECANCELED tells mark_interrupted so). */
+    if (cli_interrupted())
+        return cf_fail(ctx, ECANCELED, "interrupted before it started");
     cli_out out = {0};
     int rc = work(in, len, &out);
     if (rc == 0 && out.len > 0 && cf_ctx_set_output(ctx, out.data, out.len) != 0)
@@ -326,7 +332,7 @@ static int stopped_by_signal(const cli_item *it)
     case CF_ECANCELLED:
         return 1;
     case CF_ETASK:
-        return it->code == EINTR;
+        return it->code == EINTR || it->code == ECANCELED;
     case CF_ELOST:
         return WIFSIGNALED(it->code) &&
                (WTERMSIG(it->code) == SIGINT || WTERMSIG(it->code) == SIGTERM);
@@ -352,6 +358,8 @@ static int mark_interrupted(cli_run *run, int sig)
         cli_item *it = &run->items[i];
         if (it->status == 0 || !stopped_by_signal(it))
             continue;
+        if (it->status == CF_ETASK && it->code == ECANCELED)
+            started[i] = 0; /* its task began only to see the signal (cli_task_adapter) */
         free(it->message);
         it->status = CF_ECANCELLED;
         it->code = sig;
