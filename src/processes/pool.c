@@ -71,6 +71,10 @@ extern char **environ;
 #define MANAGER_SPIN_NS 50000   /* the longest the manager watches rings before sleeping */
 #define POLL_EVERY_NS 1000000   /* while results keep it busy, the manager still looks at
                                  * deaths and time limits this often */
+#define HANDOVER_NS 1000000     /* a task running this long makes its worker busy: tasks
+                                 * waiting behind it go to an idle worker */
+#define STALL_NS 1000000000     /* a worker that has not started its next task in this long
+                                 * (stopped, say) gives its tasks back */
 
 typedef struct runner {
     cf_future *f;
@@ -131,6 +135,9 @@ typedef struct pworker {
     const char *distrust_why;
     bool wild_head;   /* its ring head was one no worker writes: a scribbled control block */
     bool chan_lost;   /* its channel closed or failed while it lived: killed, replaced */
+    int64_t front_since; /* when its front item became the front */
+    uint64_t stalled;    /* its tasks were taken back after a stall: it gets no more
+                          * until it reaches this seq (seen_seq); else 0 */
     bool eof;
 } pworker;
 
@@ -600,20 +607,33 @@ static int depth(const ppool *p)
  * queue behind a busy one: two tasks then run side by side, as on threads); else the
  * ready one with the fewest tasks, up to its depth.
  */
+/* Has w's current task run HANDOVER_NS and more?  Then tasks behind it would wait. */
+static bool long_running(const pworker *w, int64_t now)
+{
+    return w->count && atomic_load_explicit(&w->ctl->running_seq, memory_order_relaxed) &&
+           now - atomic_load_explicit(&w->ctl->running_since, memory_order_relaxed) >
+               HANDOVER_NS;
+}
+
 static pworker *pick_worker(ppool *p, bool big)
 {
     pworker *best = NULL;
-    size_t limit = (size_t)depth(p);
+    size_t limit = (size_t)depth(p), best_load = 0;
     bool coming = p->live < p->base.workers;
+    int64_t now = cf__now_ns();
     for (int i = 0; i < p->base.workers; i++) {
         pworker *w = &p->w[i];
         coming |= w->state == W_STARTING;
-        if (w->state != W_READY || w->count >= limit || w->kill_reason ||
+        if (w->state != W_READY || w->count >= limit || w->kill_reason || w->stalled ||
             (p->max_tasks && w->handed >= p->max_tasks) ||
             (big && w->in_busy[0] && w->in_busy[1]))
             continue;
-        if (!best || w->count < best->count)
+        /* Behind a long task, last: its next task would wait for as long as it runs. */
+        size_t load = w->count + (long_running(w, now) ? DEPTH_MAX : 0);
+        if (!best || load < best_load) {
             best = w;
+            best_load = load;
+        }
     }
     if (best && best->count > 0 && coming)
         return NULL;
@@ -685,8 +705,10 @@ static int write_item(ppool *p, pworker *w, item it, uint32_t id, const void *in
         w->head = 0;
         w->cap *= 2;
     }
-    if (w->count == 0)
+    if (w->count == 0) {
         w->needs_flush = true;
+        w->front_since = cf__now_ns();
+    }
     w->items[(w->head + w->count++) % w->cap] = it;
     w->handed++;
     return 0;
@@ -933,6 +955,101 @@ static void dispatch(ppool *p)
         ;
 }
 
+static item *front(pworker *w);
+static void requeue_item(ppool *p, item it, job **tail);
+
+/*
+ * Takes back every item of w its worker has not claimed (the start handshake, process.h):
+ * they leave w's ring and go back to the head of the queue in their order, except
+ * `cancel`, which is cancelled.  Returns how many left w; *cancelled tells whether
+ * `cancel` was among them.
+ */
+static size_t take_back(ppool *p, pworker *w, cf_future *cancel, bool *cancelled)
+{
+    if (w->state != W_READY || !w->count || w->kill_reason || w->distrusted)
+        return 0;
+    uint64_t last = w->items[(w->head + w->count - 1) % w->cap].seq;
+    uint64_t v = atomic_load(&w->ctl->start_word);
+    do {
+        if (v >> 1 >= last)
+            return 0; /* all claimed: they run there */
+    } while (!atomic_compare_exchange_weak(&w->ctl->start_word, &v, last << 1 | 1));
+    uint64_t claimed = v >> 1;
+    size_t keep = 0;
+    while (keep < w->count && w->items[(w->head + keep) % w->cap].seq <= claimed)
+        keep++;
+    size_t n = w->count - keep;
+    job *tail = NULL;
+    for (size_t k = keep; k < w->count; k++) {
+        item it = w->items[(w->head + k) % w->cap];
+        if (it.slot >= 0)
+            w->in_busy[it.slot] = false;
+        w->handed--;
+        if (cancel && it.f == cancel) {
+            *cancelled = true;
+            defer(p, it.f, ACT_CANCEL_RUNNING);
+        } else if (it.f || it.r) {
+            requeue_item(p, it, &tail);
+        }
+    }
+    w->count = keep;
+    return n;
+}
+
+/*
+ * No task waits at a busy worker while another is idle, nor at a worker that does not
+ * start it (SEMANTICS 36): with an idle worker, the tasks waiting behind one that has run
+ * HANDOVER_NS are taken back and handed out again; a worker that has not reached its next
+ * task in STALL_NS (stopped, or starved of CPU) gives back its tasks and gets no more
+ * until it shows life.  Returns ms until it should look again (-1: no need).
+ */
+static int rebalance(ppool *p)
+{
+    int64_t now = cf__now_ns(), next = INT64_MAX;
+    bool idle = false, moved = false;
+    for (int i = 0; i < p->base.workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state != W_READY)
+            continue;
+        if (w->stalled && atomic_load(&w->ctl->seen_seq) >= w->stalled)
+            w->stalled = 0; /* alive again */
+        idle |= !w->count && !w->kill_reason && !w->stalled &&
+                !(p->max_tasks && w->handed >= p->max_tasks);
+    }
+    for (int i = 0; i < p->base.workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state != W_READY || !w->count || w->kill_reason || w->stalled)
+            continue;
+        item *fr = front(w);
+        if (atomic_load(&w->ctl->seen_seq) < fr->seq) { /* its next task not reached */
+            int64_t due = w->front_since + STALL_NS;
+            if (due > now) {
+                next = due < next ? due : next;
+            } else {
+                uint64_t last = w->items[(w->head + w->count - 1) % w->cap].seq;
+                if (take_back(p, w, NULL, NULL)) {
+                    w->stalled = last;
+                    moved = true;
+                }
+            }
+            continue;
+        }
+        if (!idle || w->count < 2 || !atomic_load(&w->ctl->running_seq))
+            continue;
+        int64_t due = atomic_load(&w->ctl->running_since) + HANDOVER_NS;
+        if (due > now)
+            next = due < next ? due : next;
+        else
+            moved |= take_back(p, w, NULL, NULL) > 0;
+    }
+    if (moved)
+        dispatch(p);
+    if (next == INT64_MAX)
+        return -1;
+    int64_t ms = (next - now + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 /* ---- results --------------------------------------------------------------------------- */
 
 static item *front(pworker *w)
@@ -947,11 +1064,12 @@ static item pop_item(pworker *w)
     w->count--;
     if (it.slot >= 0)
         w->in_busy[it.slot] = false;
+    if (w->count)
+        w->front_since = cf__now_ns();
     return it;
 }
 
 static void read_channel(pworker *w, bool *bad);
-static void requeue_item(ppool *p, item it, job **tail);
 
 /*
  * Takes a result's payload: a copy of an inline one, or the memfd the worker passed for
@@ -1568,6 +1686,7 @@ static void *manager_main(void *arg)
         if (flags & CF__EX_CANCEL_PENDING)
             drop_queue(p, CF_ECANCELLED);
         dispatch(p);
+        int look_again = rebalance(p);
         spawn_needed(p);
         if ((flags & CF__EX_SHUTDOWN) && quiet(p)) {
             /* Let the workers go: each sees the channel close and exits. */
@@ -1612,6 +1731,8 @@ static void *manager_main(void *arg)
         int trim = cf__spares_trim(p->spares, now);
         if (trim >= 0 && (timeout < 0 || trim < timeout))
             timeout = trim;
+        if (look_again >= 0 && (timeout < 0 || look_again < timeout))
+            timeout = look_again;
         if (ready || (timeout != 0 && !may_sleep(p, true)))
             timeout = 0;
         unlock_and_finish(p);
@@ -1744,12 +1865,17 @@ static int pool_submit(cf_executor *ex, cf_future *f)
     return 0;
 }
 
+/*
+ * A RUNNING future: written to a worker (handed ahead or really running), or back in the
+ * queue after its worker died.  Not started yet: taken back and cancelled (its worker's
+ * other unstarted tasks go out again).  Started: with kill_on_cancel its worker is killed,
+ * else CF_EBUSY.
+ */
 static int pool_cancel_running(cf_executor *ex, cf_future *f)
 {
     ppool *p = (ppool *)ex;
-    if (!p->kill_on_cancel)
-        return cf_future_state(f) == CF_CANCELLED ? 0 : CF_EBUSY;
     int rc = CF_EBUSY;
+    bool moved = false;
     pthread_mutex_lock(&p->lock);
     for (int i = 0; i < p->base.workers && rc; i++) {
         pworker *w = &p->w[i];
@@ -1757,9 +1883,15 @@ static int pool_cancel_running(cf_executor *ex, cf_future *f)
             item *it = &w->items[(w->head + k) % w->cap];
             if (it->f != f)
                 continue;
-            /* With kill_on_cancel a worker holds one task (depth 1): this one, running or
-             * about to start.  Refused only if it finished meanwhile. */
-            if (!w->kill_reason && !request_kill(w, it->seq, K_CANCEL))
+            bool cancelled = false;
+            moved = take_back(p, w, f, &cancelled) > 0;
+            if (cancelled) {
+                rc = 0;
+                break;
+            }
+            /* Started, or about to.  With kill_on_cancel a worker holds one task (depth
+             * 1): this one.  Refused only if it finished meanwhile. */
+            if (!p->kill_on_cancel || (!w->kill_reason && !request_kill(w, it->seq, K_CANCEL)))
                 break;
             it->f = NULL; /* finished here; its death charges nobody for it */
             defer(p, f, ACT_CANCEL_RUNNING);
@@ -1782,6 +1914,8 @@ static int pool_cancel_running(cf_executor *ex, cf_future *f)
         defer(p, f, ACT_CANCEL_RUNNING);
         rc = 0;
     }
+    if (moved)
+        wake_manager(p); /* the others taken back go out again */
     unlock_and_finish(p);
     if (rc)
         return cf_future_state(f) == CF_CANCELLED ? 0 : CF_EBUSY;
@@ -1803,8 +1937,13 @@ static int pool_shutdown(cf_executor *ex, unsigned flags)
 {
     ppool *p = (ppool *)ex;
     pthread_mutex_lock(&p->lock);
-    if (flags & CF_SHUTDOWN_CANCEL_PENDING)
+    if (flags & CF_SHUTDOWN_CANCEL_PENDING) {
+        /* Tasks handed ahead and not started are pending too: back to the queue, and
+         * cancelled with it. */
+        for (int i = 0; i < p->base.workers; i++)
+            take_back(p, &p->w[i], NULL, NULL);
         drop_queue(p, CF_ECANCELLED);
+    }
     if (flags & CF_SHUTDOWN_KILL)
         for (int i = 0; i < p->base.workers; i++) {
             pworker *w = &p->w[i];

@@ -68,6 +68,15 @@ typedef struct cf__control {
      * waited in the worker): the worker answers CF_ECANCELLED.  A position of another map
      * caught by it comes back to the parent, which hands it out again. */
     _Atomic uint64_t maps_stopped_upto;
+    /* Taking back tasks not started (the start handshake): the worker claims a task by
+     * raising start_word from below seq<<1 to seq<<1 (CAS) before anything else; the
+     * parent takes back every task above the last claim by raising it to last<<1 | 1
+     * (CAS).  One word, so each task is either claimed or taken back, never both: a task
+     * the worker finds at or below the word's seq was taken back and is skipped without an
+     * answer; the parent has already given it to another worker.  seen_seq is the last
+     * task the worker reached, claimed or skipped: a sign of life after a stall. */
+    _Atomic uint64_t start_word;
+    _Atomic uint64_t seen_seq;
     _Atomic int64_t running_since; /* CLOCK_MONOTONIC ns when it started */
     /* The kill handshake: the parent sets kill_pending, then kills only if running_seq
      * still names the task it means; a worker that sees kill_pending does not start its next

@@ -319,8 +319,21 @@ static void on_func(const cf__wire_msg *m)
         e->why = strdup(why);
 }
 
+/* The start handshake (process.h): false if the parent took the task back. */
+static bool claim(uint64_t seq)
+{
+    uint64_t v = atomic_load(&W.ctl->start_word);
+    while (v >> 1 < seq)
+        if (atomic_compare_exchange_weak(&W.ctl->start_word, &v, seq << 1))
+            return true;
+    return false;
+}
+
 static void on_task(const cf__wire_msg *m)
 {
+    atomic_store(&W.ctl->seen_seq, m->seq);
+    if (!claim(m->seq))
+        return; /* taken back: another worker runs it, and no answer is expected */
     if (m->not_after) { /* a map's position: it may have to give up before it starts */
         if (m->seq <= atomic_load(&W.ctl->maps_stopped_upto)) {
             fail_task(m->seq, CF_ECANCELLED, "its map was freed before it started");
