@@ -415,7 +415,9 @@ CF_EXPORT int cf_events_write_trace(const cf_event *events, size_t n, const char
 
 typedef enum cf_state {
     CF_PENDING = 0,   /* accepted, not started */
-    CF_RUNNING = 1,   /* started (process pools: handed to a worker process, as in Python) */
+    CF_RUNNING = 1,   /* started; process pools: handed to a worker process, as in Python,
+                         where a task not started yet can still be cancelled and is taken
+                         back rather than wait (see cf_future_cancel) */
     CF_CANCELLED = 2, /* cancelled before it started, or killed on request (process pools:
                          kill_on_cancel, CF_SHUTDOWN_KILL); done */
     CF_FINISHED = 3   /* finished with a value or an error; done */
@@ -445,9 +447,14 @@ CF_EXPORT int cf_future_done(const cf_future *f);
 /*
  * Cancels a pending future: it becomes CF_CANCELLED, its task never starts, its callbacks
  * run in this thread.  Returns 0, also when it was already cancelled; CF_EBUSY when it is
- * running or finished (state unchanged).  A running task of a process pool created with
- * kill_on_cancel is cancelled too: its worker is killed (and replaced) and 0 is returned;
- * the caller must not free that executor concurrently with this call.
+ * running or finished (state unchanged).  On a process pool a task handed ahead to a
+ * worker but not started there (CF_RUNNING by its state) is still cancelled (0) and never
+ * runs; a pool never lets a task wait at a worker busy with another for more than about a
+ * millisecond while a worker is idle, nor at a worker that has not started it within a
+ * second (stopped, say): it takes the task back and gives it to another.  A running task
+ * of a process pool created with kill_on_cancel is cancelled too: its worker is killed
+ * (and replaced) and 0 is returned; the caller must not free that executor concurrently
+ * with this call.
  */
 CF_EXPORT int cf_future_cancel(cf_future *f);
 
