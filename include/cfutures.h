@@ -223,9 +223,9 @@ typedef enum cf_backend {
  * 0, or an error code (with cf_fail for a message).  If any initializer fails, the executor
  * is broken: every pending task and every later submission fails with CF_EBROKEN, and
  * cf_future_error() / cf_executor_error() report the initializer's code and message.
- * In a process pool it runs in each worker process (found like a CF_FUNCTION); its `arg`
- * is a copy of the initializer_arg_len bytes at initializer_arg, or NULL when that length
- * is 0.  Process pools: 3 worker processes in a row that die before they are ready (in
+ * In a process pool it runs in each worker process and must be named (cf_initializer,
+ * below); its `arg` is a copy of the initializer_arg_len bytes at initializer_arg, or NULL
+ * when that length is 0.  Process pools: 3 worker processes in a row that die before they are ready (in
  * the initializer or before it: any exit or signal, SIGKILL from the out-of-memory killer
  * included; only the pool's own kills at shutdown or cancel do not count) break the
  * executor with CF_EBROKEN, the last one's wait status as the code and a message ending
@@ -234,6 +234,19 @@ typedef enum cf_backend {
  * workers for ever, and workers killed while starting do not break a pool that works.
  */
 typedef int (*cf_init_fn)(void *arg, cf_ctx *ctx);
+
+/*
+ * A named initializer: define one with CF_INITIALIZER at file scope and set
+ * cf_executor_opts.named_initializer.  Process pools require this form: a worker finds it
+ * like a CF_FUNCTION (module, offset, build ID and this name), and never calls a bare
+ * address, which a forged start message could point anywhere.  Thread pools take either.
+ */
+typedef struct cf_initializer {
+    const char *name;
+    cf_init_fn fn;
+} cf_initializer;
+
+#define CF_INITIALIZER(ident, fnptr) const cf_initializer ident = {#ident, (fnptr)}
 
 /* What submit does when max_queued tasks are already waiting. */
 typedef enum cf_full_mode {
@@ -250,7 +263,9 @@ typedef struct cf_executor_opts {
     int workers;            /* maximum workers, >= 1, or CF_WORKERS_AUTO (the default) */
     const char *name;       /* worker thread name prefix, at most 11 chars; "cf" default;
                                threads are named "<name>-<index>" */
-    cf_init_fn initializer; /* optional per-worker initializer */
+    cf_init_fn initializer; /* optional per-worker initializer (thread pools) */
+    const cf_initializer *named_initializer; /* the same, named (CF_INITIALIZER): the form
+                               process pools require; set at most one of the two */
     void *initializer_arg;  /* thread pools: must stay valid until the executor is freed
                                (workers start lazily); process pools copy
                                initializer_arg_len bytes from it at creation */
@@ -298,7 +313,9 @@ CF_EXPORT void cf_executor_opts_init(cf_executor_opts *opts);
  * name longer than 11 characters, a negative or NaN task_timeout, max_payload over
  * CF_PAYLOAD_MAX, initializer_arg_len over 64 KiB or with a NULL initializer_arg), CF_ENOTSUP (a process-pool option given to a thread pool), CF_ENOINIT
  * (process pool in a program whose main() did not call cf_init), CF_ENOFUNC (an
- * initializer a process pool cannot find in its workers), CF_ENOMEM, CF_ESYS.
+ * initializer a process pool cannot find in its workers, and any bare `initializer` given
+ * to a process pool), CF_EINVAL also for both initializer and named_initializer set,
+ * CF_ENOMEM, CF_ESYS.
  * A process pool also runs one manager thread in this process, named "<name>-mgr".
  *
  * fork(): an executor belongs to the process that created it.  In a child made by fork()

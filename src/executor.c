@@ -85,7 +85,8 @@ int cf_executor_new(cf_executor **out, cf_backend backend, const cf_executor_opt
     if (!b || (opts->workers < 1 && opts->workers != CF_WORKERS_AUTO) || strlen(name) > 11 ||
         (opts->full_mode != CF_FULL_BLOCK && opts->full_mode != CF_FULL_FAIL) ||
         CF__BAD_TIMEOUT(opts->task_timeout) || opts->task_timeout < 0 ||
-        opts->max_payload > CF_PAYLOAD_MAX)
+        opts->max_payload > CF_PAYLOAD_MAX || (opts->initializer && opts->named_initializer) ||
+        (opts->named_initializer && !opts->named_initializer->fn))
         return CF_EINVAL;
     /* Options only a backend whose tasks run in other processes can honour. */
     if (b->pointer_tasks && (opts->initializer_arg_len || opts->task_timeout > 0 ||
@@ -102,7 +103,7 @@ int cf_executor_new(cf_executor **out, cf_backend backend, const cf_executor_opt
     ex->fork_gen = cf__fork_gen;
     ex->workers = opts->workers == CF_WORKERS_AUTO ? default_workers() : opts->workers;
     strcpy(ex->name, name);
-    ex->initializer = opts->initializer;
+    ex->initializer = opts->named_initializer ? opts->named_initializer->fn : opts->initializer;
     ex->initializer_arg = opts->initializer_arg;
     ex->max_queued = opts->max_queued;
     ex->full_mode = opts->full_mode;

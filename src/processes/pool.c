@@ -289,7 +289,7 @@ static int fn_id_locked(ppool *p, const cf_function *fn, uint32_t *id)
         p->fns_cap = cap;
     }
     fn_rec *r = &p->fns[p->fns_len];
-    int rc = cf__modref_describe(fn, 0, fn->name, &r->ref);
+    int rc = cf__modref_describe(fn, &r->ref);
     if (rc)
         return rc;
     r->fn = fn;
@@ -1783,8 +1783,12 @@ static int pool_start(cf_executor *ex, const cf_executor_opts *opts)
     p->kill_on_cancel = opts->kill_on_cancel != 0;
     int rc = CF_ENOMEM;
     if (opts->initializer) {
+        rc = CF_ENOFUNC; /* a bare address: a worker never calls one (cf_initializer) */
+        goto fail;
+    }
+    if (opts->named_initializer) {
         p->has_init = true;
-        if ((rc = cf__modref_describe((const void *)opts->initializer, 1, NULL, &p->init_ref)))
+        if ((rc = cf__modref_describe(opts->named_initializer, &p->init_ref)))
             goto fail;
         rc = CF_ENOMEM;
         p->init_arg_len = (uint32_t)opts->initializer_arg_len;

@@ -127,12 +127,11 @@ typedef enum cf__wire_type {
 /* How a worker finds a function: by module and offset, checked by build ID and name. */
 typedef struct cf__modref {
     uint64_t offset;       /* address minus the module's load bias */
-    uint32_t code;         /* 1: the address is code (an initializer); 0: a cf_function */
     const char *path;      /* "" for the main program */
     uint32_t path_len;
     const uint8_t *build_id;
     uint32_t build_id_len; /* 0 when the module has none */
-    const char *name;      /* the cf_function's name; "" for code */
+    const char *name;      /* the descriptor's name */
     uint32_t name_len;
 } cf__modref;
 
@@ -220,11 +219,19 @@ typedef struct cf__modref_buf {
     uint8_t build_id[64];
 } cf__modref_buf;
 
+/* What a worker finds by name: a cf_function or a cf_initializer, which agree in layout. */
+#define CF__DESCRIPTOR_SIZE sizeof(cf_function)
+_Static_assert(sizeof(cf_initializer) == sizeof(cf_function) &&
+                   offsetof(cf_initializer, name) == offsetof(cf_function, name) &&
+                   offsetof(cf_initializer, fn) == offsetof(cf_function, fn),
+               "cf_initializer and cf_function must agree in layout");
+
 /*
- * Parent: describes `addr` (code when `code`, else a cf_function whose name is `name`) as
- * module + offset.  CF_ENOFUNC when no loaded module with a file maps it.
+ * Parent: describes the named descriptor at `desc` (a cf_function or cf_initializer) as
+ * module + offset and its name.  CF_ENOFUNC when no loaded module with a file maps it or
+ * its function, or its name is empty or longer than 255 bytes.
  */
-int cf__modref_describe(const void *addr, int code, const char *name, cf__modref_buf *out);
+int cf__modref_describe(const void *desc, cf__modref_buf *out);
 
 /*
  * Worker: finds what `ref` names in this process (loading the module if this process has

@@ -10,10 +10,11 @@
  *
  * Checks, so that a mismatch is an error instead of a jump to the wrong code: the module's
  * GNU build ID must be equal on both sides (a library replaced on disk between the two
- * loads is refused); a cf_function must sit in a loaded segment, carry the same name, and
- * point to code in an executable segment; an initializer's address must be in an
- * executable segment.  Addresses no file-backed module maps (generated code, the vDSO)
- * are refused in the parent, at submit.
+ * loads is refused); a named descriptor (a cf_function, or a cf_initializer, both a name
+ * and then a function) must sit in a loaded segment, carry the same name, and point to
+ * code in an executable segment.  A bare code address is never resolved: a worker would
+ * otherwise jump wherever a forged message said.  Addresses no file-backed module maps
+ * (generated code, the vDSO) are refused in the parent, at submit or creation.
  *
  * dl_iterate_phdr takes the loader's lock; it is called once per function per executor in
  * the parent and once per function per worker, never per task.
@@ -83,6 +84,16 @@ static size_t build_id(const struct dl_phdr_info *info, uint8_t *out, size_t cap
     return 0;
 }
 
+/* A descriptor's name and function, read without assuming which of the two types it is
+ * (their layouts agree: process.h). */
+static void read_descriptor(const void *d, const char **name, uintptr_t *fn)
+{
+    cf_bytes_fn f;
+    memcpy(name, (const char *)d + offsetof(cf_function, name), sizeof *name);
+    memcpy(&f, (const char *)d + offsetof(cf_function, fn), sizeof f);
+    *fn = (uintptr_t)f;
+}
+
 /* ---- the parent: describe ------------------------------------------------------------ */
 
 typedef struct describe_ctx {
@@ -96,7 +107,7 @@ static int describe_one(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     describe_ctx *c = arg;
-    if (!maps(info, c->addr, c->code ? 1 : sizeof(cf_function), c->code))
+    if (!maps(info, c->addr, c->code ? 1 : CF__DESCRIPTOR_SIZE, c->code))
         return 0;
     cf__modref_buf *o = c->out;
     if (is_main_object(info)) {
@@ -116,26 +127,26 @@ static int describe_one(struct dl_phdr_info *info, size_t size, void *arg)
     return 1;
 }
 
-int cf__modref_describe(const void *addr, int code, const char *name, cf__modref_buf *out)
+int cf__modref_describe(const void *desc, cf__modref_buf *out)
 {
     memset(out, 0, sizeof *out);
-    size_t name_len = name ? strlen(name) : 0;
-    if (name_len > 255)
-        return CF_ENOFUNC;
-    describe_ctx c = {(uintptr_t)addr, code, out, 0};
+    const char *name;
+    uintptr_t fn;
+    describe_ctx c = {(uintptr_t)desc, 0, out, 0};
     dl_iterate_phdr(describe_one, &c);
     if (!c.found)
         return CF_ENOFUNC;
-    if (!code) {
-        /* The function itself must be code in a module too. */
-        cf__modref_buf fn_ref;
-        describe_ctx f = {(uintptr_t)((const cf_function *)addr)->fn, 1, &fn_ref, 0};
-        dl_iterate_phdr(describe_one, &f);
-        if (!f.found)
-            return CF_ENOFUNC;
-    }
-    out->ref.code = (uint32_t)code;
-    out->ref.name = name ? name : "";
+    read_descriptor(desc, &name, &fn);
+    size_t name_len = name ? strlen(name) : 0;
+    if (name_len == 0 || name_len > 255)
+        return CF_ENOFUNC;
+    /* The function itself must be code in a module too. */
+    cf__modref_buf fn_ref;
+    describe_ctx f = {fn, 1, &fn_ref, 0};
+    dl_iterate_phdr(describe_one, &f);
+    if (!f.found)
+        return CF_ENOFUNC;
+    out->ref.name = name;
     out->ref.name_len = (uint32_t)name_len;
     return 0;
 }
@@ -172,7 +183,7 @@ static int resolve_one(struct dl_phdr_info *info, size_t size, void *arg)
         return 1;
     }
     c->addr = info->dlpi_addr + (uintptr_t)c->ref->offset;
-    c->mapped = maps(info, c->addr, c->ref->code ? 1 : sizeof(cf_function), (int)c->ref->code);
+    c->mapped = maps(info, c->addr, CF__DESCRIPTOR_SIZE, 0);
     return 1;
 }
 
@@ -208,20 +219,18 @@ void *cf__modref_resolve(const cf__modref *ref, char *why, size_t why_len)
         return NULL;
     }
     if (!c.mapped) {
-        snprintf(why, why_len, "offset %#llx is outside the %s's %s",
-                 (unsigned long long)ref->offset, module, ref->code ? "code" : "data");
+        snprintf(why, why_len, "offset %#llx is outside the %s's data",
+                 (unsigned long long)ref->offset, module);
         return NULL;
     }
-    if (ref->code)
-        return (void *)c.addr;
-    const cf_function *fn = (const cf_function *)c.addr;
-    uintptr_t code = (uintptr_t)fn->fn;
-    if (!fn->name || strlen(fn->name) != ref->name_len ||
-        memcmp(fn->name, ref->name, ref->name_len) != 0 ||
+    const char *name;
+    uintptr_t code;
+    read_descriptor((const void *)c.addr, &name, &code);
+    if (!name || strlen(name) != ref->name_len || memcmp(name, ref->name, ref->name_len) != 0 ||
         !dl_iterate_phdr(code_anywhere_one, &code)) {
         snprintf(why, why_len, "no function %.*s at offset %#llx", (int)ref->name_len,
                  ref->name, (unsigned long long)ref->offset);
         return NULL;
     }
-    return (void *)fn;
+    return (void *)c.addr;
 }

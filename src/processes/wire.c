@@ -19,7 +19,7 @@
  *   RESULT  i32 outcome, i32 code, u64 run_ns, u64 start_ns, u32 where, u32 text_len,
  *           u64 data_len, u64 out_ino;
  *           text, inline data
- *   modref fields: u64 offset, u32 code, u32 path_len, u32 build_id_len, u32 name_len;
+ *   modref fields: u64 offset, u32 path_len, u32 build_id_len, u32 name_len;
  *   modref parts: path, build_id, name
  */
 #include "process.h"
@@ -30,7 +30,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
-#define MODREF_FIELDS 24u
+#define MODREF_FIELDS 20u
 
 /* ---- decoding ------------------------------------------------------------------------ */
 
@@ -89,12 +89,9 @@ static const uint8_t *part(reader *r, uint64_t n, uint64_t max)
 static void modref_fields(reader *r, cf__modref *ref)
 {
     ref->offset = u64(r);
-    ref->code = u32(r);
     ref->path_len = u32(r);
     ref->build_id_len = u32(r);
     ref->name_len = u32(r);
-    if (ref->code > 1)
-        r->bad = 1;
 }
 
 static void modref_parts(reader *r, cf__modref *ref)
@@ -269,7 +266,6 @@ static void put64(cf__wbuf *b, uint64_t v)
 static void put_modref_fields(cf__wbuf *b, const cf__modref *ref)
 {
     put64(b, ref->offset);
-    put32(b, ref->code);
     put32(b, ref->path_len);
     put32(b, ref->build_id_len);
     put32(b, ref->name_len);

@@ -275,7 +275,8 @@ static void on_config(const cf__wire_msg *m)
     cf_ctx ctx = {.worker = (int)m->index};
     char why[512];
     if (m->has_init) {
-        cf_init_fn init = (cf_init_fn)cf__modref_resolve(&m->ref, why, sizeof why);
+        const cf_initializer *named = cf__modref_resolve(&m->ref, why, sizeof why);
+        cf_init_fn init = named ? named->fn : NULL;
         if (!init) {
             hello.outcome = CF_EBROKEN;
             hello.text = why;

@@ -179,9 +179,9 @@ static void check_same(const cf__wire_msg *a, const uint8_t *abuf, const cf__wir
     SAME(text_len);
     SAME(where);
     SAME(data_len);
+    SAME(not_after);
     SAME(fn_id);
     SAME(ref.offset);
-    SAME(ref.code);
     SAME(ref.path_len);
     SAME(ref.build_id_len);
     SAME(ref.name_len);
@@ -339,11 +339,12 @@ static void write_seeds(const char *dir)
                                  .max_payload = CF_PAYLOAD_DEFAULT, .has_init = 1,
                                  .name = "cf-worker", .name_len = 9,
                                  .init_arg = (const uint8_t *)"arg", .init_arg_len = 3,
-                                 .ref = {.offset = 0x99, .code = 1, .path = "/lib/x.so",
+                                 .ref = {.offset = 0x99, .path = "/lib/x.so",
                                          .path_len = 9}};
     const cf__wire_msg func = {.fn_id = 7, .ref = ref};
     const cf__wire_msg task_inline = {.seq = 1, .fn_id = 7, .where = CF__WHERE_INLINE,
-                                      .data = (const uint8_t *)"in", .data_len = 2};
+                                      .not_after = 123, .data = (const uint8_t *)"in",
+                                      .data_len = 2};
     const cf__wire_msg task_slot = {.seq = 2, .fn_id = 7, .where = CF__WHERE_IN1,
                                     .data_len = 100000};
 

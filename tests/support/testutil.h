@@ -817,9 +817,15 @@ static inline cf_executor *make_thread_executor(int workers, const cf_executor_o
  * pool passes the pointer itself (it refuses initializer_arg_len), a process pool passes a
  * copy of the bytes to each worker.  arg must stay valid until the executor is freed.
  */
-static inline void tu_set_initializer(cf_executor_opts *o, cf_init_fn fn, void *arg, size_t len)
+/* The initializer `named` on every backend: in the named form on process pools (the only
+ * one they take), as a plain function on thread pools (their usual form). */
+static inline void tu_set_initializer(cf_executor_opts *o, const cf_initializer *named,
+                                      void *arg, size_t len)
 {
-    o->initializer = fn;
+    if (tu_backend_inprocess())
+        o->initializer = named->fn;
+    else
+        o->named_initializer = named;
     o->initializer_arg = arg;
     o->initializer_arg_len = tu_backend_inprocess() ? 0 : len;
 }

@@ -539,6 +539,8 @@ static int init_record(void *arg, cf_ctx *ctx)
     return 0;
 }
 
+CF_INITIALIZER(record_init, init_record);
+
 static void init_msg_init(init_msg *m, tu_latch *calls, tu_latch *mask, int fail_on_call)
 {
     memset(m, 0, sizeof *m);
@@ -594,7 +596,7 @@ static void initializer_runs_once_per_worker(void **state)
     am.mask = mask.w;
     am.ran = ran.w;
     cf_executor_opts_init(&o);
-    tu_set_initializer(&o, init_record, &im, sizeof im);
+    tu_set_initializer(&o, &record_init, &im, sizeof im);
     ex = make_executor(3, &o);
     assert_int_equal(tu_latch_count(&calls), 0); /* lazy: no worker yet */
     tu_start_workers(ex);
@@ -639,7 +641,7 @@ static void failing_initializer_breaks_executor(void **state)
     task = (tu_xtask){.finished = &ran};
     in = tu_xtask_input(&task, &msg);
     cf_executor_opts_init(&o);
-    tu_set_initializer(&o, init_record, &im, sizeof im);
+    tu_set_initializer(&o, &record_init, &im, sizeof im);
     ex = make_executor(2, &o);
     assert_int_equal(cf_executor_error(ex, &code, &message), 0);
     for (i = 0; i < N; i++) {
@@ -697,7 +699,7 @@ static void initializer_failing_later_breaks_pending(void **state)
     init_msg_init(&im, &calls, &mask, 2);
     a = (tu_xtask){.gate = &gate, .started = &started, .value = 0x12};
     cf_executor_opts_init(&o);
-    tu_set_initializer(&o, init_record, &im, sizeof im);
+    tu_set_initializer(&o, &record_init, &im, sizeof im);
     ex = make_executor(2, &o);
     fa = tu_xsubmit(ex, &a);
     assert_int_equal(tu_latch_wait(&started, 1, TU_LONG), 0);

@@ -1465,6 +1465,11 @@ static void result_over_limit_fails_only_its_task(void **state)
     close_fixture(&t, ex);
 }
 
+CF_INITIALIZER(store_init, init_store);
+CF_INITIALIZER(refuse_init, init_refuse);
+CF_INITIALIZER(abort_init, init_abort);
+CF_INITIALIZER(sigkill_init, init_sigkill);
+
 /* ---- initializers (SEMANTICS 16) ----------------------------------------------------- */
 
 static void initializer_runs_with_its_arg(void **state)
@@ -1473,7 +1478,7 @@ static void initializer_runs_with_its_arg(void **state)
     static const char arg[] = "init-arg";
     fixture t;
     open_fixture(&t, false);
-    t.o.initializer = init_store;
+    t.o.named_initializer = &store_init;
     t.o.initializer_arg = (void *)arg;
     t.o.initializer_arg_len = sizeof arg;
     cf_executor *ex = new_pool(&t.o, 2);
@@ -1494,7 +1499,7 @@ static void failing_initializer_breaks_the_pool(void **state)
     (void)state;
     fixture t;
     open_fixture(&t, false);
-    t.o.initializer = init_refuse;
+    t.o.named_initializer = &refuse_init;
     cf_executor *ex = new_pool(&t.o, 2);
     cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
     int code = 0;
@@ -1517,11 +1522,12 @@ static void failing_initializer_breaks_the_pool(void **state)
 /* A pool of `workers` whose initializer `init` dies of signal `sig`: the pending task and
  * the executor report CF_EBROKEN, the wait status as the code, and a message containing
  * `needle`. */
-static void initializer_death_breaks(cf_init_fn init, int workers, int sig, const char *needle)
+static void initializer_death_breaks(const cf_initializer *init, int workers, int sig,
+                                     const char *needle)
 {
     fixture t;
     open_fixture(&t, false);
-    t.o.initializer = init;
+    t.o.named_initializer = init;
     cf_executor *ex = new_pool(&t.o, workers);
     cf_future *f = submit_cmd(ex, OP_VALUE, NULL, 0, 1);
     int code = 0;
@@ -1541,7 +1547,7 @@ static void initializer_death_breaks(cf_init_fn init, int workers, int sig, cons
 static void crashing_initializer_breaks_the_pool(void **state)
 {
     (void)state;
-    initializer_death_breaks(init_abort, 1, SIGABRT, "worker");
+    initializer_death_breaks(&abort_init, 1, SIGABRT, "worker");
 }
 
 /* SEMANTICS 32 (issue 12 item 2): an initializer killed by SIGKILL (the OOM killer's
@@ -1551,7 +1557,7 @@ static void crashing_initializer_breaks_the_pool(void **state)
 static void sigkilled_initializer_breaks_the_pool(void **state)
 {
     (void)state;
-    initializer_death_breaks(init_sigkill, 2, SIGKILL,
+    initializer_death_breaks(&sigkill_init, 2, SIGKILL,
                              "3 workers in a row died before they were ready");
 }
 
@@ -1952,12 +1958,64 @@ static void functions_outside_modules_are_refused(void **state)
     cf_executor_opts bad;
     cf_executor_opts_init(&bad);
     bad.workers = 1;
-    bad.initializer = (cf_init_fn)(uintptr_t)code;
+    static cf_initializer generated = {"generated", NULL};
+    generated.fn = (cf_init_fn)(uintptr_t)code;
+    bad.named_initializer = &generated;
     cf_executor *none = (cf_executor *)1;
     assert_int_equal(cf_executor_new(&none, CF_BACKEND_PROCESSES, &bad), CF_ENOFUNC);
+    assert_null(none);
     munmap(code, 4096);
     free(heap_fn);
     expect_clean(t.fds);
+}
+
+/* SEMANTICS 36 (issue 12 item 9): a process pool never calls a bare address in a worker:
+ * a bare `initializer` is refused at creation (CF_ENOFUNC, nothing left behind), both
+ * forms at once are CF_EINVAL, and the named form runs.  Thread pools take either. */
+static void process_initializer_must_be_named(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor_opts o;
+    cf_executor_opts_init(&o);
+    o.workers = 1;
+    o.initializer = init_store;
+    cf_executor *ex = (cf_executor *)1;
+    assert_int_equal(cf_executor_new(&ex, CF_BACKEND_PROCESSES, &o), CF_ENOFUNC);
+    assert_null(ex);
+    o.named_initializer = &store_init;
+    ex = (cf_executor *)1;
+    assert_int_equal(cf_executor_new(&ex, CF_BACKEND_PROCESSES, &o), CF_EINVAL);
+    assert_null(ex);
+    assert_int_equal(cf_executor_new(&ex, CF_BACKEND_THREADS, &o), CF_EINVAL);
+    assert_null(ex);
+    expect_clean(t.fds);
+    /* A thread pool runs the named form too. */
+    cf_executor_opts to;
+    cf_executor_opts_init(&to);
+    to.workers = 1;
+    to.named_initializer = &store_init;
+    to.initializer_arg = (void *)"threads";
+    assert_int_equal(cf_executor_new(&ex, CF_BACKEND_THREADS, &to), 0);
+    cf_future *tf = NULL;
+    assert_int_equal(cf_submit_bytes(ex, &run_cmd, &(cmd){.op = OP_VALUE}, sizeof(cmd), &tf), 0);
+    assert_int_equal(cf_future_wait(tf, TU_LONG), 0);
+    cf_future_release(tf);
+    cf_executor_free(ex);
+    assert_string_equal(init_stored, "threads");
+    o.initializer = NULL;
+    static const char arg[] = "named";
+    o.initializer_arg = (void *)arg;
+    o.initializer_arg_len = sizeof arg;
+    assert_int_equal(cf_executor_new(&ex, CF_BACKEND_PROCESSES, &o), 0);
+    cf_future *f = submit_cmd(ex, OP_INIT_ARG, NULL, 0, 0);
+    const void *data = NULL;
+    size_t len = 0;
+    assert_int_equal(cf_future_bytes(f, TU_LONG, &data, &len), 0);
+    assert_string_equal((const char *)data, arg);
+    cf_future_release(f);
+    close_fixture(&t, ex);
 }
 
 /* Pointer tasks cannot cross processes: cf_submit and cf_map_start refuse them. */
@@ -2054,6 +2112,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(workers_start_while_threads_run),
     cmocka_unit_test(functions_outside_modules_are_refused),
     cmocka_unit_test(pointer_tasks_are_not_supported),
+    cmocka_unit_test(process_initializer_must_be_named),
     cmocka_unit_test(map_with_a_crashing_position),
     cmocka_unit_test(big_result_buffers_are_recycled_not_shared),
     cmocka_unit_test(stray_descriptor_never_becomes_a_result),
