@@ -83,9 +83,10 @@ typedef enum cf_errno {
 #undef CF__ERRNO_ENUM
 } cf_errno;
 
-/* Describes a CF_E* code ("timed out waiting"); "unknown error" for anything else. */
+/* Describes a CF_E* code ("timed out waiting"), or 0 ("success", so that printing any
+ * return value reads right); "unknown error" for anything else. */
 CF_EXPORT const char *cf_strerror(int err);
-/* The code's name without prefix ("TIMEDOUT"); "UNKNOWN" for anything else. */
+/* The code's name without prefix ("TIMEDOUT"); "OK" for 0; "UNKNOWN" for anything else. */
 CF_EXPORT const char *cf_err_name(int err);
 
 /*

@@ -17,6 +17,8 @@ const char *cf_version(void)
 const char *cf_strerror(int err)
 {
     switch (err) {
+    case 0:
+        return "success";
 #define CF__ERRNO_TEXT(name, value, text) case CF_E##name: return text;
         CF_ERRNO_MAP(CF__ERRNO_TEXT)
 #undef CF__ERRNO_TEXT
@@ -27,6 +29,8 @@ const char *cf_strerror(int err)
 const char *cf_err_name(int err)
 {
     switch (err) {
+    case 0:
+        return "OK";
 #define CF__ERRNO_NAME(name, value, text) case CF_E##name: return #name;
         CF_ERRNO_MAP(CF__ERRNO_NAME)
 #undef CF__ERRNO_NAME

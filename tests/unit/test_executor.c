@@ -357,6 +357,7 @@ static void default_workers_is_usable_cpus(void **state)
     assert_int_equal(o.workers, CF_WORKERS_AUTO);
     assert_null(o.name);
     assert_true(o.initializer == NULL);
+    assert_null(o.named_initializer);
     assert_null(o.initializer_arg);
     assert_int_equal(o.max_queued, 0);
     assert_int_equal(o.full_mode, CF_FULL_BLOCK);
