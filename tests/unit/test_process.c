@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -769,6 +770,89 @@ static void worker_marker_alone_makes_no_worker(void **state)
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail_msg("the program with the marker alone: status %#x, stderr: %s", status, text);
     assert_non_null(strstr(text, "is not a pool's worker"));
+}
+
+/* A copy of this program, set-user-ID to nobody, in the first of `dirs` on a file system
+ * that honours set-user-ID bits; its path in `path`, or 0. */
+static int setuid_copy(char *path, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return 0;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    *slash = '\0';
+    const char *dirs[] = {exe, "/tmp", "/dev/shm", "/var/tmp"};
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+        struct statvfs vfs;
+        if (statvfs(dirs[d], &vfs) != 0 || (vfs.f_flag & ST_NOSUID))
+            continue;
+        snprintf(path, cap, "%s/setuid-copy-%ld", dirs[d], (long)getpid());
+        int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
+        char buf[65536];
+        ssize_t got;
+        int ok = in >= 0 && out >= 0;
+        while (ok && (got = read(in, buf, sizeof buf)) > 0)
+            ok = write(out, buf, (size_t)got) == got;
+        if (in >= 0)
+            close(in);
+        if (out >= 0)
+            close(out);
+        if (ok && chown(path, 65534, 65534) == 0 && chmod(path, 04755) == 0)
+            return 1;
+        unlink(path);
+    }
+    return 0;
+}
+
+/* SEMANTICS 36 (issue 12 item 9): a set-user-ID program (secure-execution mode) is never a
+ * worker, even started by its would-be parent with the marker and a real socket as
+ * descriptor 3: it says so and runs as a normal program (which here ends at once: no test
+ * of that name, status 2).  Needs root, to give a copy of this program to nobody. */
+static void setuid_program_is_never_a_worker(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        fail_msg("needs root: makes a set-user-ID copy of this program owned by nobody");
+    char path[PATH_MAX];
+    if (!setuid_copy(path, sizeof path)) {
+        print_message("no file system here honours set-user-ID bits: not testable\n");
+        skip();
+    }
+    int sv[2], err[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(pipe(err), 0);
+    char marker[64];
+    snprintf(marker, sizeof marker, "CFUTURES_WORKER=%ld", (long)getpid());
+    char *envp[] = {marker, NULL};
+    char *argv[] = {path, "no-such-test", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    close(err[1]);
+    close(sv[1]);
+    assert_int_equal(rc, 0);
+    char text[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof text - 1 && (n = read(err[0], text + got, sizeof text - 1 - got)) > 0)
+        got += (size_t)n;
+    text[got] = '\0';
+    close(err[0]);
+    close(sv[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    unlink(path);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 2 ||
+        !strstr(text, "secure-execution mode") || !strstr(text, "no test named"))
+        fail_msg("the set-user-ID copy with the marker: status %#x, stderr: %s", status, text);
 }
 
 /* SEMANTICS 24: the worker of a task past its time limit is killed and replaced. */
@@ -2113,6 +2197,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(functions_outside_modules_are_refused),
     cmocka_unit_test(pointer_tasks_are_not_supported),
     cmocka_unit_test(process_initializer_must_be_named),
+    cmocka_unit_test(setuid_program_is_never_a_worker),
     cmocka_unit_test(map_with_a_crashing_position),
     cmocka_unit_test(big_result_buffers_are_recycled_not_shared),
     cmocka_unit_test(stray_descriptor_never_becomes_a_result),
