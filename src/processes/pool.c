@@ -957,6 +957,7 @@ static void dispatch(ppool *p)
 
 static item *front(pworker *w);
 static void requeue_item(ppool *p, item it, job **tail);
+static void protocol_error(pworker *w, const char *why);
 
 /*
  * Takes back every item of w its worker has not claimed (the start handshake, process.h):
@@ -999,9 +1000,9 @@ static size_t take_back(ppool *p, pworker *w, cf_future *cancel, bool *cancelled
 /*
  * No task waits at a busy worker while another is idle, nor at a worker that does not
  * start it (SEMANTICS 36): with an idle worker, the tasks waiting behind one that has run
- * HANDOVER_NS are taken back and handed out again; a worker that has not reached its next
+ * HANDOVER_NS are taken back and handed out again; a worker that has not started its next
  * task in STALL_NS (stopped, or starved of CPU) gives back its tasks and gets no more
- * until it shows life.  Returns ms until it should look again (-1: no need).
+ * until it shows life, and one that claimed it without starting it is killed.  Returns ms until it should look again (-1: no need).
  */
 static int rebalance(ppool *p)
 {
@@ -1021,7 +1022,7 @@ static int rebalance(ppool *p)
         if (w->state != W_READY || !w->count || w->kill_reason || w->stalled)
             continue;
         item *fr = front(w);
-        if (atomic_load(&w->ctl->seen_seq) < fr->seq) { /* its next task not reached */
+        if (atomic_load(&w->ctl->started_seq) < fr->seq) { /* its next task not started */
             int64_t due = w->front_since + STALL_NS;
             if (due > now) {
                 next = due < next ? due : next;
@@ -1030,6 +1031,10 @@ static int rebalance(ppool *p)
                 if (take_back(p, w, NULL, NULL)) {
                     w->stalled = last;
                     moved = true;
+                } else if (!atomic_load(&w->ctl->running_seq)) {
+                    /* Claimed and never started: its start word was written by a task
+                     * (an honest worker starts what it claims at once). */
+                    protocol_error(w, "worker claimed a task and never started it; killed");
                 }
             }
             continue;

@@ -20,6 +20,7 @@
  * commit or the value to compute.
  */
 #include "testutil.h"
+#include "process.h" /* the control block's layout, for OP_CLAIM_AHEAD */
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -157,7 +158,9 @@ enum op {
     OP_SIGNALS,   /* raise(SIGHUP), then result (as OP_VALUE): 1 SIGHUP ignored | 2 SIGINT
                      ignored | 4 SIGCHLD at its default */
     OP_BUSY,      /* burn CPU for `value` microseconds, then as OP_VALUE */
-    OP_SLEEP      /* sleep `value` microseconds, then as OP_VALUE */
+    OP_SLEEP,     /* sleep `value` microseconds, then as OP_VALUE */
+    OP_CLAIM_AHEAD /* claim every later task in the control block's start word (as no
+                      worker would), then as OP_VALUE */
 };
 
 typedef struct cmd {
@@ -357,6 +360,15 @@ static int act(const cmd *c, board *b, cf_ctx *ctx)
     case OP_SPIN:
         spin_without_end();
         break;
+    case OP_CLAIM_AHEAD: {
+        cf__control *ctl = mmap(NULL, CF__CONTROL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                                CF__WFD_CONTROL, 0);
+        if (ctl == MAP_FAILED)
+            return cf_fail(ctx, 15, "cannot map the control block");
+        atomic_store(&ctl->start_word, UINT64_MAX - 1);
+        munmap(ctl, CF__CONTROL_SIZE);
+        break;
+    }
     case OP_SLEEP:
         tu_sleep((double)c->value * 1e-6);
         break;
@@ -1021,6 +1033,31 @@ static void blocking_tasks_each_get_a_worker_under_load(void **state)
     atomic_store(&stop, 1);
     for (int i = 0; i < 2; i++)
         tu_thread_join(burner[i]);
+    close_fixture(&t, ex);
+}
+
+/* SEMANTICS 31: a task that claims every later task in its worker's start word (so the
+ * worker skips them all, answering none) costs nothing but its worker: after 1 s without
+ * starting what it claimed, the worker is killed and the tasks behind run on another
+ * (they stayed RUNNING for ever). */
+static void claimed_tasks_never_hang(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    fixture t;
+    open_fixture(&t, false);
+    cf_executor *ex = new_pool(&t.o, 1);
+    cf_future *bad = submit_cmd(ex, OP_CLAIM_AHEAD, NULL, 0, 1);
+    cf_future *f[N];
+    for (uint32_t i = 0; i < N; i++)
+        f[i] = submit_cmd(ex, OP_VALUE, NULL, 0, 10 + i);
+    expect_answer(bad, 1);
+    for (uint32_t i = 0; i < N; i++) {
+        expect_answer(f[i], 10 + i);
+        assert_int_not_equal(cf_future_pid(f[i]), cf_future_pid(bad));
+        cf_future_release(f[i]);
+    }
+    cf_future_release(bad);
     close_fixture(&t, ex);
 }
 
@@ -2208,6 +2245,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(shutdown_wait_from_callback_changes_nothing),
     cmocka_unit_test(no_task_waits_behind_a_busy_worker),
     cmocka_unit_test(task_handed_ahead_is_cancellable),
+    cmocka_unit_test(claimed_tasks_never_hang),
     cmocka_unit_test(blocking_tasks_each_get_a_worker_under_load),
     cmocka_unit_test(stopped_worker_gives_its_tasks_back),
     cmocka_unit_test(wrecked_control_block_costs_only_its_task),
