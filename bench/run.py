@@ -162,7 +162,7 @@ TABLE_TEXTS = {
         "C1, with the --exact run beside).  C2: the threads run's wall time over the longest single transfer of the "
         "sequential run (each of the 15 photos from nginx on 127.0.0.1, which holds every "
         "transfer to 8 MiB/s).  C3, C4: the speedup (sequential time / the mode's time, each "
-        "against its own sequential run; Python's sum covers 5e7 numbers, cfutures' 2e9) "
+        "against its own best sequential run of all repetitions; Python's sum covers 5e7 numbers, cfutures' 2e9) "
         "as a percentage of the ceiling that bare pthreads reach on the same loop in the "
         "same repetition (bench/sum_ceiling.c; speedups and ceiling in the details).  C5, C6: "
         "10 tasks of 1 s on 10 workers.  Medians of 3 repetitions (--quick: 2).",
