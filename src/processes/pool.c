@@ -999,7 +999,7 @@ static size_t take_back(ppool *p, pworker *w, cf_future *cancel, bool *cancelled
 
 /*
  * No task waits at a busy worker while another is idle, nor at a worker that does not
- * start it (SEMANTICS 36): with an idle worker, the tasks waiting behind one that has run
+ * start it (SEMANTICS 30): with an idle worker, the tasks waiting behind one that has run
  * HANDOVER_NS are taken back and handed out again; a worker that has not started its next
  * task in STALL_NS (stopped, or starved of CPU) gives back its tasks and gets no more
  * until it shows life, and one that claimed it without starting it is killed.  Returns ms until it should look again (-1: no need).

@@ -958,7 +958,7 @@ static void shutdown_wait_from_callback_changes_nothing(void **state)
     close_fixture(&t, ex);
 }
 
-/* ---- tasks handed ahead (issue 12 items 1 and 5; SEMANTICS 36) ------------------------ */
+/* ---- tasks handed ahead (issue 12 items 1 and 5; SEMANTICS 30) ------------------------ */
 
 /* Tasks [1 s, then six of 0.15 s] on 2 workers: no short task waits behind the long one
  * while the other worker is idle.  One used to be handed to the long task's worker (a
