@@ -1922,6 +1922,7 @@ static int pool_cancel_running(cf_executor *ex, cf_future *f)
         free(j);
         defer(p, f, ACT_CANCEL_RUNNING);
         rc = 0;
+        break; /* link now points at the next job, or at NULL */
     }
     if (moved)
         wake_manager(p); /* the others taken back go out again */
