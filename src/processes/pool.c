@@ -601,12 +601,6 @@ static int depth(const ppool *p)
     return d < 2 ? 2 : d > DEPTH_MAX ? DEPTH_MAX : (int)d;
 }
 
-/*
- * The worker for the next task: an idle one if there is; else, while another worker is
- * starting or may still be started, none (the task waits for that worker rather than
- * queue behind a busy one: two tasks then run side by side, as on threads); else the
- * ready one with the fewest tasks, up to its depth.
- */
 /* Has w's current task run HANDOVER_NS and more?  Then tasks behind it would wait. */
 static bool long_running(const pworker *w, int64_t now)
 {
@@ -615,12 +609,19 @@ static bool long_running(const pworker *w, int64_t now)
                HANDOVER_NS;
 }
 
+/*
+ * The worker for the next task: an idle one if there is; else, while another worker is
+ * starting or may still be started, none (the task waits for that worker rather than
+ * queue behind a busy one: two tasks then run side by side, as on threads); else the
+ * ready one with the fewest tasks, up to its depth, a worker behind a task that has run
+ * HANDOVER_NS coming last.
+ */
 static pworker *pick_worker(ppool *p, bool big)
 {
     pworker *best = NULL;
     size_t limit = (size_t)depth(p), best_load = 0;
     bool coming = p->live < p->base.workers;
-    int64_t now = cf__now_ns();
+    int64_t now = 0; /* read once, and only if a busy worker is a candidate */
     for (int i = 0; i < p->base.workers; i++) {
         pworker *w = &p->w[i];
         coming |= w->state == W_STARTING;
@@ -629,6 +630,8 @@ static pworker *pick_worker(ppool *p, bool big)
             (big && w->in_busy[0] && w->in_busy[1]))
             continue;
         /* Behind a long task, last: its next task would wait for as long as it runs. */
+        if (w->count && !now)
+            now = cf__now_ns();
         size_t load = w->count + (long_running(w, now) ? DEPTH_MAX : 0);
         if (!best || load < best_load) {
             best = w;
@@ -664,10 +667,9 @@ static int write_item(ppool *p, pworker *w, item it, uint32_t id, const void *in
         w->fn_sent[id / 8] |= (uint8_t)(1u << (id % 8));
     }
     cf__wire_msg t = {.seq = it.seq, .fn_id = id, .data_len = len, .data = in};
-    if (it.r) { /* a position handed ahead never starts late, nor after its map is freed */
-        int64_t deadline = cf__map_deadline(it.r->m);
-        t.not_after = deadline == CF__NO_DEADLINE ? UINT64_MAX : (uint64_t)deadline;
-    }
+    int64_t deadline = it.r ? cf__map_deadline(it.r->m) : CF__NO_DEADLINE;
+    if (deadline != CF__NO_DEADLINE)
+        t.not_after = (uint64_t)deadline; /* a position handed ahead never starts late */
     it.slot = -1;
     if (len > CF__INLINE_MAX) {
         int s = w->in_busy[0] ? 1 : 0;
@@ -1002,7 +1004,8 @@ static size_t take_back(ppool *p, pworker *w, cf_future *cancel, bool *cancelled
  * start it (SEMANTICS 30): with an idle worker, the tasks waiting behind one that has run
  * HANDOVER_NS are taken back and handed out again; a worker that has not started its next
  * task in STALL_NS (stopped, or starved of CPU) gives back its tasks and gets no more
- * until it shows life, and one that claimed it without starting it is killed.  Returns ms until it should look again (-1: no need).
+ * until it shows life, and one that claimed it without starting it is killed.  Returns ms
+ * until it should look again (-1: no need).
  */
 static int rebalance(ppool *p)
 {
@@ -1147,12 +1150,6 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
     /* Work gets done: workers that die while starting (killed from outside, say) are not
      * an endless restart loop. */
     p->start_failures = 0;
-    if (m->outcome == CF_ECANCELLED && fr->r && !cf__map_stopped(fr->r->m)) {
-        /* Not started, stopped for another map's sake (maps_stopped_upto): again. */
-        job *tail = NULL;
-        requeue_item(p, pop_item(w), &tail);
-        return;
-    }
     void *value = NULL;
     bool mapped = false;
     int keep_fd = -1; /* the mapped value's memfd, to be reused once the value is let go */
@@ -1975,27 +1972,26 @@ static bool pool_own_thread(cf_executor *ex)
     return pthread_equal(pthread_self(), ((ppool *)ex)->manager);
 }
 
-/* Positions of m written to a worker and not started must not start: each worker holding
- * some is told the last one's seq (its items are in seq order).  Positions of other maps
- * below it come back unstarted and go out again (on_result). */
+/* Positions of m written to a worker and not started must not start: every worker holding
+ * some gives back what it has not claimed (take_back); back in the queue, m's positions
+ * are dropped (dispatch_one: the map has stopped) and the others go out again. */
 static void pool_map_stopped(cf_executor *ex, cf_map *m)
 {
     ppool *p = (ppool *)ex;
+    bool moved = false;
     pthread_mutex_lock(&p->lock);
     for (int i = 0; i < p->base.workers; i++) {
         pworker *w = &p->w[i];
-        if (w->state == W_FREE)
-            continue;
-        uint64_t last = 0;
-        for (size_t k = 0; k < w->count; k++) {
-            const item *it = &w->items[(w->head + k) % w->cap];
-            if (it->r && it->r->m == m)
-                last = it->seq;
-        }
-        if (last > atomic_load(&w->ctl->maps_stopped_upto))
-            atomic_store(&w->ctl->maps_stopped_upto, last);
+        for (size_t k = 0; w->state == W_READY && k < w->count; k++)
+            if (w->items[(w->head + k) % w->cap].r &&
+                w->items[(w->head + k) % w->cap].r->m == m) {
+                moved |= take_back(p, w, NULL, NULL) > 0;
+                break;
+            }
     }
-    pthread_mutex_unlock(&p->lock);
+    if (moved)
+        wake_manager(p);
+    unlock_and_finish(p);
 }
 
 static void pool_destroy(cf_executor *ex)

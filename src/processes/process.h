@@ -64,10 +64,6 @@
 typedef struct cf__control {
     _Atomic uint64_t running_seq;  /* seq of the task running now; 0 between tasks */
     _Atomic uint64_t started_seq;  /* seq of the last task started (seqs only grow) */
-    /* Map positions with a seq up to this one do not start (their map was freed while they
-     * waited in the worker): the worker answers CF_ECANCELLED.  A position of another map
-     * caught by it comes back to the parent, which hands it out again. */
-    _Atomic uint64_t maps_stopped_upto;
     /* Taking back tasks not started (the start handshake): the worker claims a task by
      * raising start_word from below seq<<1 to seq<<1 (CAS) before anything else; the
      * parent takes back every task above the last claim by raising it to last<<1 | 1
@@ -152,9 +148,8 @@ typedef struct cf__wire_msg {
     uint64_t data_len;
     const uint8_t *data; /* inline payloads only */
     uint64_t out_ino;  /* RESULT from CF__WHERE_OUT: the inode of the memfd that holds it */
-    /* TASK: 0 for a task, else a map position: the CLOCK_MONOTONIC ns from which it must
-     * not start (the map's deadline; UINT64_MAX for none), the worker then answering
-     * CF_ETIMEDOUT without running it */
+    /* TASK: 0, or the CLOCK_MONOTONIC ns from which it must not start (a map position's
+     * deadline): the worker then answers CF_ETIMEDOUT without running it */
     uint64_t not_after;
     /* FUNC, TASK */
     uint32_t fn_id;

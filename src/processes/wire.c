@@ -109,7 +109,7 @@ static int valid_outcome(int32_t o, int result)
     if (!result)
         return o == CF_EBROKEN;
     return o == CF_ETASK || o == CF_ETOOBIG || o == CF_ENOMEM || o == CF_ENOFUNC ||
-           o == CF_ETIMEDOUT || o == CF_ECANCELLED;
+           o == CF_ETIMEDOUT;
 }
 
 static int type_allowed(uint32_t type, int from_worker)

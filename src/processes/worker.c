@@ -335,15 +335,9 @@ static void on_task(const cf__wire_msg *m)
     atomic_store(&W.ctl->seen_seq, m->seq);
     if (!claim(m->seq))
         return; /* taken back: another worker runs it, and no answer is expected */
-    if (m->not_after) { /* a map's position: it may have to give up before it starts */
-        if (m->seq <= atomic_load(&W.ctl->maps_stopped_upto)) {
-            fail_task(m->seq, CF_ECANCELLED, "its map was freed before it started");
-            return;
-        }
-        if (m->not_after != UINT64_MAX && cf__now_ns() >= (int64_t)m->not_after) {
-            fail_task(m->seq, CF_ETIMEDOUT, "the map's deadline passed before it started");
-            return;
-        }
+    if (m->not_after && cf__now_ns() >= (int64_t)m->not_after) {
+        fail_task(m->seq, CF_ETIMEDOUT, "the map's deadline passed before it started");
+        return;
     }
     fn_entry *e = m->fn_id < W.fns_len ? &W.fns[m->fn_id] : NULL;
     if (!e || !e->fn) {
