@@ -57,7 +57,7 @@ typedef struct board {
 #define BOARDS_MAX 4 /* at once in one test */
 
 static char board_names[BOARDS_MAX][BOARD_NAME_MAX]; /* "" when free */
-static unsigned board_serial;
+static int boards_unlinked_at_exit; /* atexit(unlink_boards) done */
 
 static void unlink_boards(void)
 {
@@ -66,35 +66,43 @@ static void unlink_boards(void)
             unlink(board_names[i]);
 }
 
-static board *board_map(const char *path, int flags)
+static board *board_mmap(int fd)
 {
-    int fd = open(path, flags | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return NULL;
-    if ((flags & O_CREAT) && ftruncate(fd, sizeof(board)) != 0) {
-        close(fd);
-        return NULL;
-    }
     void *p = mmap(NULL, sizeof(board), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* A new zeroed board with a name unique to this process; name gets its path. */
+/* A task's view of an existing board. */
+static board *board_open(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    return fd < 0 ? NULL : board_mmap(fd);
+}
+
+/* A new zeroed board under a name nobody else holds; name gets its path.  The name is
+ * mkostemp's, not built from the pid: a board left by a process killed before its atexit
+ * ran (or one in another pid namespace sharing /dev/shm) must never collide with ours. */
 static board *board_create(char name[BOARD_NAME_MAX])
 {
     int i = 0;
-    if (board_serial == 0)
+    if (!boards_unlinked_at_exit++)
         atexit(unlink_boards);
     while (i < BOARDS_MAX && board_names[i][0])
         i++;
     assert_true(i < BOARDS_MAX);
-    snprintf(name, BOARD_NAME_MAX, "/dev/shm/cf-test-process-%ld-%u", (long)getpid(),
-             board_serial++);
+    snprintf(name, BOARD_NAME_MAX, "/dev/shm/cf-test-process-XXXXXX");
+    int fd = mkostemp(name, O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("cannot create a board under /dev/shm: %s", strerror(errno));
     snprintf(board_names[i], BOARD_NAME_MAX, "%s", name);
-    board *b = board_map(name, O_CREAT | O_EXCL);
+    if (ftruncate(fd, sizeof(board)) != 0) {
+        close(fd);
+        fail_msg("cannot size %s: %s", name, strerror(errno));
+    }
+    board *b = board_mmap(fd);
     if (!b)
-        fail_msg("cannot create %s: %s", name, strerror(errno));
+        fail_msg("cannot map %s: %s", name, strerror(errno));
     return b;
 }
 
@@ -455,7 +463,7 @@ static int run_cmd_fn(const void *in, size_t len, cf_ctx *ctx)
         return cf_fail(ctx, 1, "input of %zu bytes is not a command", len);
     memcpy(&c, in, sizeof c);
     if (c.board[0]) {
-        if (c.slot >= SLOTS || !(b = board_map(c.board, 0)))
+        if (c.slot >= SLOTS || !(b = board_open(c.board)))
             return cf_fail(ctx, 2, "cannot use board %s slot %u", c.board, c.slot);
         atomic_store(&b->pid[c.slot], (int32_t)getpid());
         atomic_fetch_add(&b->ran[c.slot], 1);
@@ -1315,7 +1323,7 @@ static void worker_killed_while_idle(void **state)
 __attribute__((constructor)) static void hold_first_worker(void)
 {
     const char *path = getenv(HOLD_ENV);
-    board *b = path ? board_map(path, 0) : NULL;
+    board *b = path ? board_open(path) : NULL;
     if (!b)
         return;
     uint32_t n = atomic_fetch_add(&b->started, 1);

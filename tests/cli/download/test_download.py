@@ -230,12 +230,16 @@ def case_dead_worker(env):
     expect_files(env.out, FILES, env.root, done)
 
 
-def wait_for_parts(folder, count, timeout=30):
-    """Waits until folder holds `count` hidden temporary files; returns their names."""
+def wait_for_parts(folder, count, of=None, timeout=30):
+    """Waits until folder holds `count` hidden temporary files, of the URLs `of` only if
+    given (a quick file's part may exist for a moment: it says nothing of the slow ones);
+    returns their names."""
+    names = None if of is None else {"." + url.rsplit("/", 1)[1] + ".part-" for url in of}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        parts = [n for n in os.listdir(folder) if ".part-" in n] if os.path.isdir(folder) \
-            else []
+        parts = [n for n in os.listdir(folder) if ".part-" in n and
+                 (names is None or any(n.startswith(p) for p in names))] \
+            if os.path.isdir(folder) else []
         if len(parts) >= count:
             return parts
         time.sleep(0.02)
@@ -259,8 +263,7 @@ def case_interrupted(mode, signame):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=env_vars, start_new_session=True)
         try:
-            wait_for_parts(env.out, workers)
-            time.sleep(0.2)  # the stalled transfers are under way
+            wait_for_parts(env.out, workers, of=stalled)
             sent = time.monotonic()
             if sig == signal.SIGINT:
                 os.killpg(proc.pid, sig)
@@ -306,7 +309,7 @@ def case_interrupted_text(env):
                             start_new_session=True,
                             env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()})
     try:
-        wait_for_parts(env.out, 1)
+        wait_for_parts(env.out, 1, of=stalled[:1])
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
