@@ -270,7 +270,10 @@ typedef struct cf_executor_opts {
     void *initializer_arg;  /* thread pools: must stay valid until the executor is freed
                                (workers start lazily); process pools copy
                                initializer_arg_len bytes from it at creation */
-    size_t max_queued;      /* bound on tasks waiting to start; 0 = unbounded.  A cancelled
+    size_t max_queued;      /* bound on tasks waiting to start; 0 = unbounded.  A process
+                               pool hands such a task only to an idle worker (never
+                               ahead), so every task waiting to start holds a place until
+                               a worker takes it.  A cancelled
                                task frees its place when a worker discards it; tasks
                                submitted by the executor's own workers are not bounded
                                (a worker blocked on its own pool could wait forever). */
@@ -457,7 +460,12 @@ CF_EXPORT void cf_future_release(cf_future *f);
 CF_EXPORT void cf_future_set_data(cf_future *f, void *data);
 CF_EXPORT void *cf_future_data(const cf_future *f);
 
-/* The current state (a snapshot). */
+/*
+ * The current state (a snapshot).  CF_PENDING until a worker starts the task: on a process
+ * pool also while it is handed ahead to a worker busy with another task (SEMANTICS 30);
+ * CF_RUNNING from the moment that worker starts it, before any answer comes back.  Any
+ * thread; on a process pool a future handed ahead costs a look under the pool's lock.
+ */
 CF_EXPORT cf_state cf_future_state(const cf_future *f);
 /* 1 when cancelled or finished, else 0. */
 CF_EXPORT int cf_future_done(const cf_future *f);
@@ -466,8 +474,8 @@ CF_EXPORT int cf_future_done(const cf_future *f);
  * Cancels a pending future: it becomes CF_CANCELLED, its task never starts, its callbacks
  * run in this thread.  Returns 0, also when it was already cancelled; CF_EBUSY when it is
  * running or finished (state unchanged).  On a process pool a task handed ahead to a
- * worker but not started there (CF_RUNNING by its state) is still cancelled (0) and never
- * runs; a pool never lets a task wait at a worker busy with another for more than about a
+ * worker but not started there (CF_PENDING by its state) is taken back, cancelled (0) and
+ * never runs; a pool never lets a task wait at a worker busy with another for more than about a
  * millisecond while a worker is idle, nor at a worker that has not started it within a
  * second (stopped, say): it takes the task back and gives it to another.  A running task
  * of a process pool created with kill_on_cancel is cancelled too: its worker is killed

@@ -131,7 +131,7 @@ static void unlock_list(cf_future *f, bool has_callbacks)
     atomic_fetch_and_explicit(&f->state, ~CF__ST_LOCK, memory_order_release);
 }
 
-bool cf__future_start(cf_future *f)
+static bool start_with(cf_future *f, uint32_t flags)
 {
     uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
     for (;;) {
@@ -142,10 +142,21 @@ bool cf__future_start(cf_future *f)
             s = atomic_load_explicit(&f->state, memory_order_relaxed);
             continue;
         }
-        if (atomic_compare_exchange_weak_explicit(&f->state, &s, (s & ~CF__ST_MASK) | CF_RUNNING,
+        if (atomic_compare_exchange_weak_explicit(&f->state, &s,
+                                                  (s & ~CF__ST_MASK) | CF_RUNNING | flags,
                                                   memory_order_acquire, memory_order_relaxed))
             return true;
     }
+}
+
+bool cf__future_start(cf_future *f)
+{
+    return start_with(f, 0);
+}
+
+bool cf__future_hand(cf_future *f)
+{
+    return start_with(f, CF__ST_HANDED);
 }
 
 /*
@@ -371,8 +382,15 @@ static int wait_timeout(cf_future *f, double timeout)
 
 cf_state cf_future_state(const cf_future *f)
 {
-    return (cf_state)(atomic_load_explicit(&((cf_future *)f)->state, memory_order_acquire) &
-                      CF__ST_MASK);
+    cf_future *m = (cf_future *)f;
+    uint32_t s = atomic_load_explicit(&m->state, memory_order_acquire);
+    /* Handed ahead: pending until its worker starts it.  In a fork child the worker is
+     * the parent's, and the parent's pool must not be touched: as it was last seen. */
+    if (CF__UNLIKELY((s & (CF__ST_MASK | CF__ST_HANDED)) == (CF_RUNNING | CF__ST_HANDED)) &&
+        m->fork_gen == cf__fork_gen &&
+        !m->extra->owner->backend->task_started(m->extra->owner, m))
+        return CF_PENDING;
+    return (cf_state)(s & CF__ST_MASK);
 }
 
 int cf_future_done(const cf_future *f)
@@ -386,7 +404,8 @@ int cf_future_cancel(cf_future *f)
         return CF_EINVAL;
     if (cf__future_complete(f, CF_PENDING, CF_CANCELLED))
         return 0;
-    cf_state st = cf_future_state(f);
+    /* RUNNING to the core (handed ahead or started): only its backend can tell. */
+    cf_state st = atomic_load_explicit(&f->state, memory_order_acquire) & CF__ST_MASK;
     if (st == CF_RUNNING && f->extra && f->extra->owner)
         return f->fork_gen != cf__fork_gen ? CF_EFORKED /* its worker is the parent's */
                                            : f->extra->owner->backend->cancel_running(

@@ -126,6 +126,9 @@ static inline void cf__cpu_relax(void)
 #define CF__ST_WAITERS 16u /* a thread sleeps on this word */
 #define CF__ST_CALLING 32u /* done, and its callbacks are being run: a user callback added
                               now joins the list, to run after them in that thread */
+#define CF__ST_HANDED 64u  /* RUNNING to the core, but handed ahead to a worker that may not
+                              have started it: PENDING to the user unless its backend's
+                              task_started says otherwise (SEMANTICS 30) */
 
 static inline bool cf__state_done(uint32_t s)
 {
@@ -219,6 +222,13 @@ cf_future *cf__future_alloc(uint32_t refs);
 
 /* PENDING -> RUNNING.  False if the future was cancelled (then it must not run). */
 bool cf__future_start(cf_future *f);
+/* The same for a task handed ahead to a worker: RUNNING with CF__ST_HANDED, which its
+ * backend clears (cf__future_started) once it knows the worker started it. */
+bool cf__future_hand(cf_future *f);
+static inline void cf__future_started(cf_future *f)
+{
+    atomic_fetch_and_explicit(&f->state, ~CF__ST_HANDED, memory_order_relaxed);
+}
 
 /*
  * Moves the future to `final` (CF_FINISHED or CF_CANCELLED) from `from` (RUNNING, or
@@ -300,6 +310,10 @@ typedef struct cf__backend {
      * publishes each (cf__map_publish) until nothing is left, then finishes the runner. */
     int (*check_bytes)(cf_executor *ex, const cf_function *fn, size_t len);
     int (*cancel_running)(cf_executor *ex, cf_future *f);
+    /* Backends that hand tasks ahead (cf__future_hand), else NULL: has a worker started f,
+     * a RUNNING future with CF__ST_HANDED?  Clears the flag when it has.  Called by
+     * cf_future_state from any thread; may take the backend's lock, never runs callbacks. */
+    bool (*task_started)(cf_executor *ex, cf_future *f);
     /* After the gate has closed: cancel / wake / join as flags say (never asked to wait
      * from a thread own_thread claims); 0. */
     int (*shutdown)(cf_executor *ex, unsigned flags);

@@ -20,8 +20,11 @@
  *
  * Queue and flight: tasks wait in `queue` (FIFO of jobs) until a worker has room; then they
  * become items in that worker's ring, in the order they were written, which is the order
- * the worker runs them and answers.  A future is RUNNING from the moment it is written to a
- * worker (as in Python: it cannot be cancelled any more except by killing the worker).
+ * the worker runs them and answers.  A future written to a worker is RUNNING to the core
+ * but marked handed (cf__future_hand): the user sees it PENDING until the worker claims it
+ * (pool_task_started reads the start handshake), and a cancel takes it back (SEMANTICS
+ * 30).  Every item that leaves a ring because it ran loses the mark first, so a future
+ * found in no ring and no queue is one that never started and is about to finish.
  * How many items a worker holds (`depth`) follows the average task time: many for tiny
  * tasks (one write carries a batch), two for long ones (the next is there when one ends),
  * one with kill_on_cancel.
@@ -614,12 +617,12 @@ static bool long_running(const pworker *w, int64_t now)
  * starting or may still be started, none (the task waits for that worker rather than
  * queue behind a busy one: two tasks then run side by side, as on threads); else the
  * ready one with the fewest tasks, up to its depth, a worker behind a task that has run
- * HANDOVER_NS coming last.
+ * HANDOVER_NS coming last.  idle_only: an idle worker or none.
  */
-static pworker *pick_worker(ppool *p, bool big)
+static pworker *pick_worker(ppool *p, bool big, bool idle_only)
 {
     pworker *best = NULL;
-    size_t limit = (size_t)depth(p), best_load = 0;
+    size_t limit = idle_only ? 1 : (size_t)depth(p), best_load = 0;
     bool coming = p->live < p->base.workers;
     int64_t now = 0; /* read once, and only if a busy worker is a candidate */
     for (int i = 0; i < p->base.workers; i++) {
@@ -829,7 +832,7 @@ static bool start_task(ppool *p, job *j)
     cf_future *f = j->f;
     if (f->bounded)
         cf__executor_unqueued(&p->base);
-    if (!cf__future_start(f)) {
+    if (!cf__future_hand(f)) {
         defer(p, f, ACT_RELEASE);
         return false;
     }
@@ -849,7 +852,9 @@ static bool dispatch_one(ppool *p)
     }
     if (j->f) {
         size_t len = j->f->extra->in_len;
-        pworker *w = pick_worker(p, len > CF__INLINE_MAX);
+        /* A task under max_queued is never handed ahead: it keeps its place in the bound
+         * until a worker is free to start it ("tasks waiting to start"). */
+        pworker *w = pick_worker(p, len > CF__INLINE_MAX, j->f->bounded && !j->started);
         if (!w)
             return false;
         pop_head(p);
@@ -917,7 +922,7 @@ static bool dispatch_one(ppool *p)
     }
     const cf_function *fn = cf__map_function(r->m);
     cf_bytes first = cf__map_input(r->m, j->lo);
-    pworker *w = pick_worker(p, first.len > CF__INLINE_MAX);
+    pworker *w = pick_worker(p, first.len > CF__INLINE_MAX, false);
     if (!w)
         return false;
     uint32_t id;
@@ -1173,6 +1178,8 @@ static void on_result(ppool *p, pworker *w, const cf__wire_msg *m, bool *bad)
                                           (int64_t)(m->run_ns / 8)
                                     : (int64_t)m->run_ns + 1;
     item it = pop_item(w);
+    if (it.f)
+        cf__future_started(it.f);
     if (it.r && mapped) {
         /* A map's slots own malloc'd values: the rare big map result is copied once. */
         void *copy = malloc((size_t)m->data_len);
@@ -1480,8 +1487,11 @@ static void reap(ppool *p, int index)
             continue; /* a task already cancelled by kill_on_cancel */
         if (w->kill_reason == K_SHUTDOWN)
             fail_item(p, it, CF_ECANCELLED, 0, NULL, ACT_CANCEL_RUNNING);
-        else if (it.seq <= started)
+        else if (it.seq <= started) {
+            if (it.f)
+                cf__future_started(it.f);
             fail_item(p, it, outcome, status, message, ACT_FINISH);
+        }
         else if (flags & CF__EX_BROKEN)
             fail_item(p, it, CF_EBROKEN, p->base.broken_code, p->base.broken_message,
                       ACT_FINISH);
@@ -1871,6 +1881,33 @@ static int pool_submit(cf_executor *ex, cf_future *f)
     return 0;
 }
 
+/* Has a worker claimed f, a future handed ahead (the start handshake, process.h)?  Not
+ * found in any ring: back in the queue, or failing without having started. */
+static bool pool_task_started(cf_executor *ex, cf_future *f)
+{
+    ppool *p = (ppool *)ex;
+    bool started = false;
+    pthread_mutex_lock(&p->lock);
+    if (!(atomic_load(&f->state) & CF__ST_HANDED)) {
+        started = true;
+    } else {
+        for (int i = 0; i < p->base.workers && !started; i++) {
+            pworker *w = &p->w[i];
+            for (size_t k = 0; k < w->count; k++) {
+                item *it = &w->items[(w->head + k) % w->cap];
+                if (it->f != f)
+                    continue;
+                started = it->seq <= atomic_load(&w->ctl->start_word) >> 1;
+                break;
+            }
+        }
+        if (started)
+            cf__future_started(f);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return started;
+}
+
 /*
  * A RUNNING future: written to a worker (handed ahead or really running), or back in the
  * queue after its worker died.  Not started yet: taken back and cancelled (its worker's
@@ -2025,4 +2062,5 @@ const cf__backend cf__processes_backend = {
     .destroy = pool_destroy,
     .check_bytes = pool_check_bytes,
     .cancel_running = pool_cancel_running,
+    .task_started = pool_task_started,
 };

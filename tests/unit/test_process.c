@@ -1069,9 +1069,10 @@ static void claimed_tasks_never_hang(void **state)
     close_fixture(&t, ex);
 }
 
-/* A task handed ahead to a busy worker, not started, is cancellable: cf_future_cancel
- * returns 0 (it was CF_EBUSY), it never runs, and the task queued behind it still runs.
- * The running one cannot be cancelled (no kill_on_cancel). */
+/* SEMANTICS 30: a task handed ahead to a busy worker, not started, is PENDING (it read
+ * RUNNING) and cancellable: cf_future_cancel returns 0 (it was CF_EBUSY), it never runs,
+ * and the task queued behind it still runs.  The running one reads RUNNING and cannot be
+ * cancelled (no kill_on_cancel). */
 static void task_handed_ahead_is_cancellable(void **state)
 {
     (void)state;
@@ -1082,7 +1083,8 @@ static void task_handed_ahead_is_cancellable(void **state)
     assert_int_equal(word_wait(&t.b->started, 1, TU_LONG), 0);
     cf_future *ahead = submit_cmd(ex, OP_VALUE, t.name, 1, 1);
     cf_future *after = submit_cmd(ex, OP_VALUE, t.name, 2, 2);
-    assert_int_equal(cf_future_state(ahead), CF_RUNNING); /* written to the worker */
+    assert_int_equal(cf_future_state(held), CF_RUNNING);
+    assert_int_equal(cf_future_state(ahead), CF_PENDING); /* written to the worker */
     assert_int_equal(cf_future_cancel(ahead), 0);
     assert_int_equal(cf_future_state(ahead), CF_CANCELLED);
     assert_int_equal(cf_future_cancel(held), CF_EBUSY);
@@ -1095,6 +1097,35 @@ static void task_handed_ahead_is_cancellable(void **state)
     cf_future_release(held);
     cf_future_release(ahead);
     cf_future_release(after);
+    close_fixture(&t, ex);
+}
+
+/* SEMANTICS 30: a task handed ahead reads PENDING while the worker runs the one before it,
+ * and RUNNING once the worker has started it, before any answer comes back; then it can no
+ * longer be cancelled. */
+static void handed_task_reads_running_once_started(void **state)
+{
+    (void)state;
+    fixture t;
+    open_fixture(&t, true);
+    cf_executor *ex = new_pool(&t.o, 1);
+    tu_start_workers(ex);
+    cf_future *first = submit_cmd(ex, OP_SLEEP, t.name, 0, 1000000); /* 1 s */
+    double end = tu_now() + TU_LONG;
+    while (cf_future_state(first) != CF_RUNNING && tu_now() < end)
+        tu_sleep(0.001);
+    assert_int_equal(cf_future_state(first), CF_RUNNING);
+    cf_future *ahead = submit_cmd(ex, OP_GATE, t.name, 1, 1);
+    assert_int_equal(cf_future_state(ahead), CF_PENDING);
+    assert_int_equal(cf_future_pid(ahead), cf_future_pid(first)); /* handed to that worker */
+    assert_int_equal(word_wait(&t.b->started, 1, TU_LONG), 0);     /* it started */
+    assert_int_equal(cf_future_state(ahead), CF_RUNNING);
+    assert_int_equal(cf_future_cancel(ahead), CF_EBUSY);
+    board_release(t.b);
+    expect_answer(first, 1000000);
+    expect_answer(ahead, 1);
+    cf_future_release(first);
+    cf_future_release(ahead);
     close_fixture(&t, ex);
 }
 
@@ -2253,6 +2284,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(shutdown_wait_from_callback_changes_nothing),
     cmocka_unit_test(no_task_waits_behind_a_busy_worker),
     cmocka_unit_test(task_handed_ahead_is_cancellable),
+    cmocka_unit_test(handed_task_reads_running_once_started),
     cmocka_unit_test(claimed_tasks_never_hang),
     cmocka_unit_test(blocking_tasks_each_get_a_worker_under_load),
     cmocka_unit_test(stopped_worker_gives_its_tasks_back),
