@@ -108,8 +108,10 @@ CF_EXPORT const char *cf_err_name(int err);
  * ignores when the worker starts (SIGHUP under nohup, SIGINT in a background job), which
  * stay ignored in it; SIGCHLD is always at its default there (a task's system() and
  * waitpid work).  Only a pool makes a process its worker: the CFUTURES_WORKER variable is
- * obeyed only if it names this process's parent, descriptor 3 is a socket whose peer is
- * that parent with this process's uid, and the process is not in secure-execution mode
+ * obeyed only if it names this process's parent and carries the per-spawn secret its pool
+ * wrote in the control block it gave this process (descriptor 4), descriptor 3 is a
+ * socket whose peer is that parent with this process's uid, and the process is not in
+ * secure-execution mode
  * (setuid, setgid, file capabilities: getauxval(AT_SECURE)).  Otherwise cf_init() prints
  * one line on stderr saying why, unsets the variable and returns 0: the program runs as a
  * normal program.

@@ -57,6 +57,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -413,14 +414,19 @@ static int spawn_locked(ppool *p, pworker *w, int index)
         w->ctl = NULL;
         goto fail;
     }
+    if (getrandom(w->ctl->secret, CF__SECRET_LEN, 0) != CF__SECRET_LEN)
+        goto fail;
 
-    /* The environment: ours plus the worker marker (naming this process, the parent). */
+    /* The environment: ours plus the worker marker (naming this process, the parent, and
+     * the secret in the control block). */
     size_t n_env = 0;
     while (environ && environ[n_env])
         n_env++;
     char **envp = malloc((n_env + 2) * sizeof *envp);
-    char marker[64];
-    snprintf(marker, sizeof marker, "%s=%ld", CF__WORKER_ENV, (long)getpid());
+    char marker[sizeof CF__WORKER_ENV + 24 + 2 * CF__SECRET_LEN];
+    int at = snprintf(marker, sizeof marker, "%s=%ld:", CF__WORKER_ENV, (long)getpid());
+    for (int i = 0; i < CF__SECRET_LEN; i++)
+        at += snprintf(marker + at, sizeof marker - (size_t)at, "%02x", w->ctl->secret[i]);
     if (!envp) {
         rc = CF_ENOMEM;
         goto fail;

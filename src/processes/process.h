@@ -37,6 +37,7 @@
 #include <sys/types.h>
 
 #define CF__WORKER_ENV "CFUTURES_WORKER"
+#define CF__SECRET_LEN 16 /* bytes; hex in the marker: CFUTURES_WORKER=<parent pid>:<hex> */
 
 /* The descriptors a worker starts with. */
 #define CF__WFD_CHANNEL 3
@@ -91,6 +92,10 @@ typedef struct cf__control {
     _Atomic int32_t fatal_signal CF__ALIGNED; /* 0: none */
     _Atomic uint32_t exited;                  /* exit() was called with exit_code */
     _Atomic int32_t exit_code;
+    /* The per-spawn secret (SEMANTICS 36): random bytes the parent writes here before the
+     * spawn and also puts in the marker; a process whose marker does not match the
+     * control block it was given is not a pool's worker.  Read once, at the start. */
+    unsigned char secret[CF__SECRET_LEN] CF__ALIGNED;
 } cf__control;
 #define CF__CONTROL_SIZE 4096
 

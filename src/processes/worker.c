@@ -444,11 +444,42 @@ static void note_deaths(void)
     on_exit(note_exit, NULL);
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Does hex (the marker's secret) equal the secret in the control block on descriptor 4?
+ * Compared in full whatever differs first, so the time says nothing of where. */
+static bool secret_matches(const char *hex)
+{
+    if (strlen(hex) != 2 * CF__SECRET_LEN)
+        return false;
+    struct stat st;
+    if (fstat(CF__WFD_CONTROL, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size != CF__CONTROL_SIZE)
+        return false;
+    const cf__control *ctl =
+        mmap(NULL, CF__CONTROL_SIZE, PROT_READ, MAP_SHARED, CF__WFD_CONTROL, 0);
+    if (ctl == MAP_FAILED)
+        return false;
+    unsigned diff = 0;
+    for (int i = 0; i < CF__SECRET_LEN; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        diff |= (unsigned)(hi | lo) >> 8; /* a non-digit (-1) sets high bits */
+        diff |= (((unsigned)hi << 4 | (unsigned)lo) ^ ctl->secret[i]) & 0xffu;
+    }
+    munmap((void *)ctl, CF__CONTROL_SIZE);
+    return diff == 0;
+}
+
 /*
  * Whether this process may be a worker: only a pool may make it one.  Refused in
  * secure-execution mode (setuid, setgid, file capabilities: whoever started it may not
- * command it), and unless the channel is a socket whose peer is the parent named by the
- * marker, with this process's own uid.  NULL when it may; else why not.
+ * command it), unless the marker's secret is the one its pool wrote in the control block
+ * (so whoever wrote only the environment cannot make it one), and unless the channel is
+ * a socket whose peer is the parent named by the marker, with this process's own uid.
+ * NULL when it may; else why not.
  */
 static const char *worker_refusal(const char *env)
 {
@@ -456,8 +487,12 @@ static const char *worker_refusal(const char *env)
         return "secure-execution mode (setuid, setgid or file capabilities)";
     char *end;
     long parent = strtol(env, &end, 10);
-    if (*end || parent <= 0 || parent != (long)getppid())
+    if ((*end && *end != ':') || parent <= 0 || parent != (long)getppid())
         return "it does not name this process's parent";
+    if (*end != ':')
+        return "it carries no secret";
+    if (!secret_matches(end + 1))
+        return "its secret is not the one in the control block (descriptor 4)";
     struct ucred cred;
     socklen_t len = sizeof cred;
     if (getsockopt(CF__WFD_CHANNEL, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||

@@ -755,6 +755,56 @@ static void worker_without_its_channel_is_replaced(void **state)
     close_fixture(&t, ex);
 }
 
+/*
+ * Starts `path` (this program, or a copy of it) as a would-be worker: `marker` its whole
+ * environment, `fd3` and `fd4` (or /dev/null where -1) its descriptors 3 and 4, running
+ * this suite's test `test`.  Its stderr goes to text; returns its wait status.
+ */
+static int run_marked(const char *path, const char *marker, int fd3, int fd4, const char *test,
+                      char *text, size_t cap)
+{
+    int err[2];
+    assert_int_equal(pipe(err), 0);
+    char *envp[] = {(char *)marker, NULL};
+    char *argv[] = {(char *)path, (char *)test, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (fd3 >= 0)
+        posix_spawn_file_actions_adddup2(&fa, fd3, 3);
+    else
+        posix_spawn_file_actions_addopen(&fa, 3, "/dev/null", O_RDWR, 0);
+    if (fd4 >= 0)
+        posix_spawn_file_actions_adddup2(&fa, fd4, 4);
+    else
+        posix_spawn_file_actions_addopen(&fa, 4, "/dev/null", O_RDWR, 0);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    close(err[1]);
+    assert_int_equal(rc, 0);
+    size_t got = 0;
+    ssize_t n;
+    while (got < cap - 1 && (n = read(err[0], text + got, cap - 1 - got)) > 0)
+        got += (size_t)n;
+    text[got] = '\0';
+    close(err[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* Run as a would-be worker, it refused and ran as a normal program: one test of this
+ * suite, which passes. */
+static void expect_refused(int status, const char *text, const char *why)
+{
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        !strstr(text, "is not a pool's worker") || !strstr(text, why))
+        fail_msg("expected a refusal (%s) and a normal run: status %#x, stderr: %s", why,
+                 status, text);
+}
+
 /* SEMANTICS 36 (issue 12 item 9): this test program started again with the worker marker
  * naming its parent (this process) but descriptor 3 no pool's channel (/dev/null), as
  * someone running it by hand could: it is no worker; it says so on stderr and runs as a
@@ -763,33 +813,61 @@ static void worker_without_its_channel_is_replaced(void **state)
 static void worker_marker_alone_makes_no_worker(void **state)
 {
     (void)state;
-    int err[2];
-    assert_int_equal(pipe(err), 0);
-    char marker[64];
+    char marker[64], text[4096];
     snprintf(marker, sizeof marker, "CFUTURES_WORKER=%ld", (long)getpid());
-    char *envp[] = {marker, NULL};
-    char *argv[] = {"test_process", "pointer_tasks_are_not_supported", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 3, "/dev/null", O_RDWR, 0);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    pid_t pid;
-    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(err[1]);
-    char text[4096];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof text - 1 && (n = read(err[0], text + got, sizeof text - 1 - got)) > 0)
-        got += (size_t)n;
-    text[got] = '\0';
-    close(err[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("the program with the marker alone: status %#x, stderr: %s", status, text);
-    assert_non_null(strstr(text, "is not a pool's worker"));
+    int status = run_marked("/proc/self/exe", marker, -1, -1, "pointer_tasks_are_not_supported",
+                            text, sizeof text);
+    expect_refused(status, text, "no secret");
+}
+
+/* SEMANTICS 36: the per-spawn secret.  Started by its parent (this process), as this
+ * user, with a socket to this process as descriptor 3 and a control block as descriptor
+ * 4, as a pool does: without the secret of that control block in its marker (none, a
+ * wrong one, one that is no hex) it is no worker.  Before the secret, the wrong-secret
+ * starts became workers, serving whoever held the socket. */
+static void worker_needs_its_pools_secret(void **state)
+{
+    (void)state;
+    int ctl = memfd_create("test-control", MFD_CLOEXEC);
+    assert_true(ctl >= 0);
+    assert_int_equal(ftruncate(ctl, CF__CONTROL_SIZE), 0);
+    cf__control *c = mmap(NULL, CF__CONTROL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ctl, 0);
+    assert_true(c != MAP_FAILED);
+    for (int i = 0; i < CF__SECRET_LEN; i++)
+        c->secret[i] = (unsigned char)(0x5a ^ i);
+    char right[2 * CF__SECRET_LEN + 1];
+    for (int i = 0; i < CF__SECRET_LEN; i++)
+        snprintf(right + 2 * i, 3, "%02x", c->secret[i]);
+    char wrong[sizeof right], nonhex[sizeof right];
+    memcpy(wrong, right, sizeof right);
+    wrong[2 * CF__SECRET_LEN - 1] = wrong[2 * CF__SECRET_LEN - 1] == '0' ? '1' : '0';
+    memcpy(nonhex, right, sizeof right);
+    nonhex[0] = 'z';
+    const struct {
+        const char *secret, *why;
+    } cases[] = {{NULL, "no secret"},
+                 {wrong, "secret is not the one"},
+                 {nonhex, "secret is not the one"},
+                 {"", "secret is not the one"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        char marker[128], text[4096];
+        if (cases[k].secret)
+            snprintf(marker, sizeof marker, "CFUTURES_WORKER=%ld:%s", (long)getpid(),
+                     cases[k].secret);
+        else
+            snprintf(marker, sizeof marker, "CFUTURES_WORKER=%ld", (long)getpid());
+        /* The far end closes at once: a process that wrongly became a worker leaves on
+         * end-of-file without a word instead of waiting for tasks. */
+        close(sv[0]);
+        int status = run_marked("/proc/self/exe", marker, sv[1], ctl,
+                                "pointer_tasks_are_not_supported", text, sizeof text);
+        close(sv[1]);
+        expect_refused(status, text, cases[k].why);
+    }
+    munmap(c, CF__CONTROL_SIZE);
+    close(ctl);
 }
 
 /* A copy of this program, set-user-ID to nobody, in the first of `dirs` on a file system
@@ -841,34 +919,13 @@ static void setuid_program_is_never_a_worker(void **state)
         print_message("no file system here honours set-user-ID bits: not testable\n");
         skip();
     }
-    int sv[2], err[2];
+    int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(pipe(err), 0);
-    char marker[64];
-    snprintf(marker, sizeof marker, "CFUTURES_WORKER=%ld", (long)getpid());
-    char *envp[] = {marker, NULL};
-    char *argv[] = {path, "no-such-test", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    pid_t pid;
-    int rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    close(err[1]);
-    close(sv[1]);
-    assert_int_equal(rc, 0);
-    char text[4096];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof text - 1 && (n = read(err[0], text + got, sizeof text - 1 - got)) > 0)
-        got += (size_t)n;
-    text[got] = '\0';
-    close(err[0]);
+    char marker[64], text[4096];
+    snprintf(marker, sizeof marker, "CFUTURES_WORKER=%ld:00", (long)getpid());
+    int status = run_marked(path, marker, sv[1], -1, "no-such-test", text, sizeof text);
     close(sv[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(sv[1]);
     unlink(path);
     /* (Its exit status is the program's own: 2 for the unknown test, but a sanitizer's
      * runtime may end a set-user-ID program otherwise.) */
@@ -2251,6 +2308,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(ignored_signals_stay_ignored_in_workers),
     cmocka_unit_test(worker_without_its_channel_is_replaced),
     cmocka_unit_test(worker_marker_alone_makes_no_worker),
+    cmocka_unit_test(worker_needs_its_pools_secret),
     cmocka_unit_test(garbage_message_fails_only_its_task),
     cmocka_unit_test(truncated_message_fails_only_its_task),
     cmocka_unit_test(tasks_run_before_a_bad_message_is_seen_run_once),
