@@ -438,9 +438,8 @@ CF_EXPORT int cf_events_write_trace(const cf_event *events, size_t n, const char
 
 typedef enum cf_state {
     CF_PENDING = 0,   /* accepted, not started */
-    CF_RUNNING = 1,   /* started; process pools: handed to a worker process, as in Python,
-                         where a task not started yet can still be cancelled and is taken
-                         back rather than wait (see cf_future_cancel) */
+    CF_RUNNING = 1,   /* started: a worker runs it (process pools: a task handed ahead
+                         to a worker stays CF_PENDING until that worker starts it) */
     CF_CANCELLED = 2, /* cancelled before it started, or killed on request (process pools:
                          kill_on_cancel, CF_SHUTDOWN_KILL); done */
     CF_FINISHED = 3   /* finished with a value or an error; done */
