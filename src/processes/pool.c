@@ -860,7 +860,7 @@ static bool dispatch_one(ppool *p)
         size_t len = j->f->extra->in_len;
         /* A task under max_queued is never handed ahead: it keeps its place in the bound
          * until a worker is free to start it ("tasks waiting to start"). */
-        pworker *w = pick_worker(p, len > CF__INLINE_MAX, j->f->bounded && !j->started);
+        pworker *w = pick_worker(p, len > CF__INLINE_MAX, j->f->bounded);
         if (!w)
             return false;
         pop_head(p);

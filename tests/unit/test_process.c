@@ -823,7 +823,8 @@ static void worker_marker_alone_makes_no_worker(void **state)
 /* SEMANTICS 36: the per-spawn secret.  Started by its parent (this process), as this
  * user, with a socket to this process as descriptor 3 and a control block as descriptor
  * 4, as a pool does: without the secret of that control block in its marker (none, a
- * wrong one, one that is no hex) it is no worker.  Before the secret, the wrong-secret
+ * wrong one, one that is no hex) it is no worker; nor with it, if descriptor 3 is no
+ * socket.  Before the secret, the wrong-secret
  * starts became workers, serving whoever held the socket. */
 static void worker_needs_its_pools_secret(void **state)
 {
@@ -845,10 +846,13 @@ static void worker_needs_its_pools_secret(void **state)
     nonhex[0] = 'z';
     const struct {
         const char *secret, *why;
-    } cases[] = {{NULL, "no secret"},
-                 {wrong, "secret is not the one"},
-                 {nonhex, "secret is not the one"},
-                 {"", "secret is not the one"}};
+        bool socket; /* descriptor 3: a socket to this process, or /dev/null */
+    } cases[] = {{NULL, "no secret", true},
+                 {wrong, "secret is not the one", true},
+                 {nonhex, "secret is not the one", true},
+                 {"", "secret is not the one", true},
+                 /* the right secret does not do without the channel's peer check */
+                 {right, "descriptor 3 is not a pool's channel", false}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int sv[2];
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -861,7 +865,7 @@ static void worker_needs_its_pools_secret(void **state)
         /* The far end closes at once: a process that wrongly became a worker leaves on
          * end-of-file without a word instead of waiting for tasks. */
         close(sv[0]);
-        int status = run_marked("/proc/self/exe", marker, sv[1], ctl,
+        int status = run_marked("/proc/self/exe", marker, cases[k].socket ? sv[1] : -1, ctl,
                                 "pointer_tasks_are_not_supported", text, sizeof text);
         close(sv[1]);
         expect_refused(status, text, cases[k].why);
